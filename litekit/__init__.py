@@ -1,0 +1,31 @@
+"""litekit: learn, explore and use LITE (memory-efficient meta-learning with large images).
+
+Bronskill, Massiceti, Patacchiola, Hofmann, Nowozin, Turner, "Memory Efficient
+Meta-Learning with Large Images", NeurIPS 2021, arXiv:2107.01105.
+"""
+
+from litekit.episodes import (
+    Episode,
+    EpisodeSampler,
+    VariableEpisodeSampler,
+    episode_loader,
+)
+from litekit.learners import CNAPs, ProtoNets, SimpleCNAPs
+from litekit.lite import Lite, lite_forward
+from litekit.train import evaluate, meta_train_step
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "CNAPs",
+    "Episode",
+    "EpisodeSampler",
+    "Lite",
+    "ProtoNets",
+    "SimpleCNAPs",
+    "VariableEpisodeSampler",
+    "episode_loader",
+    "evaluate",
+    "lite_forward",
+    "meta_train_step",
+]

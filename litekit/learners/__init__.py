@@ -1,0 +1,18 @@
+"""Meta-learners: each maps (support images, support labels, query images) to query logits."""
+
+from litekit.learners.backbones import conv4, strip_classifier, torchvision_backbone
+from litekit.learners.base import Learner
+from litekit.learners.cnaps import CNAPs, FilmLearner, SetEncoder, SimpleCNAPs
+from litekit.learners.protonets import ProtoNets
+
+__all__ = [
+    "CNAPs",
+    "FilmLearner",
+    "Learner",
+    "ProtoNets",
+    "SetEncoder",
+    "SimpleCNAPs",
+    "conv4",
+    "strip_classifier",
+    "torchvision_backbone",
+]

@@ -1,0 +1,99 @@
+"""Feature extractors: torchvision models with their classifier removed, or a small Conv-4.
+
+A learner needs a module that maps a batch of images to a batch of embedding vectors, each
+image on its own. Torchvision classification models do that once their last linear layer
+is replaced by the identity.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from litekit._checks import bad_argument
+
+_HEAD_ATTRIBUTES = ("fc", "classifier", "heads", "head")
+
+
+def strip_classifier(model: nn.Module) -> nn.Module:
+    """Replace a torchvision model's final linear layer by the identity, in place.
+
+    Handles ``fc`` (ResNet), ``classifier`` (EfficientNet, MobileNet, ConvNeXt, VGG) and
+    ``heads``/``head`` (ViT, Swin). Only the last ``nn.Linear`` goes, so layers before it
+    (pooling, flattening, normalisation) stay.
+    """
+    for attribute in _HEAD_ATTRIBUTES:
+        head = getattr(model, attribute, None)
+        if isinstance(head, nn.Linear):
+            setattr(model, attribute, nn.Identity())
+            return model
+        if isinstance(head, nn.Sequential) and len(head) and isinstance(head[-1], nn.Linear):
+            head[-1] = nn.Identity()
+            return model
+    return model
+
+
+def torchvision_backbone(name: str, *, weights: str | None = None) -> nn.Module:
+    """A torchvision model by name (``"resnet18"``, ``"efficientnet_b0"``, ...), headless.
+
+    ``weights=None`` gives random initialisation and needs no network. Named weights
+    (``"DEFAULT"``) are downloaded by torchvision unless already in its cache.
+    """
+    import torchvision
+
+    available = torchvision.models.list_models(module=torchvision.models)
+    if name not in available:
+        close = [m for m in available if m.split("_")[0] in name or name.split("_")[0] in m]
+        raise bad_argument(
+            "backbone",
+            name,
+            f"not a torchvision classification model; try one of {sorted(close)[:6] or available[:6]}.",
+        )
+    return strip_classifier(torchvision.models.get_model(name, weights=weights))
+
+
+def conv4(
+    in_channels: int = 3, width: int = 64, depth: int = 4, groups: int = 8
+) -> nn.Sequential:
+    """The few-shot Conv-4 backbone, with GroupNorm so every image is embedded on its own.
+
+    ``depth`` blocks of conv3x3 → GroupNorm → ReLU → max-pool(2), then global average pooling,
+    giving ``width``-dimensional embeddings at any image size of at least 2**depth pixels.
+    """
+    layers: list[nn.Module] = []
+    channels = in_channels
+    for _ in range(depth):
+        layers += [
+            nn.Conv2d(channels, width, 3, padding=1, bias=False),
+            nn.GroupNorm(min(groups, width), width),
+            nn.ReLU(inplace=True),
+            nn.MaxPool2d(2),
+        ]
+        channels = width
+    layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten()]
+    return nn.Sequential(*layers)
+
+
+def as_backbone(backbone: nn.Module | str) -> nn.Module:
+    """Accept a module as is, or build ``"conv4"`` / a torchvision model from its name."""
+    if isinstance(backbone, nn.Module):
+        return backbone
+    if not isinstance(backbone, str):
+        raise bad_argument(
+            "backbone", backbone, "pass an nn.Module or a model name such as 'resnet18'."
+        )
+    if backbone == "conv4":
+        return conv4()
+    return torchvision_backbone(backbone)
+
+
+def feature_dim(backbone: nn.Module, example: torch.Tensor) -> int:
+    """Length of the backbone's embedding, found by one no-grad forward of ``example``."""
+    was_training = backbone.training
+    backbone.eval()
+    try:
+        with torch.no_grad():
+            out = backbone(example)
+    finally:
+        backbone.train(was_training)
+    return int(out.flatten(1).shape[1])

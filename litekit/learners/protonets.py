@@ -1,0 +1,33 @@
+"""ProtoNets (Snell et al., 2017): classify a query by its distance to each class mean."""
+
+from __future__ import annotations
+
+import torch
+
+from litekit.learners.base import Learner, SupportCache
+from litekit.learners.heads import prototype_logits
+from litekit.lite import Lite
+
+
+class ProtoNets(Learner):
+    """logits_k(q) = -||f(q) - μ_k||², μ_k the mean support embedding of class k.
+
+    The only support path is the backbone (``"features"``), so LITE samples one subset.
+    """
+
+    def _no_grad_support(self, support_images: torch.Tensor, chunk_size: int) -> SupportCache:
+        return {"features": self._cached(self.embed, support_images, chunk_size)}
+
+    def task_logits(
+        self,
+        support_images: torch.Tensor,
+        support_labels: torch.Tensor,
+        query_images: torch.Tensor,
+        lite: Lite | None,
+        cache: SupportCache | None,
+    ) -> torch.Tensor:
+        subsets = self._draw(lite, cache, support_images.shape[0])
+        support = self._support_path("features", self.embed, support_images, lite, cache, subsets)
+        queries = self.embed(self._to_device(query_images))
+        labels = support_labels.to(self.device)
+        return prototype_logits(support, labels, queries, int(labels.max()) + 1)
