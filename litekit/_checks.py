@@ -50,7 +50,9 @@ def as_label_array(name: str, labels: Any) -> np.ndarray:
         try:
             array = np.asarray(labels)
         except (TypeError, ValueError) as error:
-            raise bad_argument(name, labels, "pass a flat sequence of integer class ids.") from error
+            raise bad_argument(
+                name, labels, "pass a flat sequence of integer class ids."
+            ) from error
     if array.ndim != 1:
         raise bad_argument(name, labels, "pass a flat (1-D) sequence of integer class ids.")
     if array.size == 0:

@@ -168,7 +168,7 @@ def _build_episode(
 ) -> EpisodeIndices:
     """Draw ``shots[j]`` support and ``queries[j]`` query items of class ``chosen[j]``."""
     support, support_labels, query, query_labels = [], [], [], []
-    for label, (position, shot, query_size) in enumerate(zip(chosen, shots, queries)):
+    for label, (position, shot, query_size) in enumerate(zip(chosen, shots, queries, strict=True)):
         picked = rng.choice(members[position], size=int(shot + query_size), replace=False)
         support.append(picked[:shot])
         query.append(picked[shot:])
@@ -236,7 +236,9 @@ class EpisodeSampler(_SamplerBase):
         classes, members = _class_table(labels_of(labels))
         if way > len(classes):
             raise bad_argument(
-                "way", way, f"the labels hold only {len(classes)} classes; use way <= {len(classes)}."
+                "way",
+                way,
+                f"the labels hold only {len(classes)} classes; use way <= {len(classes)}.",
             )
         sizes = np.array([len(m) for m in members])
         need = self.shot + self.query
@@ -310,8 +312,9 @@ class VariableEpisodeSampler(_SamplerBase):
             minimum=self.max_way,
             fix=f"every class needs one shot; pass max_support >= max_way={max_way}.",
         )
-        self.max_support_per_class = check_int("max_support_per_class", max_support_per_class,
-                                               minimum=1)
+        self.max_support_per_class = check_int(
+            "max_support_per_class", max_support_per_class, minimum=1
+        )
         if not min_log_weight <= max_log_weight:
             raise bad_argument(
                 "min_log_weight", min_log_weight, f"must be <= max_log_weight={max_log_weight}."
@@ -328,7 +331,10 @@ class VariableEpisodeSampler(_SamplerBase):
                 "query); lower min_way or add data.",
             )
         self._classes, self._members, self._sizes, self._eligible = (
-            classes, members, sizes, eligible,
+            classes,
+            members,
+            sizes,
+            eligible,
         )
 
     def episode(self, index: int) -> EpisodeIndices:

@@ -143,8 +143,9 @@ def _as_subset(
     subset = torch.as_tensor(indices, dtype=torch.long).flatten()
     if h is not None and len(subset) != min(h, n):
         raise bad_argument(name, indices, f"a fixed subset must hold h={h} indices.")
-    if len(subset) and (subset.min() < 0 or subset.max() >= n or subset.unique().numel()
-                        != len(subset)):
+    if len(subset) and (
+        subset.min() < 0 or subset.max() >= n or subset.unique().numel() != len(subset)
+    ):
         raise bad_argument(name, indices, f"pass distinct indices in 0..{n - 1}.")
     return subset
 

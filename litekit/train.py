@@ -39,9 +39,7 @@ class StepResult:
 def _as_episodes(episode: Episode | Sequence[Episode]) -> list[Episode]:
     episodes = [episode] if isinstance(episode, Episode) else list(episode)
     if not episodes or not all(isinstance(e, Episode) for e in episodes):
-        raise bad_argument(
-            "episode", episode, "pass an Episode or a non-empty list of Episodes."
-        )
+        raise bad_argument("episode", episode, "pass an Episode or a non-empty list of Episodes.")
     return episodes
 
 
@@ -123,7 +121,9 @@ class Evaluation:
     ci95: float
 
     def __str__(self) -> str:
-        return f"{100 * self.mean:.1f}% ± {100 * self.ci95:.1f} (95% CI, {len(self.accuracies)} tasks)"
+        return (
+            f"{100 * self.mean:.1f}% ± {100 * self.ci95:.1f} (95% CI, {len(self.accuracies)} tasks)"
+        )
 
 
 def confidence_interval(values: Sequence[float]) -> tuple[float, float]:
@@ -153,7 +153,9 @@ def evaluate(learner: Learner, episodes: Iterable[Episode], lite: Lite | None = 
         for task in episodes:
             chunk = lite.chunk_size if lite is not None else 64
             logits = learner(
-                task.support_images, task.support_labels, task.query_images,
+                task.support_images,
+                task.support_labels,
+                task.query_images,
                 lite=Lite(0, chunk_size=chunk),
             )
             targets = task.query_labels.to(logits.device)

@@ -34,8 +34,7 @@ def make_learner(kind: str, seed: int = 0) -> nn.Module:
         learner = ProtoNets(backbone)
     else:
         torch.manual_seed(seed + 1)
-        options = dict(set_encoder=SetEncoder(3, dim=4, width=4, depth=2), set_dim=4,
-                       film_hidden=5)
+        options = dict(set_encoder=SetEncoder(3, dim=4, width=4, depth=2), set_dim=4, film_hidden=5)
         if kind == "simple_cnaps":
             learner = SimpleCNAPs(backbone, **options)
         elif kind == "cnaps":
@@ -60,16 +59,19 @@ def make_episode(n_support: int = 6, way: int = 3, n_query: int = 5, seed: int =
     )
 
 
-def gradient(learner: nn.Module, episode: Episode, lite: Lite | None = None,
-             query_batch: int | None = None) -> torch.Tensor:
+def gradient(
+    learner: nn.Module, episode: Episode, lite: Lite | None = None, query_batch: int | None = None
+) -> torch.Tensor:
     """The (estimated) task gradient as one flat vector, via the training step's path."""
     learner.zero_grad(set_to_none=True)
     learner.train()
     accumulate_task_gradient(learner, episode, lite, query_batch)
-    return torch.cat([
-        (p.grad if p.grad is not None else torch.zeros_like(p)).flatten()
-        for p in learner.parameters()
-    ])
+    return torch.cat(
+        [
+            (p.grad if p.grad is not None else torch.zeros_like(p)).flatten()
+            for p in learner.parameters()
+        ]
+    )
 
 
 def subsets(n: int, h: int):

@@ -47,14 +47,13 @@ def torchvision_backbone(name: str, *, weights: str | None = None) -> nn.Module:
         raise bad_argument(
             "backbone",
             name,
-            f"not a torchvision classification model; try one of {sorted(close)[:6] or available[:6]}.",
+            "not a torchvision classification model; try one of "
+            f"{sorted(close)[:6] or available[:6]}, or 'conv4'.",
         )
     return strip_classifier(torchvision.models.get_model(name, weights=weights))
 
 
-def conv4(
-    in_channels: int = 3, width: int = 64, depth: int = 4, groups: int = 8
-) -> nn.Sequential:
+def conv4(in_channels: int = 3, width: int = 64, depth: int = 4, groups: int = 8) -> nn.Sequential:
     """The few-shot Conv-4 backbone, with GroupNorm so every image is embedded on its own.
 
     ``depth`` blocks of conv3x3 → GroupNorm → ReLU → max-pool(2), then global average pooling,

@@ -142,7 +142,9 @@ class Learner(nn.Module, ABC):
         return lite.embed(encoder, images, cache[path], subsets[path])
 
     def _cached(
-        self, encoder: Callable[[torch.Tensor], torch.Tensor], images: torch.Tensor,
+        self,
+        encoder: Callable[[torch.Tensor], torch.Tensor],
+        images: torch.Tensor,
         chunk_size: int,
     ) -> torch.Tensor:
         return embed_without_grad(encoder, images, chunk_size, self.device)

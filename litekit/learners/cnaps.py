@@ -13,12 +13,11 @@ leaves a bias of order 1/h (Bronskill et al., 2021, §3; checked in the tests).
 
 from __future__ import annotations
 
+from abc import abstractmethod
 from collections.abc import Callable, Sequence
 
 import torch
 from torch import nn
-
-from abc import abstractmethod
 
 from litekit.learners.backbones import feature_dim as embedding_size
 from litekit.learners.base import Learner, SupportCache
@@ -79,8 +78,9 @@ class FilmLearner(Learner):
         super().__init__(backbone, backbone_mode=backbone_mode)
         self.set_encoder = set_encoder or SetEncoder(image_channels, set_dim)
         self.film_layers = find_film_layers(self.backbone, film_layers)
-        self.film = FilmGenerator(set_dim, film_channels(self.backbone, self.film_layers),
-                                  film_hidden)
+        self.film = FilmGenerator(
+            set_dim, film_channels(self.backbone, self.film_layers), film_hidden
+        )
 
     def film_encoder(self, params: list) -> Callable[[torch.Tensor], torch.Tensor]:
         """The backbone adapted by FiLM parameters ``params``, as an image → embedding map."""
@@ -172,4 +172,3 @@ class CNAPs(FilmLearner):
         self, features: torch.Tensor, labels: torch.Tensor, queries: torch.Tensor, way: int
     ) -> torch.Tensor:
         return self.classifier(features, labels, queries, way)
-

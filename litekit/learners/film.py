@@ -39,9 +39,7 @@ def find_film_layers(backbone: nn.Module, names: Sequence[str] | None = None) ->
     if names is not None:
         unknown = [n for n in names if n not in modules]
         if unknown:
-            raise bad_argument(
-                "film_layers", unknown, "pass names from backbone.named_modules()."
-            )
+            raise bad_argument("film_layers", unknown, "pass names from backbone.named_modules().")
         return list(names)
     found = [n for n, m in modules.items() if isinstance(m, _NORM_TYPES)]
     if not found:
@@ -62,8 +60,9 @@ class FilmGenerator(nn.Module):
     freshly initialised generator starts close to the identity modulation.
     """
 
-    def __init__(self, set_dim: int, channels: Sequence[int], hidden: int = 64,
-                 init_scale: float = 0.1) -> None:
+    def __init__(
+        self, set_dim: int, channels: Sequence[int], hidden: int = 64, init_scale: float = 0.1
+    ) -> None:
         super().__init__()
         self.channels = list(channels)
         self.trunk = nn.Sequential(nn.Linear(set_dim, hidden), nn.ReLU())
@@ -75,7 +74,7 @@ class FilmGenerator(nn.Module):
     def forward(self, z: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor]]:
         hidden = self.trunk(z)
         params = []
-        for head, c in zip(self.heads, self.channels):
+        for head, c in zip(self.heads, self.channels, strict=True):
             out = head(hidden)
             params.append((1.0 + out[:c], out[c:]))
         return params
@@ -99,7 +98,7 @@ def film_applied(
         return hook
 
     try:
-        for name, (gamma, beta) in zip(layer_names, params):
+        for name, (gamma, beta) in zip(layer_names, params, strict=True):
             handles.append(modules[name].register_forward_hook(make_hook(gamma, beta)))
         yield
     finally:
