@@ -166,7 +166,8 @@ class Lite:
         independent_subsets: draw a separate subset for each support path. The product of
             two support sums (set encoder × feature extractor) is unbiased only when the
             two subsets are independent; ``False`` shares one subset (biased, for comparison).
-        subsets: fixed subsets per path, for exact enumeration; overrides random draws.
+        subsets: fixed subsets per path, for exact enumeration; overrides random draws. Each
+            may have its own size (0..N); the N/|subset| scale is per path.
     """
 
     h: int
@@ -200,7 +201,7 @@ class Lite:
                 raise bad_argument(
                     "subsets", dict(self.subsets), f"give a subset for every path {list(paths)}."
                 )
-            return {p: _as_subset(f"subsets[{p!r}]", self.subsets[p], n, self.h) for p in paths}
+            return {p: _as_subset(f"subsets[{p!r}]", self.subsets[p], n, None) for p in paths}
         h = min(self.h, n)
         if not self.independent_subsets:
             shared = draw_subset(n, h, self.generator)
