@@ -79,8 +79,8 @@ def test_film_changes_the_embedding():
     learner = make_learner("simple_cnaps").eval()
     a, b = make_episode(seed=1), make_episode(seed=2)
     with torch.no_grad():
-        features_a, encoder_a = learner.adapt(a.support_images, None, None)
-        _, encoder_b = learner.adapt(b.support_images, None, None)
+        _, encoder_a, _ = learner.adapt(a.support_images, None, None)
+        _, encoder_b, _ = learner.adapt(b.support_images, None, None)
         query = a.query_images
         assert not torch.allclose(encoder_a(query), encoder_b(query))
         plain = learner.embed(query)
