@@ -54,8 +54,9 @@ def init_from_environment(device: str | None = None) -> tuple[int, int]:
     return rank_and_world()
 
 
-def shard(items: Sequence[int] | range, rank: int | None = None,
-          world: int | None = None) -> list[int]:
+def shard(
+    items: Sequence[int] | range, rank: int | None = None, world: int | None = None
+) -> list[int]:
     """This rank's share of a global list: items rank, rank + W, rank + 2W, ..."""
     if rank is None or world is None:
         rank, world = rank_and_world()

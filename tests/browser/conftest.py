@@ -82,18 +82,30 @@ def lab_server(lab_root: Path) -> Iterator[str]:
     url = f"http://127.0.0.1:{port}/"
     log = (lab_root.parent / f"{lab_root.name}.log").open("w")
     command = [
-        sys.executable, "-m", "jupyter", "lab", "--no-browser",
-        f"--ServerApp.port={port}", "--ServerApp.ip=127.0.0.1",
-        "--IdentityProvider.token=", "--ServerApp.password=",
-        f"--ServerApp.root_dir={lab_root}", "--ServerApp.disable_check_xsrf=True",
-        "--LabApp.expose_app_in_browser=True", "--LabApp.news_url=",
+        sys.executable,
+        "-m",
+        "jupyter",
+        "lab",
+        "--no-browser",
+        f"--ServerApp.port={port}",
+        "--ServerApp.ip=127.0.0.1",
+        "--IdentityProvider.token=",
+        "--ServerApp.password=",
+        f"--ServerApp.root_dir={lab_root}",
+        "--ServerApp.disable_check_xsrf=True",
+        "--LabApp.expose_app_in_browser=True",
+        "--LabApp.news_url=",
         "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
         "--ServerApp.allow_root=True",
     ]
-    env = {**os.environ, "JUPYTER_CONFIG_DIR": str(lab_root / ".jupyter-config"),
-           "JUPYTER_RUNTIME_DIR": str(lab_root / ".jupyter-runtime")}
-    process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env,
-                               start_new_session=True)
+    env = {
+        **os.environ,
+        "JUPYTER_CONFIG_DIR": str(lab_root / ".jupyter-config"),
+        "JUPYTER_RUNTIME_DIR": str(lab_root / ".jupyter-runtime"),
+    }
+    process = subprocess.Popen(
+        command, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True
+    )
     try:
         wait_until_up(url, process)
         yield url
