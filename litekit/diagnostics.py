@@ -543,7 +543,7 @@ def _check_draw_args(hs: Any, draws: Any, seed: Any, scalings: Any, n: int) -> t
     if not hs:
         raise bad_argument("hs", hs, "pass at least one subset size.")
     hs = [_check_h(h, n) for h in hs]
-    draws = check_int("draws", draws, minimum=2, fix="pass draws >= 2 (e.g. 100).")
+    draws = check_int("draws", draws, minimum=4, fix="pass draws >= 4 (e.g. 100).")
     seed = check_int("seed", seed, minimum=0)
     if isinstance(scalings, str) or not isinstance(scalings, Iterable) or not list(scalings):
         raise bad_argument(
@@ -620,7 +620,7 @@ def estimator_stats(
         cache = learner.cache_support(episode.support_images, Lite(0, chunk_size=chunk_size))
         for h, convention in tqdm(cells, desc="estimator_stats", disable=not progress):
             mean, m2, cosines = None, 0.0, []
-            batches = min(10, draws // 2)
+            batches = min(10, draws // 2)  # >= 2 batches of >= 2 draws each
             batch_stats: list[tuple[torch.Tensor | None, float, int]] = [(None, 0.0, 0)] * batches
             draw_iter = _draws(learner, episode, h, convention, draws, seed, chunk_size, cache)
             for k, estimate in enumerate(draw_iter, start=1):
@@ -805,7 +805,7 @@ def cost_vs_h(
     Rows: ``h, method`` ("lite" or "full"), ``seconds, saved_bytes, peak_bytes``.
     """
     _check_learner_and_episode(learner, episode)
-    hs, _, seed, _ = _check_draw_args(hs, 2, seed, ["unbiased"], episode.n_support)
+    hs, _, seed, _ = _check_draw_args(hs, 4, seed, ["unbiased"], episode.n_support)
     from tqdm.auto import tqdm
 
     rows = []
@@ -916,3 +916,28 @@ def demo_task(
         else:
             model = CNAPs(backbone, feature_dim=width, classifier_hidden=16, **film)
     return model.to(device=device, dtype=dtype), episode
+
+
+def format_table(
+    rows: Sequence[dict[str, Any]], columns: Sequence[str] | None = None, digits: int = 3
+) -> str:
+    """Rows as an aligned plain-text table, floats to ``digits`` significant figures.
+
+    For printing a diagnostics table without pandas (``pandas.DataFrame(rows)`` also works).
+    """
+    if not rows:
+        raise bad_argument("rows", rows, "pass at least one row.")
+    columns = list(columns or rows[0].keys())
+
+    def cell(value: Any) -> str:
+        if isinstance(value, float):
+            return f"{value:.{digits}g}"
+        return str(value)
+
+    body = [[cell(row.get(c, "")) for c in columns] for row in rows]
+    widths = [max(len(c), *(len(line[i]) for line in body)) for i, c in enumerate(columns)]
+    lines = [
+        "  ".join(c.rjust(w) for c, w in zip(columns, widths, strict=True)),
+        *("  ".join(v.rjust(w) for v, w in zip(line, widths, strict=True)) for line in body),
+    ]
+    return "\n".join(lines)

@@ -9,6 +9,7 @@ interactive session (`is_interactive`) builds the sliders.
 from __future__ import annotations
 
 import html
+import io
 import os
 from dataclasses import dataclass
 from typing import Any
@@ -105,7 +106,7 @@ def explore(
     check_choice("learner", learner, LEARNERS)
     check_choice("scaling", scaling, tuple(CONVENTIONS))
     seed = check_int("seed", seed, minimum=0)
-    draws = check_int("draws", draws, minimum=2)
+    draws = check_int("draws", draws, minimum=4)
     check_choice("backend", backend, BACKENDS)
     clamped = h > n
     h_used = min(h, n)
@@ -133,6 +134,19 @@ def explore(
         )
     figure = variance_vs_h(rows, backend=backend, highlight=h_used)
     return Exploration(figure, note, rows, h_used, n, clamped)
+
+
+def _displayable(figure: Any) -> Any:
+    """A matplotlib figure as a PNG image (shown whatever the matplotlib backend); else as is."""
+    from matplotlib.figure import Figure
+
+    if isinstance(figure, Figure):
+        from IPython.display import Image
+
+        buffer = io.BytesIO()
+        figure.savefig(buffer, format="png")
+        return Image(data=buffer.getvalue(), format="png")
+    return figure
 
 
 def variance_panel(
@@ -227,4 +241,4 @@ class VariancePanel(widgets.VBox):
         self.note.value = f'<span style="color:{colour}">{html.escape(result.note)}</span>'
         with self.output:
             self.output.clear_output(wait=True)
-            display(result.figure)
+            display(_displayable(result.figure))
