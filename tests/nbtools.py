@@ -1,9 +1,9 @@
 """Notebook housekeeping shared by `make notebooks` and the notebook tests.
 
-Committed notebooks keep outputs only in the cells nbval checks (those whose source has a
-line ``# NBVAL_CHECK_OUTPUT``); every other output, execution count and piece of run
-metadata (papermill timings, widget state) is stripped, so that a re-run changes the files
-only where a checked number changed.
+Committed notebooks keep outputs (and execution counts) only in the cells nbval checks
+(those whose source has a line ``# NBVAL_CHECK_OUTPUT``); every other output, execution
+count and piece of run metadata (papermill timings, widget state) is stripped, so that a
+re-run changes the files only where a checked number changed.
 
     python tests/nbtools.py finalize notebooks/01_task_gradient_decomposition.ipynb ...
 """
@@ -56,12 +56,9 @@ def finalize(notebook: dict) -> dict:
             cell.get("metadata", {}).pop(key, None)
         if cell["cell_type"] != "code":
             continue
-        cell["execution_count"] = None
-        if not is_checked(cell):
+        if not is_checked(cell):  # nbval needs the count of a checked cell: it marks it as run
+            cell["execution_count"] = None
             cell["outputs"] = []
-        for output in cell["outputs"]:
-            if "execution_count" in output:
-                output["execution_count"] = None
     for key in RUN_METADATA:
         notebook["metadata"].pop(key, None)
     notebook["metadata"]["kernelspec"] = dict(KERNEL)
