@@ -474,7 +474,7 @@ def step_cost(rows: list[dict], *, backend: str = "matplotlib") -> Any:
             figure.add_hline(
                 y=r["seconds"], line_dash="dash", line_color=COLOURS["full"], row=1, col=2
             )
-        figure.update_xaxes(type="log", title="h")
+        figure.update_xaxes(title="h")
         figure.update_layout(title="Cost of one step (dashed: full back-propagation)")
         return figure
     figure, (ax_memory, ax_time) = _figure(ncols=2, width=4.8)
@@ -488,13 +488,18 @@ def step_cost(rows: list[dict], *, backend: str = "matplotlib") -> Any:
                 r[key] / mib,
                 color=COLOURS["full"],
                 linestyle="--",
-                label=f"full back-prop: {label}",
+                label=f"full back-prop (h = N): {label}",
             )
+            ax_memory.plot([r["h"]], [r[key] / mib], "D", color=COLOURS["full"])
     ax_time.plot(hs, [r["seconds"] for r in lite], "o-", color=COLOURS["lite"], label="LITE")
     for r in full:
-        ax_time.axhline(r["seconds"], color=COLOURS["full"], linestyle="--", label="full back-prop")
+        ax_time.axhline(
+            r["seconds"], color=COLOURS["full"], linestyle="--", label="full back-prop (h = N)"
+        )
+        ax_time.plot([r["h"]], [r["seconds"]], "D", color=COLOURS["full"])
+    ticks = sorted(set(hs) | {r["h"] for r in full})
     for ax, label in ((ax_memory, "MiB"), (ax_time, "seconds per step")):
-        _log_h_axis(ax, hs)
+        ax.set_xticks(ticks, [str(h) for h in ticks])  # linear in h: memory is linear in h
         ax.set_xlabel("h")
         ax.set_ylabel(label)
         ax.set_ylim(bottom=0)

@@ -126,7 +126,8 @@ def test_cost_figure_shows_lite_against_full():
     memory, time = figure.axes
     np.testing.assert_allclose(memory.get_lines()[0].get_ydata(), [1, 2, 4])
     assert memory.get_lines()[1].get_ydata()[0] == 8  # full back-propagation, dashed
-    assert len(time.get_lines()) == 2
+    assert list(memory.get_lines()[2].get_xydata()[0]) == [8, 8]  # ... and marked at h = N
+    assert len(time.get_lines()) == 3
     assert len(plots.step_cost(rows, backend="plotly").data) == 2
 
 
