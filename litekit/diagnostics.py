@@ -42,6 +42,7 @@ from __future__ import annotations
 import itertools
 import math
 import time
+import weakref
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -716,11 +717,12 @@ class StepCost:
 
     Attributes:
         seconds: median wall-clock time over the repeats.
-        saved_bytes: bytes of activations autograd keeps for the backward pass (unique
-            storages, parameters excluded): the memory LITE cuts. Deterministic on any device.
+        saved_bytes: the most bytes of activations autograd holds for backward at any one
+            time (unique storages, parameters excluded): the memory LITE cuts. With query
+            batching, that of one batch. Deterministic on any device.
         peak_bytes: on CUDA, torch.cuda.max_memory_allocated during the step minus the
-            memory allocated before it; None on the CPU (see litekit.memory for a
-            fresh-process peak).
+            memory allocated before it; None on the CPU, where a whole-process peak needs a
+            fresh process per measurement, which this in-process helper does not start.
     """
 
     seconds: float
@@ -728,24 +730,56 @@ class StepCost:
     peak_bytes: int | None
 
 
+class _Saved:
+    """What autograd holds for one saved tensor while the counter watches (weak-referenceable)."""
+
+    __slots__ = ("tensor", "__weakref__")
+
+    def __init__(self, tensor: torch.Tensor) -> None:
+        self.tensor = tensor
+
+
 class _SavedTensorCounter:
-    """Counts the unique storages autograd saves for backward, excluding parameters."""
+    """The peak of bytes autograd holds for backward at once (unique storages, no parameters).
+
+    Every tensor saved for backward passes through `pack`; its holder dies when the graph that
+    saved it is freed (after its backward pass), and the storage's bytes are released when its
+    last holder dies. With query batching the peak is that of one batch's graph.
+    """
 
     def __init__(self, learner: nn.Module) -> None:
         self.excluded = {p.untyped_storage().data_ptr() for p in learner.parameters()}
-        self.seen: set[int] = set()
-        self.bytes = 0
+        self.live: dict[int, list[int]] = {}  # storage address -> [holders, bytes]
+        self.current = 0
+        self.peak = 0
 
-    def pack(self, tensor: torch.Tensor) -> torch.Tensor:
+    def pack(self, tensor: torch.Tensor) -> _Saved:
+        held = _Saved(tensor)
         try:
             storage = tensor.untyped_storage()
-            key = storage.data_ptr()
-            if key not in self.excluded and key not in self.seen:
-                self.seen.add(key)
-                self.bytes += storage.nbytes()
+            key, size = storage.data_ptr(), storage.nbytes()
         except (RuntimeError, NotImplementedError):  # tensors without a plain storage
-            pass
-        return tensor
+            return held
+        if key in self.excluded or size == 0:
+            return held
+        entry = self.live.setdefault(key, [0, size])
+        if entry[0] == 0:
+            self.current += size
+            self.peak = max(self.peak, self.current)
+        entry[0] += 1
+        weakref.finalize(held, self._release, key)
+        return held
+
+    def _release(self, key: int) -> None:
+        entry = self.live[key]
+        entry[0] -= 1
+        if entry[0] == 0:
+            self.current -= entry[1]
+            del self.live[key]
+
+    @staticmethod
+    def unpack(held: _Saved) -> torch.Tensor:
+        return held.tensor
 
 
 def measure_step(
@@ -777,7 +811,7 @@ def measure_step(
                 before = torch.cuda.memory_allocated(learner.device)
             start = time.perf_counter()
             if run == 0:
-                with torch.autograd.graph.saved_tensors_hooks(counter.pack, lambda t: t):
+                with torch.autograd.graph.saved_tensors_hooks(counter.pack, counter.unpack):
                     accumulate_task_gradient(learner, episode, lite, query_batch)
             else:
                 accumulate_task_gradient(learner, episode, lite, query_batch)
@@ -786,7 +820,7 @@ def measure_step(
                 peak = max(peak or 0, torch.cuda.max_memory_allocated(learner.device) - before)
             if run > 0:  # run 0 is the warm-up (and the one with the counting hook)
                 seconds.append(time.perf_counter() - start)
-    return StepCost(float(np.median(seconds)), counter.bytes, peak)
+    return StepCost(float(np.median(seconds)), counter.peak, peak)
 
 
 def cost_vs_h(

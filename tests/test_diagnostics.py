@@ -343,6 +343,16 @@ def test_memory_kept_for_backward_grows_with_h_and_is_deterministic():
     assert max(steps) - min(steps) < 0.01 * min(steps)
 
 
+def test_query_batching_lowers_the_memory_kept_for_backward():
+    learner, episode = make_learner("simple_cnaps"), make_episode(8, n_query=6)
+    lite = Lite(2, generator=torch.Generator().manual_seed(0))
+    whole = measure_step(learner, episode, lite, repeats=1)
+    batched = measure_step(learner, episode, lite, repeats=1, query_batch=2)
+    one_batch = measure_step(learner, episode, lite, repeats=1, query_batch=6)
+    assert batched.saved_bytes < whole.saved_bytes
+    assert one_batch.saved_bytes == whole.saved_bytes
+
+
 def test_demo_task_is_a_function_of_its_seed():
     state = torch.random.get_rng_state()
     first_learner, first = demo_task("cnaps", n_support=7, way=3, n_query=4, seed=2)
