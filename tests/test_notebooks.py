@@ -22,6 +22,8 @@ ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
 CELL_TIMEOUT = 300  # seconds, per cell
 MAX_BYTES = 200_000  # no embedded JavaScript bundles or images in committed notebooks
+WIDGET = "application/vnd.jupyter.widget-view+json"
+PLOTLY = "application/vnd.plotly.v1+json"
 
 
 def ci_parameters(notebook: dict) -> dict | None:
@@ -69,14 +71,13 @@ def test_notebook_is_committed_clean(path: Path):
     assert path.stat().st_size < MAX_BYTES
 
 
-@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
-def test_notebook_runs_headless_with_small_parameters(path: Path, tmp_path: Path):
+def run_notebook(path: Path, output: Path, interactive: bool) -> dict:
+    """Execute ``path`` into ``output`` with its CI parameters; fail naming the cell."""
     import papermill
     from nbclient.exceptions import CellTimeoutError
 
     notebook = nbformat.read(path, as_version=4)
-    parameters = {**(ci_parameters(notebook) or {}), "INTERACTIVE": False}
-    output = tmp_path / path.name
+    parameters = {**(ci_parameters(notebook) or {}), "INTERACTIVE": interactive}
     try:
         papermill.execute_notebook(
             str(path),
@@ -104,3 +105,31 @@ def test_notebook_runs_headless_with_small_parameters(path: Path, tmp_path: Path
             f"{path.name}, cell {running} ran past {CELL_TIMEOUT} s with parameters {parameters}",
             pytrace=False,
         )
+    return nbformat.read(output, as_version=4)
+
+
+def output_types(notebook: dict) -> set[str]:
+    return {
+        mime
+        for cell in notebook["cells"]
+        for output in cell.get("outputs", [])
+        for mime in output.get("data", {})
+    }
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_notebook_runs_headless_with_small_parameters(path: Path, tmp_path: Path):
+    ran = run_notebook(path, tmp_path / path.name, interactive=False)
+    kinds = output_types(ran)
+    assert "image/png" in kinds  # the static figures
+    assert not kinds & {WIDGET, PLOTLY}, "headless runs build no widget and show no plotly"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_interactive_branch_runs_too(path: Path, tmp_path: Path):
+    """INTERACTIVE=True: plotly figures (as JSON, no inlined library) and, in 03, the panel."""
+    ran = run_notebook(path, tmp_path / path.name, interactive=True)
+    kinds = output_types(ran)
+    assert PLOTLY in kinds and "text/html" not in kinds
+    if "03_" in path.name:
+        assert WIDGET in kinds
