@@ -21,6 +21,7 @@ from litekit.diagnostics import (
     demo_task,
     estimator_stats,
     exact_expectation,
+    format_table,
     measure_step,
     per_image_gradients,
     running_mean_error,
@@ -369,3 +370,17 @@ def test_demo_task_is_a_function_of_its_seed():
     # No image is both a support and a query image.
     flat_support, flat_query = first.support_images.flatten(1), first.query_images.flatten(1)
     assert torch.cdist(flat_support, flat_query).min() > 0
+
+
+def test_format_table_prints_rows_without_pandas():
+    rows = [
+        {"h": 1, "trace": 4.25123, "theory": "exact"},
+        {"h": 16, "trace": 0.0163, "theory": "-"},
+    ]
+    assert format_table(rows, digits=2).splitlines() == [
+        " h  trace  theory",
+        " 1    4.3   exact",
+        "16  0.016       -",
+    ]
+    with pytest.raises(ValueError, match="^rows="):
+        format_table([])
