@@ -912,15 +912,17 @@ def demo_task(
         num_classes=64, images_per_class=max(per_class, 2), image_size=image_size, seed=seed
     )
     rng = np.random.default_rng(np.random.SeedSequence([seed, 7]))
-    classes = rng.choice(data.num_classes, size=way, replace=False)
+    targets = np.asarray(data.targets)
+    classes = rng.choice(np.unique(targets), size=way, replace=False)
+    # Each class's items in a random order (only the dataset's labels and items are used).
+    orders = [rng.permutation(np.flatnonzero(targets == c)) for c in classes]
     support_labels = np.arange(n_support) % way
     query_labels = np.arange(n_query) % way
-    orders = [rng.permutation(data.images_per_class) for _ in classes]
     used = [0] * way  # support images come first, then queries: the two never overlap
 
     def take(k: int) -> torch.Tensor:
         used[k] += 1
-        return data.render(int(classes[k]), int(orders[k][used[k] - 1]))
+        return data[int(orders[k][used[k] - 1])][0]
 
     support_images = torch.stack([take(int(k)) for k in support_labels])
     query_images = torch.stack([take(int(k)) for k in query_labels])
