@@ -1,0 +1,86 @@
+"""Notebook housekeeping shared by `make notebooks` and the notebook tests.
+
+Committed notebooks keep outputs (and execution counts) only in the cells nbval checks
+(those whose source has a line ``# NBVAL_CHECK_OUTPUT``); every other output, execution
+count and piece of run metadata (papermill timings, widget state) is stripped, so that a
+re-run changes the files only where a checked number changed.
+
+    python tests/nbtools.py finalize notebooks/01_task_gradient_decomposition.ipynb ...
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import nbformat
+
+CHECK_MARKER = "# NBVAL_CHECK_OUTPUT"
+KERNEL = {"display_name": "Python 3 (litekit)", "language": "python", "name": "python3"}
+RUN_METADATA = ("papermill", "execution", "widgets", "scrolled", "collapsed")
+
+
+def is_checked(cell: dict) -> bool:
+    """True for a code cell whose outputs nbval compares (``--nbval-lax``)."""
+    return cell.get("cell_type") == "code" and any(
+        line.strip() == CHECK_MARKER for line in cell.get("source", "").splitlines()
+    )
+
+
+def tags(cell: dict) -> list[str]:
+    return list(cell.get("metadata", {}).get("tags", []))
+
+
+def parameters_cells(notebook: dict) -> list[dict]:
+    """The cells tagged ``parameters`` (papermill's convention)."""
+    return [cell for cell in notebook["cells"] if "parameters" in tags(cell)]
+
+
+def parameter_names(notebook: dict) -> set[str]:
+    """Names assigned at the top level of the parameters cell."""
+    import ast
+
+    names: set[str] = set()
+    for cell in parameters_cells(notebook):
+        for node in ast.parse(cell["source"]).body:
+            if isinstance(node, ast.Assign):
+                names.update(t.id for t in node.targets if isinstance(t, ast.Name))
+    return names
+
+
+def finalize(notebook: dict) -> dict:
+    """Strip what a run adds, except the outputs of checked cells."""
+    notebook["cells"] = [c for c in notebook["cells"] if "injected-parameters" not in tags(c)]
+    for cell in notebook["cells"]:
+        for key in RUN_METADATA:
+            cell.get("metadata", {}).pop(key, None)
+        if cell["cell_type"] != "code":
+            continue
+        if not is_checked(cell):  # nbval needs the count of a checked cell: it marks it as run
+            cell["execution_count"] = None
+            cell["outputs"] = []
+    for key in RUN_METADATA:
+        notebook["metadata"].pop(key, None)
+    notebook["metadata"]["kernelspec"] = dict(KERNEL)
+    return notebook
+
+
+def finalize_file(path: Path) -> None:
+    notebook = nbformat.read(path, as_version=4)
+    finalize(notebook)
+    nbformat.validate(notebook)
+    nbformat.write(notebook, path)
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) < 2 or argv[0] != "finalize":
+        print(__doc__)
+        return 2
+    for name in argv[1:]:
+        finalize_file(Path(name))
+        print(f"finalized {name}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,135 @@
+"""The notebooks: committed clean, and every one runs headless with small parameters.
+
+Two gates, besides nbval (configured in pyproject.toml, it re-runs each notebook at its
+default parameters and compares the cells marked ``# NBVAL_CHECK_OUTPUT``):
+
+- structure: kernel ``python3``, one ``parameters`` cell, an opening "What you will learn" and
+  a closing "What you saw", exercises, asserts, outputs only where nbval checks them, and the
+  small parameters CI runs with (``metadata.litekit.ci_parameters``);
+- papermill: each notebook runs from its own folder with those parameters, with a per-cell
+  timeout; a failure names the notebook and the cell.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import nbformat
+import pytest
+from nbtools import is_checked, parameter_names, parameters_cells
+
+ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+CELL_TIMEOUT = 300  # seconds, per cell
+MAX_BYTES = 200_000  # no embedded JavaScript bundles or images in committed notebooks
+WIDGET = "application/vnd.jupyter.widget-view+json"
+PLOTLY = "application/vnd.plotly.v1+json"
+
+
+def ci_parameters(notebook: dict) -> dict | None:
+    return notebook["metadata"].get("litekit", {}).get("ci_parameters")
+
+
+def test_there_are_notebooks():
+    assert len(NOTEBOOKS) >= 3, NOTEBOOKS
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_notebook_is_committed_clean(path: Path):
+    notebook = nbformat.read(path, as_version=4)
+    nbformat.validate(notebook)
+    assert notebook["metadata"]["kernelspec"]["name"] == "python3"
+    cells = notebook["cells"]
+    markdown = [c for c in cells if c["cell_type"] == "markdown"]
+    assert "What you will learn" in markdown[0]["source"], "open with what the reader will learn"
+    assert "What you saw" in markdown[-1]["source"], "close with what the reader saw"
+    assert cells[0]["cell_type"] == "markdown" and cells[-1] is markdown[-1]
+    assert "<details>" in "".join(c["source"] for c in markdown), "exercises with solutions"
+
+    parameters = parameters_cells(notebook)
+    assert len(parameters) == 1 and parameters[0]["cell_type"] == "code"
+    names = parameter_names(notebook)
+    assert {"SEED", "INTERACTIVE"} <= names
+    small = ci_parameters(notebook)
+    assert small, f"{path.name}: add metadata.litekit.ci_parameters (small values for CI)"
+    assert set(small) <= names, f"unknown CI parameters {set(small) - names}"
+
+    code = [c for c in cells if c["cell_type"] == "code"]
+    assert any("assert " in c["source"] for c in code)
+    checked = [c for c in code if is_checked(c)]
+    assert checked, "mark the cells whose numbers matter with # NBVAL_CHECK_OUTPUT"
+    for cell in code:
+        if not is_checked(cell):
+            assert not cell["outputs"], f"outputs in an unchecked cell: {cell['source'][:60]!r}"
+            assert cell["execution_count"] is None, "run `make notebooks` to strip run state"
+    for cell in checked:
+        assert cell["outputs"] and cell["execution_count"], "run `make notebooks` to commit them"
+    for cell in checked:
+        for output in cell["outputs"]:
+            assert output.get("name") != "stderr", f"stderr in a checked cell: {output}"
+    assert "papermill" not in notebook["metadata"] and "widgets" not in notebook["metadata"]
+    assert path.stat().st_size < MAX_BYTES
+
+
+def run_notebook(path: Path, output: Path, interactive: bool) -> dict:
+    """Execute ``path`` into ``output`` with its CI parameters; fail naming the cell."""
+    import papermill
+    from nbclient.exceptions import CellTimeoutError
+
+    notebook = nbformat.read(path, as_version=4)
+    parameters = {**(ci_parameters(notebook) or {}), "INTERACTIVE": interactive}
+    try:
+        papermill.execute_notebook(
+            str(path),
+            str(output),
+            parameters=parameters,
+            kernel_name="python3",
+            cwd=str(path.parent),
+            execution_timeout=CELL_TIMEOUT,
+            progress_bar=False,
+        )
+    except papermill.PapermillExecutionError as error:
+        pytest.fail(
+            f"{path.name}, cell {error.cell_index} (execution {error.exec_count}) failed with "
+            f"{error.ename}: {error.evalue}\n--- cell source ---\n{error.source}",
+            pytrace=False,
+        )
+    except CellTimeoutError:
+        ran = nbformat.read(output, as_version=4)
+        running = [
+            i
+            for i, cell in enumerate(ran["cells"])
+            if cell.get("metadata", {}).get("papermill", {}).get("status") == "running"
+        ]
+        pytest.fail(
+            f"{path.name}, cell {running} ran past {CELL_TIMEOUT} s with parameters {parameters}",
+            pytrace=False,
+        )
+    return nbformat.read(output, as_version=4)
+
+
+def output_types(notebook: dict) -> set[str]:
+    return {
+        mime
+        for cell in notebook["cells"]
+        for output in cell.get("outputs", [])
+        for mime in output.get("data", {})
+    }
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_notebook_runs_headless_with_small_parameters(path: Path, tmp_path: Path):
+    ran = run_notebook(path, tmp_path / path.name, interactive=False)
+    kinds = output_types(ran)
+    assert "image/png" in kinds  # the static figures
+    assert not kinds & {WIDGET, PLOTLY}, "headless runs build no widget and show no plotly"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_interactive_branch_runs_too(path: Path, tmp_path: Path):
+    """INTERACTIVE=True: plotly figures (as JSON, no inlined library) and, in 03, the panel."""
+    ran = run_notebook(path, tmp_path / path.name, interactive=True)
+    kinds = output_types(ran)
+    assert PLOTLY in kinds and "text/html" not in kinds
+    if "03_" in path.name:
+        assert WIDGET in kinds
