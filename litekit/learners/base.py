@@ -140,14 +140,27 @@ class Learner(nn.Module, ABC):
         """Support embeddings along one path (full graph, or LITE on the cached values).
 
         With ``queries``, the same encoder also embeds them, in the same call as the support
-        rows that carry gradient; the second element is then their embeddings, else None.
+        rows that carry gradient (separately when batch statistics are in use, so that query
+        images never change support statistics); the second element is then their
+        embeddings, else None.
         """
+        if queries is not None and self._uses_batch_statistics():
+            # Batch statistics would mix support and query images: embed them apart.
+            support, _ = self._support_path(path, encoder, images, lite, cache, subsets)
+            return support, encoder(self._to_device(queries))
         if cache is None or lite is None:
             batch = images if queries is None else torch.cat([images, queries.to(images.device)])
             out = encoder(self._to_device(batch))
             n = images.shape[0]
             return out[:n], (out[n:] if queries is not None else None)
         return lite.embed(encoder, images, cache[path], subsets[path], queries)
+
+    def _uses_batch_statistics(self) -> bool:
+        """True when a batch-norm layer of the backbone normalises with batch statistics."""
+        return any(
+            isinstance(m, nn.modules.batchnorm._BatchNorm) and m.training
+            for m in self.backbone.modules()
+        )
 
     def _cached(
         self,
