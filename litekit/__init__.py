@@ -10,7 +10,7 @@ from litekit.episodes import (
     VariableEpisodeSampler,
     episode_loader,
 )
-from litekit.learners import CNAPs, ProtoNets, SimpleCNAPs
+from litekit.learners import CNAPs, FineTuner, ProtoNets, SimpleCNAPs
 from litekit.lite import Lite, lite_forward
 from litekit.train import evaluate, meta_train_step
 
@@ -20,6 +20,7 @@ __all__ = [
     "CNAPs",
     "Episode",
     "EpisodeSampler",
+    "FineTuner",
     "Lite",
     "ProtoNets",
     "SimpleCNAPs",

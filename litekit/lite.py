@@ -69,11 +69,37 @@ def attach_gradient(
     The value of the result equals ``embeddings`` exactly; the gradient of anything computed
     from it reaches the encoder's parameters as ``scale · Σ_{n∈indices} (∂L/∂e_n)(∂e_n/∂θ)``.
     """
-    if indices.numel() == 0:
-        return embeddings
-    rows = encoder(images[indices.to(images.device)].to(embeddings.device, non_blocking=True))
+    return attach_gradient_and_embed(encoder, images, embeddings, indices, scale, None)[0]
+
+
+def attach_gradient_and_embed(
+    encoder: Encoder,
+    images: torch.Tensor,
+    embeddings: torch.Tensor,
+    indices: torch.Tensor,
+    scale: float,
+    extra: torch.Tensor | None,
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """`attach_gradient`, and ``encoder(extra)`` (a query batch) from the same encoder call.
+
+    The h sampled rows and the query batch go through the encoder as one batch: one forward
+    and one backward instead of two, which is what keeps a LITE step near its floor when h
+    and the batch are small.
+    """
+    device = embeddings.device
+    parts = [] if indices.numel() == 0 else [images[indices.to(images.device)]]
+    if extra is not None:
+        parts.append(extra)
+    if not parts:
+        return embeddings, None
+    batch = torch.cat([p.to(device, non_blocking=True) for p in parts])
+    out = encoder(batch)
+    h = int(indices.numel())
+    rows, extra_out = out[:h], (out[h:] if extra is not None else None)
+    if h == 0:
+        return embeddings, extra_out
     delta = (rows - rows.detach()) * scale
-    return embeddings.index_add(0, indices.to(embeddings.device), delta)
+    return embeddings.index_add(0, indices.to(device), delta), extra_out
 
 
 def draw_subset(n: int, h: int, generator: torch.Generator | None = None) -> torch.Tensor:
@@ -214,9 +240,12 @@ class Lite:
         images: torch.Tensor,
         constant: torch.Tensor,
         subset: torch.Tensor,
-    ) -> torch.Tensor:
-        """`attach_gradient` with this convention's scale, for a precomputed no-grad pass."""
+        extra: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """`attach_gradient_and_embed` with this convention's scale, on a no-grad pass.
+
+        Returns the support embeddings and ``encoder(extra)`` (None without ``extra``).
+        """
         n = images.shape[0]
-        return attach_gradient(
-            encoder, images, constant, subset, self.support_scale(n, len(subset))
-        )
+        scale = self.support_scale(n, len(subset))
+        return attach_gradient_and_embed(encoder, images, constant, subset, scale, extra)

@@ -3,11 +3,13 @@
 from litekit.learners.backbones import conv4, strip_classifier, torchvision_backbone
 from litekit.learners.base import Learner
 from litekit.learners.cnaps import CNAPs, FilmLearner, SetEncoder, SimpleCNAPs
+from litekit.learners.finetuner import FineTuner
 from litekit.learners.protonets import ProtoNets
 
 __all__ = [
     "CNAPs",
     "FilmLearner",
+    "FineTuner",
     "Learner",
     "ProtoNets",
     "SetEncoder",

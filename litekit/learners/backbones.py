@@ -7,6 +7,8 @@ is replaced by the identity.
 
 from __future__ import annotations
 
+import difflib
+
 import torch
 from torch import nn
 
@@ -43,12 +45,12 @@ def torchvision_backbone(name: str, *, weights: str | None = None) -> nn.Module:
 
     available = torchvision.models.list_models(module=torchvision.models)
     if name not in available:
-        close = [m for m in available if m.split("_")[0] in name or name.split("_")[0] in m]
+        close = difflib.get_close_matches(name, available, n=5, cutoff=0.5)
         raise bad_argument(
             "backbone",
             name,
             "not a torchvision classification model; try one of "
-            f"{sorted(close)[:6] or available[:6]}, or 'conv4'.",
+            f"{close or ['resnet18', 'efficientnet_b0']}, or 'conv4'.",
         )
     return strip_classifier(torchvision.models.get_model(name, weights=weights))
 

@@ -135,11 +135,19 @@ class Learner(nn.Module, ABC):
         lite: Lite | None,
         cache: SupportCache | None,
         subsets: dict[str, torch.Tensor],
-    ) -> torch.Tensor:
-        """Support embeddings along one path: full graph, or LITE on the cached values."""
+        queries: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Support embeddings along one path (full graph, or LITE on the cached values).
+
+        With ``queries``, the same encoder also embeds them, in the same call as the support
+        rows that carry gradient; the second element is then their embeddings, else None.
+        """
         if cache is None or lite is None:
-            return encoder(self._to_device(images))
-        return lite.embed(encoder, images, cache[path], subsets[path])
+            batch = images if queries is None else torch.cat([images, queries.to(images.device)])
+            out = encoder(self._to_device(batch))
+            n = images.shape[0]
+            return out[:n], (out[n:] if queries is not None else None)
+        return lite.embed(encoder, images, cache[path], subsets[path], queries)
 
     def _cached(
         self,

@@ -103,13 +103,20 @@ class FilmLearner(Learner):
         support_images: torch.Tensor,
         lite: Lite | None,
         cache: SupportCache | None,
-    ) -> tuple[torch.Tensor, Callable[[torch.Tensor], torch.Tensor]]:
-        """Support features and the task-adapted encoder, with LITE on both support paths."""
+        query_images: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, Callable[[torch.Tensor], torch.Tensor], torch.Tensor | None]:
+        """Adapt to the support set, with LITE on both support paths.
+
+        Returns the support features, the task-adapted encoder, and the query features
+        (None without ``query_images``), embedded in the same call as the support rows.
+        """
         subsets = self._draw(lite, cache, support_images.shape[0])
-        codes = self._support_path("set", self.set_encoder, support_images, lite, cache, subsets)
+        codes, _ = self._support_path("set", self.set_encoder, support_images, lite, cache, subsets)
         encoder = self.film_encoder(self.film(codes.mean(0)))
-        features = self._support_path("features", encoder, support_images, lite, cache, subsets)
-        return features, encoder
+        features, queries = self._support_path(
+            "features", encoder, support_images, lite, cache, subsets, query_images
+        )
+        return features, encoder, queries
 
     def task_logits(
         self,
@@ -119,8 +126,7 @@ class FilmLearner(Learner):
         lite: Lite | None,
         cache: SupportCache | None,
     ) -> torch.Tensor:
-        features, encoder = self.adapt(support_images, lite, cache)
-        queries = encoder(self._to_device(query_images))
+        features, _, queries = self.adapt(support_images, lite, cache, query_images)
         labels = support_labels.to(self.device)
         return self.head(features, labels, queries, int(labels.max()) + 1)
 

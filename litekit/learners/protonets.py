@@ -27,7 +27,8 @@ class ProtoNets(Learner):
         cache: SupportCache | None,
     ) -> torch.Tensor:
         subsets = self._draw(lite, cache, support_images.shape[0])
-        support = self._support_path("features", self.embed, support_images, lite, cache, subsets)
-        queries = self.embed(self._to_device(query_images))
+        support, queries = self._support_path(
+            "features", self.embed, support_images, lite, cache, subsets, query_images
+        )
         labels = support_labels.to(self.device)
         return prototype_logits(support, labels, queries, int(labels.max()) + 1)

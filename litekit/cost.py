@@ -1,0 +1,155 @@
+"""Cost to personalise: what adapting to one new task costs each learner at test time.
+
+A meta-learner personalises with one forward pass over the support set; a fine-tuner with
+many forward and backward passes. `personalisation_cost` measures, for one task and one
+learner, the whole call ``learner(support, labels, query)``:
+- FLOPs, counted by ``torch.utils.flop_counter.FlopCounterMode`` (2 per multiply-add,
+  forward and backward alike; matrix products and convolutions, which dominate);
+- wall time (median over ``repeats``);
+- peak memory: on CUDA ``torch.cuda.max_memory_allocated`` during the call; on Linux CPUs
+  the rise of the process's peak resident set (VmHWM, reset through /proc/self/clear_refs
+  before the call) over the resident set just before it;
+- parameter counts: total, trainable (``requires_grad``, what meta-training updates) and
+  tuned per task (what the learner fits by gradient descent at test time: zero for a
+  meta-learner).
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
+
+from litekit._checks import check_int
+from litekit.episodes import Episode
+from litekit.learners.film import film_channels
+from litekit.learners.finetuner import FineTuner
+from litekit.lite import Lite
+
+
+@dataclass(frozen=True)
+class PersonalisationCost:
+    """The cost of one ``learner(support, labels, query)`` call; see the module docstring."""
+
+    learner: str
+    flops: int
+    seconds: float
+    peak_memory_mib: float | None
+    memory_measure: str
+    parameters: int
+    trainable_parameters: int
+    tuned_per_task: int
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def count_flops(function, *args, **kwargs) -> tuple[object, int]:
+    """Run ``function(*args, **kwargs)`` and return its result and the FLOPs it took."""
+    with FlopCounterMode(display=False) as counter:
+        result = function(*args, **kwargs)
+    return result, int(counter.get_total_flops())
+
+
+_STATUS, _CLEAR_REFS = Path("/proc/self/status"), Path("/proc/self/clear_refs")
+
+
+def _status_kib(field: str) -> int | None:
+    try:
+        for line in _STATUS.read_text().splitlines():
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    except OSError:
+        return None
+    return None
+
+
+def _reset_cpu_peak() -> bool:
+    """Reset the process's peak RSS (Linux ≥ 4.0); False where that is not possible."""
+    try:
+        _CLEAR_REFS.write_text("5")
+        return True
+    except OSError:
+        return False
+
+
+def peak_memory_of(function, device: torch.device) -> tuple[object, float | None, str]:
+    """Run ``function()`` and return its result, its peak memory in MiB, and how it was read."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+        before = torch.cuda.memory_allocated(device)
+        torch.cuda.reset_peak_memory_stats(device)
+        result = function()
+        torch.cuda.synchronize(device)
+        peak = torch.cuda.max_memory_allocated(device) - before
+        return result, peak / 2**20, "cuda max_memory_allocated above the resting allocation"
+    resting = _status_kib("VmRSS")
+    if resting is None or not _reset_cpu_peak():
+        return function(), None, "unavailable on this platform"
+    result = function()
+    peak = _status_kib("VmHWM")
+    return result, max(peak - resting, 0) / 1024, "cpu peak resident set above the resting one"
+
+
+def _device_of(learner: nn.Module) -> torch.device:
+    return next(learner.parameters()).device
+
+
+def tuned_per_task(learner: nn.Module, episode: Episode) -> int:
+    """Parameters a learner fits by gradient descent on each task (0 for meta-learners)."""
+    if not isinstance(learner, FineTuner):
+        return 0
+    with torch.no_grad():
+        dim = learner.backbone(episode.support_images[:1].to(learner.device)).flatten(1).shape[1]
+    backbone = dict(learner.backbone.named_parameters())
+    tuned = sum(backbone[n].numel() for n in learner.tuned_names)
+    film = sum(2 * c for c in film_channels(learner.backbone, learner.film_layers))
+    return tuned + film + dim * episode.way + episode.way
+
+
+def personalisation_cost(
+    learner: nn.Module,
+    episode: Episode,
+    *,
+    name: str | None = None,
+    lite: Lite | None = None,
+    repeats: int = 3,
+) -> PersonalisationCost:
+    """Measure one task's cost to personalise (and classify its queries) for ``learner``."""
+    repeats = check_int("repeats", repeats, minimum=1)
+    device = _device_of(learner)
+    lite = lite if lite is not None else Lite(0, chunk_size=64)
+    learner.eval()
+
+    @torch.no_grad()
+    def call():
+        return learner(
+            episode.support_images, episode.support_labels, episode.query_images, lite=lite
+        )
+
+    _, flops = count_flops(call)
+    _, peak, how = peak_memory_of(call, device)
+    times = []
+    for _ in range(repeats):
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        start = time.perf_counter()
+        call()
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        times.append(time.perf_counter() - start)
+    return PersonalisationCost(
+        learner=name or type(learner).__name__,
+        flops=flops,
+        seconds=statistics.median(times),
+        peak_memory_mib=peak,
+        memory_measure=how,
+        parameters=sum(p.numel() for p in learner.parameters()),
+        trainable_parameters=sum(p.numel() for p in learner.parameters() if p.requires_grad),
+        tuned_per_task=tuned_per_task(learner, episode),
+    )

@@ -1,0 +1,135 @@
+"""FineTuner (never touches the caller's backbone) and the cost-to-personalise measures."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from helpers import make_episode, tiny_backbone
+from torch import nn
+
+from litekit import FineTuner, Lite, ProtoNets, evaluate
+from litekit.cost import count_flops, personalisation_cost
+
+OPTIONS = [
+    {},
+    {"tune": ["0"]},
+    {"tune": "all", "optimizer": "sgd", "batch_size": 4},
+    {"tune_film": True, "batch_size": 3},
+]
+
+
+def snapshot(module: nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.detach().clone() for k, v in module.state_dict().items()}
+
+
+@pytest.mark.parametrize("options", OPTIONS)
+def test_finetuner_leaves_the_backbone_untouched(options):
+    backbone = tiny_backbone().double()
+    before = snapshot(backbone)
+    learner = FineTuner(backbone, steps=5, lr=0.5, **options)
+    episode = make_episode()
+    logits = learner(episode.support_images, episode.support_labels, episode.query_images)
+    assert logits.shape == (episode.n_query, episode.way)
+    after = snapshot(backbone)
+    assert all(torch.equal(before[k], after[k]) for k in before)
+    assert all(p.grad is None for p in backbone.parameters())
+    assert all(not m._forward_hooks for m in backbone.modules())
+
+
+def wide_backbone() -> nn.Module:
+    """16-dimensional features: nine generic points in 16 dimensions are linearly separable."""
+    torch.manual_seed(0)
+    return nn.Sequential(
+        nn.Conv2d(3, 16, 3, padding=1),
+        nn.GroupNorm(4, 16),
+        nn.Tanh(),
+        nn.AdaptiveAvgPool2d(1),
+        nn.Flatten(),
+    ).double()
+
+
+@pytest.mark.parametrize("options", OPTIONS)
+def test_finetuning_really_trains(options):
+    """With queries = support images, a tuned head fits its own training set."""
+    learner = FineTuner(wide_backbone(), steps=150, lr=0.05, **options)
+    episode = make_episode(n_support=9, way=3)
+    logits = learner(episode.support_images, episode.support_labels, episode.support_images)
+    accuracy = (logits.argmax(1) == episode.support_labels).double().mean()
+    assert accuracy >= 8 / 9
+
+
+def test_tuning_changes_the_features_it_uses():
+    """Tuning the first conv gives other logits than training the head alone."""
+    episode = make_episode()
+    args = (episode.support_images, episode.support_labels, episode.query_images)
+    head = FineTuner(tiny_backbone().double(), steps=20, lr=0.1)(*args)
+    tuned = FineTuner(tiny_backbone().double(), steps=20, lr=0.1, tune=["0"])(*args)
+    assert not torch.allclose(head, tuned)
+
+
+def test_same_seed_same_logits_and_works_under_no_grad():
+    episode = make_episode()
+    args = (episode.support_images, episode.support_labels, episode.query_images)
+    learner = FineTuner(tiny_backbone().double(), steps=10, batch_size=3, tune=["0"], seed=4)
+    first = learner(*args)
+    with torch.no_grad():
+        second = learner(*args)
+    torch.testing.assert_close(first, second, rtol=0, atol=0)
+    other = FineTuner(tiny_backbone().double(), steps=10, batch_size=3, tune=["0"], seed=5)(*args)
+    assert not torch.equal(first, other)
+
+
+def test_finetuner_is_evaluated_like_any_learner():
+    learner = FineTuner(tiny_backbone().double(), steps=5)
+    result = evaluate(learner, [make_episode(seed=s) for s in range(3)])
+    assert len(result.accuracies) == 3
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "starts"),
+    [
+        ({"tune": ["layer9"]}, "tune="),
+        ({"lr": 0.0}, "lr=0.0"),
+        ({"steps": 0}, "steps=0"),
+        ({"optimizer": "lbfgs"}, "optimizer='lbfgs'"),
+        ({"batch_size": 0}, "batch_size=0"),
+    ],
+)
+def test_bad_finetuner_arguments(kwargs, starts):
+    with pytest.raises(ValueError, match=f"^{starts}"):
+        FineTuner(tiny_backbone(), **kwargs)
+
+
+def test_counted_conv_flops_match_the_formula():
+    """FLOPs of a convolution = 2 · B · C_out · H_out · W_out · C_in · k_h · k_w."""
+    conv = nn.Conv2d(3, 8, kernel_size=3, padding=1, bias=False)
+    images = torch.randn(2, 3, 16, 16)
+    _, flops = count_flops(conv, images)
+    assert flops == 2 * 2 * 8 * 16 * 16 * 3 * 3 * 3
+    strided = nn.Conv2d(4, 6, kernel_size=5, stride=2, bias=False)
+    _, flops = count_flops(strided, torch.randn(1, 4, 21, 21))
+    assert flops == 2 * 1 * 6 * 9 * 9 * 4 * 5 * 5
+
+
+def test_backward_flops_are_counted_too():
+    """A linear layer's backward (grad input + grad weight) costs twice its forward."""
+    layer = nn.Linear(10, 7, bias=False)
+    x = torch.randn(5, 10, requires_grad=True)
+    _, forward = count_flops(layer, x)
+    _, both = count_flops(lambda: layer(x).sum().backward())
+    assert forward == 2 * 5 * 10 * 7 and both == 3 * forward
+
+
+def test_personalisation_cost_of_finetuning_dwarfs_one_forward_pass():
+    episode = make_episode(n_support=9)
+    proto = personalisation_cost(ProtoNets(tiny_backbone().double()), episode, repeats=1)
+    tuner = FineTuner(tiny_backbone().double(), steps=20, tune="all")
+    tuned = personalisation_cost(tuner, episode, repeats=1, lite=Lite(0, chunk_size=4))
+    assert proto.tuned_per_task == 0 and proto.flops > 0
+    backbone_size = sum(p.numel() for p in tuner.backbone.parameters())
+    assert tuned.tuned_per_task == backbone_size + 3 * 3 + 3
+    assert tuned.flops > 20 * proto.flops
+    assert tuned.parameters == proto.parameters
+    assert tuned.seconds > 0 and proto.seconds > 0
+    if proto.peak_memory_mib is not None:
+        assert proto.peak_memory_mib >= 0
