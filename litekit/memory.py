@@ -48,6 +48,7 @@ from litekit._checks import bad_argument, check_choice, check_int
 LEARNERS = ("protonets", "simple_cnaps", "cnaps")
 OPTIMIZERS = ("adam", "sgd")
 SEARCHES = ("h", "query_batch", "chunk_size")
+COUNTS = ("peak", "step")
 _UNITS = {"B": 1, "KB": 10**3, "MB": 10**6, "GB": 10**9, "KIB": 2**10, "MIB": 2**20, "GIB": 2**30}
 
 
@@ -188,9 +189,23 @@ class Measurement:
     device_name: str
     error: str | None = None
 
-    def fits(self, budget_bytes: int, margin: float = 0.0) -> bool:
-        """Measured, and its peak at most ``(1 - margin) · budget_bytes``."""
-        return self.peak_bytes is not None and self.peak_bytes <= (1 - margin) * budget_bytes
+    @property
+    def step_bytes(self) -> int | None:
+        """The step's own share: the peak minus what was in use just before the step."""
+        if self.peak_bytes is None or self.rest_bytes is None:
+            return None
+        return self.peak_bytes - self.rest_bytes
+
+    def used(self, count: str = "peak") -> int | None:
+        """``peak_bytes`` (``count="peak"``) or ``step_bytes`` (``count="step"``)."""
+        return (
+            self.peak_bytes if check_choice("count", count, COUNTS) == "peak" else self.step_bytes
+        )
+
+    def fits(self, budget_bytes: float, margin: float = 0.0, count: str = "peak") -> bool:
+        """Measured, and its peak (or step share) at most ``(1 - margin) · budget_bytes``."""
+        used = self.used(count)
+        return used is not None and used <= (1 - margin) * budget_bytes
 
     def as_dict(self) -> dict:
         row = asdict(self.config)
@@ -339,6 +354,7 @@ class Plan:
     budget_bytes: int
     margin: float
     probes: list[Measurement] = field(default_factory=list)
+    count: str = "peak"
 
     @property
     def limit_bytes(self) -> float:
@@ -350,6 +366,7 @@ class Plan:
             "budget_bytes": self.budget_bytes,
             "margin": self.margin,
             "limit_bytes": self.limit_bytes,
+            "count": self.count,
             "chosen": self.measurement.as_dict(),
             "probes": [p.as_dict() for p in self.probes],
         }
@@ -357,9 +374,10 @@ class Plan:
     def __str__(self) -> str:
         c, m = self.config, self.measurement
         what = "full back-propagation" if c.full else f"h={c.h}"
+        used = "peak" if self.count == "peak" else "step share"
         return (
             f"{what}, query_batch={c.query_batch}, chunk_size={c.chunk_size} at "
-            f"{c.image_size} px: peak {format_bytes(m.peak_bytes)} of a "
+            f"{c.image_size} px: {used} {format_bytes(m.used(self.count))} of a "
             f"{format_bytes(self.budget_bytes)} budget ({self.margin:.0%} margin), "
             f"{m.step_seconds:.3f} s per step, {len(self.probes)} measurements"
         )
@@ -383,6 +401,7 @@ def plan_budget(
     config: StepConfig,
     *,
     margin: float = 0.1,
+    count: str = "peak",
     search: Sequence[str] = SEARCHES,
     min_chunk_size: int = 8,
     image_sizes: Sequence[int] | None = None,
@@ -398,6 +417,10 @@ def plan_budget(
             device); its ``h``, ``query_batch`` and ``chunk_size`` are the values kept for
             anything not searched.
         margin: fraction of the budget kept free (0.1: use at most 90% of it).
+        count: what the budget bounds: ``"peak"``, the whole measured peak, or ``"step"``,
+            the step's own share (peak minus the memory in use just before the step). On the
+            CPU ``"step"`` leaves out the hundreds of MiB that Python and torch take before
+            any work, so that budgets compare training steps, not interpreters.
         search: which of ``"h"``, ``"query_batch"``, ``"chunk_size"`` to search, in that
             order of priority (see the module docstring). Ignored with ``image_sizes``.
         min_chunk_size: the chunk size while h and the query batch are searched.
@@ -413,6 +436,7 @@ def plan_budget(
         raise bad_argument("config", config, "pass a litekit.memory.StepConfig.")
     if not 0 <= margin < 1:
         raise bad_argument("margin", margin, "pass a fraction in [0, 1), e.g. 0.1.")
+    check_choice("count", count, COUNTS)
     for name in search:
         check_choice("search", name, SEARCHES)
     check_int("min_chunk_size", min_chunk_size, minimum=1)
@@ -431,11 +455,11 @@ def plan_budget(
         return seen[candidate]
 
     def fits(candidate: StepConfig) -> bool:
-        return probe(candidate).fits(budget_bytes, margin)
+        return probe(candidate).fits(budget_bytes, margin, count)
 
     def nothing_fits(candidate: StepConfig) -> ValueError:
         m = seen[candidate]
-        got = format_bytes(m.peak_bytes) if m.peak_bytes is not None else m.error
+        got = format_bytes(m.used(count)) if m.peak_bytes is not None else m.error
         return bad_argument(
             "budget",
             format_bytes(budget_bytes),
@@ -481,7 +505,7 @@ def plan_budget(
             chosen = replace(chosen, chunk_size=chunk)
         if not search and not fits(chosen):
             raise nothing_fits(chosen)
-    return Plan(chosen, probe(chosen), budget_bytes, margin, probes)
+    return Plan(chosen, probe(chosen), budget_bytes, margin, probes, count)
 
 
 # --- command line ---------------------------------------------------------------------------
@@ -528,6 +552,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--budget", default=None, help="for plan: e.g. 8GiB")
     parser.add_argument("--margin", type=float, default=0.1)
+    parser.add_argument("--count", choices=COUNTS, default="peak", help="what the budget bounds")
     parser.add_argument("--search", nargs="+", default=list(SEARCHES), choices=SEARCHES)
     parser.add_argument("--image-sizes", type=int, nargs="+", default=None)
     parser.add_argument(
@@ -541,7 +566,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     if args.budget is None:
         parser.error("plan needs --budget, e.g. --budget 8GiB")
     plan = plan_budget(
-        args.budget, config, margin=args.margin, search=args.search, image_sizes=args.image_sizes
+        args.budget,
+        config,
+        margin=args.margin,
+        count=args.count,
+        search=args.search,
+        image_sizes=args.image_sizes,
     )
     result = {"plan": str(plan), **plan.as_dict()}
     if args.compare_full:

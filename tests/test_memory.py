@@ -172,3 +172,14 @@ def test_a_real_cpu_plan_fits_its_budget():
 def test_measure_on_cuda_reports_allocated_peak():
     m = measure_step(replace(TINY, device="cuda"))
     assert m.error is None and m.peak_bytes >= m.rest_bytes >= 0
+
+
+def test_planner_can_bound_the_steps_own_share():
+    """count="step" compares peak minus rest: the 100 MiB at rest is left out."""
+    config = StepConfig(image_size=64, n_support=200, n_query=40)
+    by_step = plan_budget(300 * MiB, config, margin=0, count="step", measure=modelled)
+    by_peak = plan_budget(400 * MiB, config, margin=0, measure=modelled)
+    assert by_step.config == by_peak.config
+    assert by_step.measurement.step_bytes <= 300 * MiB < by_step.measurement.peak_bytes
+    with pytest.raises(ValueError, match="^count='rss'"):
+        plan_budget(300 * MiB, config, count="rss", measure=modelled)
