@@ -9,7 +9,9 @@ Measuring (`measure_step`):
   torch included, because that is what a machine's memory must hold. The resident size
   just before the first step is reported too (``rest_bytes``), so the step's own share is
   ``peak_bytes - rest_bytes``. One process per configuration keeps one configuration's
-  allocations out of another's peak.
+  allocations (and the allocator's cached memory) out of another's peak. In-process CPU
+  measurements (``fresh_process=False``, quicker) reset Linux's peak-RSS counter first,
+  but memory the allocator kept from earlier work can still hide part of a step.
 Step time is the median over ``repeats`` steps after one warm-up step.
 
 Planning (`plan_budget`): memory grows with h, the query batch, the chunk size and the
@@ -40,6 +42,7 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
 
 import torch
 
@@ -66,9 +69,27 @@ def current_rss() -> int:
 
 
 def peak_rss() -> int:
-    """Peak resident set size of this process so far, in bytes (``getrusage``)."""
+    """Peak resident set size of this process, in bytes: Linux's VmHWM (which
+    `reset_peak_rss` can reset), else ``getrusage``'s high-water mark since start."""
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return int(peak if sys.platform == "darwin" else peak * 1024)  # KiB on Linux
+
+
+def reset_peak_rss() -> bool:
+    """Reset the peak RSS to the current RSS (Linux >= 4.0); False where impossible."""
+    try:
+        with open("/proc/self/clear_refs", "w") as clear_refs:
+            clear_refs.write("5")
+        return True
+    except OSError:
+        return False
 
 
 def parse_bytes(value: int | float | str, name: str = "budget") -> int:
@@ -282,6 +303,8 @@ def measure_here(config: StepConfig) -> Measurement:
             torch.cuda.reset_peak_memory_stats(device)
             rest = torch.cuda.memory_allocated(device)
         else:
+            gc.collect()
+            reset_peak_rss()  # in a reused process, forget earlier peaks (Linux)
             rest = current_rss()
         times = []
         for _ in range(config.repeats + 1):
@@ -437,6 +460,8 @@ def plan_budget(
     if not 0 <= margin < 1:
         raise bad_argument("margin", margin, "pass a fraction in [0, 1), e.g. 0.1.")
     check_choice("count", count, COUNTS)
+    if isinstance(search, str):
+        raise bad_argument("search", search, f"pass a list of names from {list(SEARCHES)}.")
     for name in search:
         check_choice("search", name, SEARCHES)
     check_int("min_chunk_size", min_chunk_size, minimum=1)
@@ -506,6 +531,56 @@ def plan_budget(
         if not search and not fits(chosen):
             raise nothing_fits(chosen)
     return Plan(chosen, probe(chosen), budget_bytes, margin, probes, count)
+
+
+# --- reference measurements -----------------------------------------------------------------
+
+
+def load_reference(path: str | os.PathLike) -> tuple[dict, list[dict]]:
+    """A reference file in JSON lines: its header (first line: the device) and its rows.
+
+    ``benchmarks/reference/h200-protonets-step.jsonl`` has one row per configuration, with
+    ``kind`` (``"full"``, ``"lite"``, ...), ``net``, ``size``, ``n``, ``h``, and ``peak_gib``
+    and ``step_s``, or ``oom: true`` where the step did not fit.
+    """
+    lines = [line for line in Path(path).read_text().splitlines() if line.strip()]
+    if not lines:
+        raise bad_argument("path", str(path), "the reference file is empty.")
+    return json.loads(lines[0]), [json.loads(line) for line in lines[1:]]
+
+
+def reference_curve(
+    rows: Sequence[dict], kind: str, net: str, size: int, h: int = 40
+) -> list[tuple[int, float | None, float | None]]:
+    """(N, peak GiB, step seconds) of one kind of step against N; None where out of memory."""
+    points = [
+        (r["n"], r.get("peak_gib"), r.get("step_s"))
+        for r in rows
+        if (r["kind"], r["net"], r["size"], r.get("h")) == (kind, net, size, h)
+    ]
+    return sorted(points)
+
+
+def plot_reference(rows: Sequence[dict], net: str, size: int, ax=None, h: int = 40):
+    """Peak memory against N, full back-propagation against LITE, from reference rows."""
+    import matplotlib.pyplot as plt
+
+    if ax is None:
+        _, ax = plt.subplots(figsize=(5.5, 3.6))
+    for kind, colour, label in (
+        ("full", "tab:orange", "full back-propagation"),
+        ("lite", "tab:blue", f"minimal LITE, h={h}"),
+    ):
+        points = [(n, peak) for n, peak, _ in reference_curve(rows, kind, net, size, h)]
+        shown = [(n, peak) for n, peak in points if peak is not None]
+        if shown:
+            ax.plot(*zip(*shown, strict=True), "o-", color=colour, label=label)
+        for n, peak in points:
+            if peak is None:
+                ax.axvline(n, color=colour, linestyle=":", label=f"{label}: out of memory")
+    ax.set(xlabel="support-set size N", ylabel="peak GiB", title=f"{net}, {size} px")
+    ax.legend(fontsize="small")
+    return ax
 
 
 # --- command line ---------------------------------------------------------------------------

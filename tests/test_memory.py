@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 import torch
@@ -12,11 +13,16 @@ from litekit.memory import (
     Measurement,
     StepConfig,
     format_bytes,
+    load_reference,
     measure_here,
     measure_step,
     parse_bytes,
     plan_budget,
+    plot_reference,
+    reference_curve,
 )
+
+REFERENCE = Path(__file__).resolve().parents[1] / "benchmarks" / "reference"
 
 TINY = StepConfig(
     image_size=16, n_support=6, way=3, n_query=4, width=4, h=2, query_batch=2, chunk_size=3,
@@ -183,3 +189,25 @@ def test_planner_can_bound_the_steps_own_share():
     assert by_step.measurement.step_bytes <= 300 * MiB < by_step.measurement.peak_bytes
     with pytest.raises(ValueError, match="^count='rss'"):
         plan_budget(300 * MiB, config, count="rss", measure=modelled)
+
+
+def test_reference_copy_reads_back_the_design_highlights():
+    header, rows = load_reference(REFERENCE / "h200-protonets-step.jsonl")
+    assert header["gpu"] == "NVIDIA H200"
+    full = {n: peak for n, peak, _ in reference_curve(rows, "full", "efficientnet_b0", 224)}
+    lite = {n: peak for n, peak, _ in reference_curve(rows, "lite", "efficientnet_b0", 224)}
+    assert full == {100: 11.485, 500: 44.132, 1000: 84.901}
+    assert lite == {100: 6.598, 500: 6.6, 1000: 6.608}
+    assert reference_curve(rows, "full", "efficientnet_b0", 320)[-1] == (1000, None, None)
+    assert [n for n, *_ in reference_curve(rows, "lite", "efficientnet_b0", 224, h=8)] == [500]
+
+
+def test_plot_reference_draws_both_kinds_and_marks_out_of_memory():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    _, rows = load_reference(REFERENCE / "h200-protonets-step.jsonl")
+    ax = plot_reference(rows, "efficientnet_b0", 320)
+    labels = [line.get_label() for line in ax.get_lines()]
+    assert "full back-propagation" in labels and "minimal LITE, h=40" in labels
+    assert "full back-propagation: out of memory" in labels
