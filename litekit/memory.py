@@ -7,11 +7,14 @@ Measuring (`measure_step`):
 - on the CPU, the peak is the peak resident set size (RSS) of a *fresh* Python process
   that builds the learner and one task and runs the steps: the whole process, Python and
   torch included, because that is what a machine's memory must hold. The resident size
-  just before the first step is reported too (``rest_bytes``), so the step's own share is
-  ``peak_bytes - rest_bytes``. One process per configuration keeps one configuration's
-  allocations (and the allocator's cached memory) out of another's peak. In-process CPU
-  measurements (``fresh_process=False``, quicker) reset Linux's peak-RSS counter first,
-  but memory the allocator kept from earlier work can still hide part of a step.
+  just before the timed steps is reported too (``rest_bytes``), and the step's own share is
+  measured over the timed steps after a warm-up step (which makes one-time allocations:
+  thread pools, kernel caches): their peak RSS minus the RSS just before them (Linux resets
+  the peak through /proc/self/clear_refs; the measuring process makes glibc return freed
+  tensors to the system at once). One process per configuration keeps one configuration's
+  allocations out of another's peak. In-process CPU measurements (``fresh_process=False``)
+  are quicker but approximate: memory the allocator kept from earlier work can hide part of
+  a step.
 Step time is the median over ``repeats`` steps after one warm-up step.
 
 Planning (`plan_budget`): memory grows with h, the query batch, the chunk size and the
@@ -80,6 +83,29 @@ def peak_rss() -> int:
         pass
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return int(peak if sys.platform == "darwin" else peak * 1024)  # KiB on Linux
+
+
+def _trim_heap() -> None:
+    """Give freed heap memory back to the system (glibc), so the resident size is live data."""
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
+
+
+def configure_allocator() -> None:
+    """In a measuring process: large allocations always use mmap (glibc), so freed tensors
+    leave the resident set at once and one step's memory cannot hide in another's."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL("libc.so.6")
+        libc.mallopt(-3, 256 * 1024)  # M_MMAP_THRESHOLD: fixed, no dynamic growth
+        libc.mallopt(-1, 256 * 1024)  # M_TRIM_THRESHOLD
+    except (OSError, AttributeError):
+        pass
 
 
 def reset_peak_rss() -> bool:
@@ -199,8 +225,10 @@ class StepConfig:
 class Measurement:
     """Peak memory (bytes) and median step time (seconds) of one `StepConfig`.
 
-    ``error`` says why a configuration could not run (``"out of memory"``, a crash);
-    its peak and time are then None.
+    ``peak_bytes`` is the whole peak (all steps, the warm-up included); ``rest_bytes`` what
+    was in use just before the timed steps; ``step_bytes`` the timed steps' own share, their
+    peak minus ``rest_bytes``. ``error`` says why a configuration could not run
+    (``"out of memory"``, a crash); the numbers are then None.
     """
 
     config: StepConfig
@@ -209,13 +237,7 @@ class Measurement:
     step_seconds: float | None
     device_name: str
     error: str | None = None
-
-    @property
-    def step_bytes(self) -> int | None:
-        """The step's own share: the peak minus what was in use just before the step."""
-        if self.peak_bytes is None or self.rest_bytes is None:
-            return None
-        return self.peak_bytes - self.rest_bytes
+    step_bytes: int | None = None
 
     def used(self, count: str = "peak") -> int | None:
         """``peak_bytes`` (``count="peak"``) or ``step_bytes`` (``count="step"``)."""
@@ -233,6 +255,7 @@ class Measurement:
         row.update(
             peak_bytes=self.peak_bytes,
             rest_bytes=self.rest_bytes,
+            step_bytes=self.step_bytes,
             step_seconds=self.step_seconds,
             device_name=self.device_name,
             error=self.error,
@@ -285,43 +308,61 @@ def _synchronize(device: torch.device) -> None:
 
 def measure_here(config: StepConfig) -> Measurement:
     """Measure ``config`` in this process (see `measure_step` for a fresh one)."""
-    from litekit.train import meta_train_step
-
     if config.threads is not None:
         torch.set_num_threads(config.threads)
     device = torch.device(config.device)
-    cuda = device.type == "cuda"
-    name = torch.cuda.get_device_name(device) if cuda else "cpu"
-    if cuda:
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
+    if device.type == "cuda":
         gc.collect()
         torch.cuda.empty_cache()
-    learner = optimizer = episode = None
     try:
-        learner, optimizer, episode, lite = _build(config)
-        if cuda:
-            _synchronize(device)
-            torch.cuda.reset_peak_memory_stats(device)
-            rest = torch.cuda.memory_allocated(device)
-        else:
-            gc.collect()
-            reset_peak_rss()  # in a reused process, forget earlier peaks (Linux)
-            rest = current_rss()
-        times = []
-        for _ in range(config.repeats + 1):
-            _synchronize(device)
-            start = time.perf_counter()
-            meta_train_step(learner, episode, optimizer, lite=lite, query_batch=config.query_batch)
-            _synchronize(device)
-            times.append(time.perf_counter() - start)
-        peak = torch.cuda.max_memory_allocated(device) if cuda else peak_rss()
-        return Measurement(config, int(peak), int(rest), statistics.median(times[1:]), name)
+        return _measure_built(config, device, name, *_build(config))
     except torch.OutOfMemoryError:
         return Measurement(config, None, None, None, name, "out of memory")
     finally:
-        del learner, optimizer, episode
-        if cuda:
-            gc.collect()
+        gc.collect()
+        if device.type == "cuda":
             torch.cuda.empty_cache()
+
+
+def _measure_built(config, device, name, learner, optimizer, episode, lite) -> Measurement:
+    from litekit.train import meta_train_step
+
+    def step() -> float:
+        _synchronize(device)
+        start = time.perf_counter()
+        meta_train_step(learner, episode, optimizer, lite=lite, query_batch=config.query_batch)
+        _synchronize(device)
+        return time.perf_counter() - start
+
+    if device.type == "cuda":  # the warm-up counts: the optimiser's state is created there
+        _synchronize(device)
+        torch.cuda.reset_peak_memory_stats(device)
+        rest = torch.cuda.memory_allocated(device)
+        step()
+        times = [step() for _ in range(config.repeats)]
+        peak = torch.cuda.max_memory_allocated(device)
+        return Measurement(
+            config, int(peak), int(rest), statistics.median(times), name,
+            step_bytes=int(peak - rest),
+        )  # fmt: skip
+    # CPU: the warm-up step also makes one-time allocations (thread pools, kernel caches);
+    # the step's share is measured over the timed steps, from a fresh peak.
+    gc.collect()
+    reset_peak_rss()
+    step()
+    warm_peak = peak_rss()
+    gc.collect()
+    _trim_heap()
+    resettable = reset_peak_rss()
+    rest = current_rss()
+    times = [step() for _ in range(config.repeats)]
+    timed_peak = peak_rss()
+    peak = max(warm_peak, timed_peak)
+    share = timed_peak - rest if resettable else peak - rest
+    return Measurement(
+        config, int(peak), int(rest), statistics.median(times), name, step_bytes=int(share)
+    )
 
 
 def measure_step(config: StepConfig, *, fresh_process: bool | None = None) -> Measurement:
@@ -357,7 +398,7 @@ def measure_step(config: StepConfig, *, fresh_process: bool | None = None) -> Me
     row = json.loads(out.stdout.strip().splitlines()[-1])
     return Measurement(
         config, row["peak_bytes"], row["rest_bytes"], row["step_seconds"], row["device_name"],
-        row["error"],
+        row["error"], row["step_bytes"],
     )  # fmt: skip
 
 
@@ -608,6 +649,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     """``python -m litekit.memory measure|plan ...``: print JSON (see ``--help``)."""
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["child"]:  # the fresh process of `measure_step`
+        configure_allocator()
         print(json.dumps(measure_here(StepConfig(**json.loads(argv[1]))).as_dict()))
         return
     parser = argparse.ArgumentParser(prog="python -m litekit.memory", description=__doc__)

@@ -61,6 +61,7 @@ def test_measure_here_on_the_cpu():
     m = measure_here(TINY)
     assert m.error is None and m.device_name == "cpu"
     assert m.peak_bytes >= m.rest_bytes > 0 and m.step_seconds > 0
+    assert 0 <= m.step_bytes <= m.peak_bytes
     assert m.fits(m.peak_bytes) and not m.fits(m.peak_bytes, margin=0.5)
 
 
@@ -68,6 +69,7 @@ def test_measure_step_runs_a_fresh_process_on_the_cpu():
     m = measure_step(TINY)
     assert m.error is None, m.error
     assert m.peak_bytes >= m.rest_bytes > 0 and m.step_seconds > 0
+    assert 0 <= m.step_bytes <= m.peak_bytes - m.rest_bytes + 2**20
     assert m.as_dict()["h"] == 2
 
 
@@ -82,7 +84,7 @@ def modelled(config: StepConfig) -> Measurement:
     graph = n + config.n_query if config.full else config.h + (config.query_batch or n)
     chunk = 0 if config.full else min(config.chunk_size, n)
     peak = 100 * MiB + max(3 * graph, chunk) * MiB * (config.image_size / 64) ** 2
-    return Measurement(config, int(peak), 100 * MiB, 0.1, "model")
+    return Measurement(config, int(peak), 100 * MiB, 0.1, "model", step_bytes=int(peak) - 100 * MiB)
 
 
 def brute_force_largest_h(budget: float, config: StepConfig) -> int:
