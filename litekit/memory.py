@@ -563,7 +563,9 @@ def plan_budget(
             if batch is None:
                 raise nothing_fits(replace(chosen, query_batch=low))
             chosen = replace(chosen, query_batch=batch)
-        if "chunk_size" in search and not chosen.full:
+        if chosen.full:  # no no-grad pass: the chunk size does not matter
+            chosen = replace(chosen, chunk_size=config.chunk_size)
+        elif "chunk_size" in search:
             low = min(min_chunk_size, n)
             chunk = _largest(low, n, lambda v: fits(replace(chosen, chunk_size=v)))
             if chunk is None:
