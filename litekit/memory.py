@@ -448,9 +448,16 @@ class Plan:
 
 
 def _largest(low: int, high: int, fits: Callable[[int], bool]) -> int | None:
-    """The largest v in [low, high] with fits(v), for a monotone fits (True then False)."""
+    """The largest v in [low, high] with fits(v), for a monotone fits (True then False).
+
+    ``high`` is tried right after ``low``: when everything fits (a chunk size, often) that
+    costs two measurements instead of a whole bisection.
+    """
     if not fits(low):
         return None
+    if low == high or fits(high):
+        return high
+    high -= 1
     while low < high:
         middle = (low + high + 1) // 2
         if fits(middle):
