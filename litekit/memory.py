@@ -19,7 +19,8 @@ Step time is the median over ``repeats`` steps after one warm-up step.
 
 Planning (`plan_budget`): memory grows with h, the query batch, the chunk size and the
 image size, so each can be found by bisection, with each probe a real measurement. A
-configuration *fits* when its measured peak is at most ``(1 - margin) · budget``; the
+configuration *fits* when its measured peak (or, with ``count="step"``, its step share) is
+at most ``(1 - margin) · budget``; the
 margin absorbs what one measurement cannot see (allocator fragmentation, other processes,
 a different driver). With a fixed image size the planner finds, in this order,
 1. the largest h in 1..N (h = N is full back-propagation), with the query batch tied to
