@@ -56,6 +56,7 @@ LEARNERS = ("protonets", "simple_cnaps", "cnaps")
 OPTIMIZERS = ("adam", "sgd")
 SEARCHES = ("h", "query_batch", "chunk_size")
 COUNTS = ("peak", "step")
+NORMS = ("model", "group")
 _UNITS = {"B": 1, "KB": 10**3, "MB": 10**6, "GB": 10**9, "KIB": 2**10, "MIB": 2**20, "GIB": 2**30}
 
 
@@ -162,6 +163,9 @@ class StepConfig:
         query_batch: query images per backward pass; ``None`` is the whole query set.
         chunk_size: images per call of the no-grad pass.
         width: channels of ``"conv4"`` (ignored for other backbones).
+        norm: ``"model"`` keeps a torchvision model's own normalisation (BatchNorm, eval
+            mode); ``"group"`` replaces it by GroupNorm (`litekit.learners.group_norm`), as
+            for training a randomly initialised model from scratch.
         device: ``"cpu"``, ``"cuda"``, ``"cuda:1"``, ...
         optimizer: ``"adam"`` (its state is part of the peak) or ``"sgd"``.
         repeats: timed steps after one warm-up step.
@@ -178,6 +182,7 @@ class StepConfig:
     query_batch: int | None = None
     chunk_size: int = 64
     width: int = 64
+    norm: str = "model"
     device: str = "cpu"
     optimizer: str = "adam"
     repeats: int = 2
@@ -202,6 +207,7 @@ class StepConfig:
             check_int("query_batch", self.query_batch, minimum=1)
         check_int("chunk_size", self.chunk_size, minimum=1)
         check_int("width", self.width, minimum=1)
+        check_choice("norm", self.norm, NORMS)
         check_int("repeats", self.repeats, minimum=1)
         if self.threads is not None:
             check_int("threads", self.threads, minimum=1)
@@ -267,11 +273,16 @@ class Measurement:
 def _build(config: StepConfig):
     """The learner, optimiser, task and Lite of ``config``, on its device (seeded)."""
     from litekit import CNAPs, Episode, Lite, ProtoNets, SimpleCNAPs
-    from litekit.learners import conv4
+    from litekit.learners import conv4, group_norm, torchvision_backbone
 
     torch.manual_seed(0)
     device = torch.device(config.device)
-    backbone = conv4(width=config.width) if config.backbone == "conv4" else config.backbone
+    if config.backbone == "conv4":
+        backbone = conv4(width=config.width)
+    else:
+        backbone = torchvision_backbone(config.backbone)
+        if config.norm == "group":
+            backbone = group_norm(backbone)
     if config.learner == "protonets":
         learner = ProtoNets(backbone)
     elif config.learner == "simple_cnaps":
@@ -649,6 +660,7 @@ def _config_from(args: argparse.Namespace) -> StepConfig:
         query_batch=args.query_batch,
         chunk_size=args.chunk_size,
         width=args.width,
+        norm=args.norm,
         device=args.device,
         repeats=args.repeats,
         threads=args.threads,
@@ -674,6 +686,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--query-batch", type=int, default=None)
     parser.add_argument("--chunk-size", type=int, default=64)
     parser.add_argument("--width", type=int, default=64, help="conv4 channels")
+    parser.add_argument("--norm", choices=NORMS, default="model")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--threads", type=int, default=None)

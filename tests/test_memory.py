@@ -213,3 +213,18 @@ def test_plot_reference_draws_both_kinds_and_marks_out_of_memory():
     labels = [line.get_label() for line in ax.get_lines()]
     assert "full back-propagation" in labels and "minimal LITE, h=40" in labels
     assert "full back-propagation: out of memory" in labels
+
+
+def test_group_norm_backbone_embeds_each_image_on_its_own():
+    """StepConfig(norm="group") swaps BatchNorm for GroupNorm: per-image, in any mode."""
+    from litekit.learners import group_norm, torchvision_backbone
+
+    torch.manual_seed(0)
+    model = group_norm(torchvision_backbone("resnet18")).train()
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in model.modules())
+    images = torch.rand(3, 3, 32, 32)
+    with torch.no_grad():
+        together, alone = model(images), model(images[:1])
+    assert torch.allclose(together[:1], alone, atol=1e-5)
+    with pytest.raises(ValueError, match="^norm='layer'"):
+        replace(TINY, norm="layer")
