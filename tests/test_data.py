@@ -302,8 +302,10 @@ def test_download_checks_the_checksum_and_extracts(archive, tmp_path):
     folder = downloads.download(path.as_uri(), tmp_path / "data", md5=md5)
     assert (folder / "tiny.zip").read_bytes() == path.read_bytes()
     assert (folder / "tiny" / "a.txt").read_text() == "hello"
-    # a second call keeps the verified file
+    # a second call keeps the verified archive and never overwrites what was unpacked
+    (folder / "tiny" / "a.txt").write_text("edited by the user")
     assert downloads.download(path.as_uri(), tmp_path / "data", md5=md5) == folder
+    assert (folder / "tiny" / "a.txt").read_text() == "edited by the user"
 
 
 def test_a_wrong_checksum_keeps_nothing_and_never_overwrites(archive, tmp_path):

@@ -7,7 +7,8 @@ It is never run by the tests or by ``make``. Every file is checked against its M
 SHA-256 before it is kept; the download goes to a temporary file that is renamed only once
 the checksum matches, so an interrupted or corrupt download never leaves a file that looks
 complete. A file that is already there is kept when its checksum matches, and never
-overwritten when it does not. Without a network it fails at once with a message that says
+overwritten when it does not, and unzipping never replaces a file that is already there.
+Without a network it fails at once with a message that says
 how to get the files by hand (data/README.md).
 
 Known datasets: ``omniglot`` (its archives and MD5 checksums are those torchvision's
@@ -113,6 +114,15 @@ def fetch(archive: Archive, folder: str | os.PathLike, *, timeout: float = 60) -
     return target
 
 
+def unpack(archive: str | os.PathLike, folder: str | os.PathLike) -> None:
+    """Extract a zip archive into ``folder``, leaving every file already there untouched."""
+    folder = Path(folder)
+    with zipfile.ZipFile(archive) as opened:
+        for member in opened.infolist():
+            if not (folder / member.filename).exists():
+                opened.extract(member, folder)
+
+
 def download(
     name: str,
     root: str | os.PathLike = "data",
@@ -149,8 +159,7 @@ def download(
     for archive in chosen:
         path = fetch(archive, folder, timeout=timeout)
         if extract and archive.extract and zipfile.is_zipfile(path):
-            with zipfile.ZipFile(path) as opened:
-                opened.extractall(folder)
+            unpack(path, folder)
     return folder
 
 
