@@ -33,6 +33,7 @@ from tqdm.auto import tqdm
 
 from litekit import checkpoint as checkpoints
 from litekit._checks import bad_argument, check_int
+from litekit.distributed import average_gradients, unwrap
 from litekit.episodes import Episode, EpisodeDataset
 from litekit.learners.base import Learner, check_labels
 from litekit.lite import Lite
@@ -95,7 +96,9 @@ def meta_train_step(
     Args:
         learner: a `Learner`; it is put in train mode (its backbone stays in eval mode
             unless the learner was built with ``backbone_mode="train"``).
-        episode: an `Episode`, or a list of them (the paper uses 16 tasks per step).
+        episode: an `Episode`, or a list of them (the paper uses 16 tasks per step). Under
+            torchrun, each rank passes its own share of the step's tasks and the gradients
+            are averaged over ranks (`litekit.distributed`).
         optimizer: steps once, after the whole task gradient is accumulated.
         lite: ``None`` back-propagates through every support image; ``Lite(h, ...)``
             through h of them, with a fresh subset per query batch.
@@ -105,6 +108,7 @@ def meta_train_step(
     episodes = _as_episodes(episode)
     if query_batch is not None:
         check_int("query_batch", query_batch, minimum=1)
+    learner = unwrap(learner)
     learner.train()
     optimizer.zero_grad(set_to_none=True)
     losses, accuracies = [], []
@@ -114,6 +118,7 @@ def meta_train_step(
         )
         losses.append(loss)
         accuracies.append(accuracy)
+    average_gradients(learner.parameters())  # mean over ranks under torchrun; else nothing
     optimizer.step()
     return StepResult(sum(losses) / len(losses), sum(accuracies) / len(accuracies))
 

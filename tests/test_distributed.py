@@ -1,0 +1,74 @@
+"""Two processes on the CPU (gloo): the averaged gradient equals one process on all tasks."""
+
+from __future__ import annotations
+
+import os
+import socket
+
+import pytest
+import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
+from helpers import make_episode, make_learner
+
+from litekit import Lite, meta_train_step
+from litekit.distributed import shard
+
+TASKS = 4
+CASES = {
+    "protonets-full": ("protonets", None),
+    "simple_cnaps-lite": ("simple_cnaps", {"set": [0, 4], "features": [1, 2]}),
+}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def one_step(kind: str, subsets: dict | None, task_ids: list[int]):
+    """One SGD step of a freshly built learner on the given tasks: (gradient, parameters)."""
+    learner = make_learner(kind)
+    optimizer = torch.optim.SGD(learner.parameters(), lr=0.1)
+    lite = None if subsets is None else Lite(2, subsets=subsets)
+    tasks = [make_episode(n_support=6, n_query=4, seed=10 + k) for k in task_ids]
+    meta_train_step(learner, tasks, optimizer, lite=lite, query_batch=3)
+    gradient = torch.cat([p.grad.flatten() for p in learner.parameters()])
+    parameters = torch.cat([p.detach().flatten() for p in learner.parameters()])
+    return gradient, parameters
+
+
+def worker(rank: int, world: int, port: int, kind: str, subsets, out_dir: str) -> None:
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    dist.init_process_group("gloo", rank=rank, world_size=world)
+    try:
+        torch.set_num_threads(1)
+        result = one_step(kind, subsets, shard(range(TASKS), rank, world))
+        torch.save(result, os.path.join(out_dir, f"rank{rank}.pt"))
+    finally:
+        dist.destroy_process_group()
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_two_gloo_processes_match_one_process(case, tmp_path):
+    kind, subsets = CASES[case]
+    mp.start_processes(
+        worker,
+        args=(2, free_port(), kind, subsets, str(tmp_path)),
+        nprocs=2,
+        join=True,
+        start_method="spawn",
+    )
+    single_gradient, single_parameters = one_step(kind, subsets, list(range(TASKS)))
+    for rank in range(2):
+        gradient, parameters = torch.load(tmp_path / f"rank{rank}.pt")
+        torch.testing.assert_close(gradient, single_gradient, rtol=1e-12, atol=1e-15)
+        torch.testing.assert_close(parameters, single_parameters, rtol=1e-12, atol=1e-15)
+
+
+def test_shards_cover_every_task_once():
+    shards = [shard(range(10), rank, 3) for rank in range(3)]
+    assert sorted(sum(shards, [])) == list(range(10))
+    assert shards[1] == [1, 4, 7]
