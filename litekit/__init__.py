@@ -12,7 +12,7 @@ from litekit.episodes import (
 )
 from litekit.learners import CNAPs, FineTuner, ProtoNets, SimpleCNAPs
 from litekit.lite import Lite, lite_forward
-from litekit.train import evaluate, meta_train_step
+from litekit.train import evaluate, fit, meta_train_step
 
 __version__ = "0.1.0"
 
@@ -27,6 +27,7 @@ __all__ = [
     "VariableEpisodeSampler",
     "episode_loader",
     "evaluate",
+    "fit",
     "lite_forward",
     "meta_train_step",
 ]

@@ -1,6 +1,11 @@
 """Meta-learners: each maps (support images, support labels, query images) to query logits."""
 
-from litekit.learners.backbones import conv4, strip_classifier, torchvision_backbone
+from litekit.learners.backbones import (
+    conv4,
+    group_norm,
+    strip_classifier,
+    torchvision_backbone,
+)
 from litekit.learners.base import Learner
 from litekit.learners.cnaps import CNAPs, FilmLearner, SetEncoder, SimpleCNAPs
 from litekit.learners.finetuner import FineTuner
@@ -15,6 +20,7 @@ __all__ = [
     "SetEncoder",
     "SimpleCNAPs",
     "conv4",
+    "group_norm",
     "strip_classifier",
     "torchvision_backbone",
 ]

@@ -8,6 +8,7 @@ is replaced by the identity.
 from __future__ import annotations
 
 import difflib
+import math
 
 import torch
 from torch import nn
@@ -73,6 +74,24 @@ def conv4(in_channels: int = 3, width: int = 64, depth: int = 4, groups: int = 8
         channels = width
     layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten()]
     return nn.Sequential(*layers)
+
+
+def group_norm(model: nn.Module, groups: int = 8) -> nn.Module:
+    """Replace every ``BatchNorm2d`` of ``model`` by a ``GroupNorm``, in place.
+
+    GroupNorm normalises each image on its own, so a randomly initialised torchvision model
+    trains from scratch without batch statistics and LITE's split of the gradient stays
+    exact. (In eval mode a randomly initialised BatchNorm uses its initial running statistics
+    and normalises nothing: a deep model such as EfficientNet-B0 then maps every image to
+    nearly zero.) Each layer gets gcd(groups, channels) groups.
+    """
+    for name, child in model.named_children():
+        if isinstance(child, nn.BatchNorm2d):
+            channels = child.num_features
+            setattr(model, name, nn.GroupNorm(math.gcd(groups, channels), channels))
+        else:
+            group_norm(child, groups)
+    return model
 
 
 def as_backbone(backbone: nn.Module | str) -> nn.Module:

@@ -1,0 +1,137 @@
+"""Real images in class-per-folder layout (``root/<class>/<image>.jpg``), checked.
+
+torchvision's ``ImageFolder`` works with litekit's samplers as it is (they read its
+``.targets``). `ImageFolderDataset` is an ``ImageFolder`` that also
+- names the folder when a class folder holds no image, before anything is loaded;
+- names the file when an image cannot be read (a corrupt or truncated file, or something
+  that is not an image), instead of failing deep inside PIL; ``verify=True`` checks every
+  file up front;
+- resizes to square ``image_size`` tensors, so that episodes can be stacked;
+- takes classes at a deeper level with ``class_depth`` (Omniglot:
+  ``images_background/<alphabet>/<character>/*.png`` has class_depth=2).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+from PIL import Image
+from torchvision import datasets, transforms
+
+from litekit._checks import check_int
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png")
+
+
+def bad_path(name: str, path: str | os.PathLike, fix: str) -> ValueError:
+    """The house-style error for a file or folder, with the whole path (never shortened)."""
+    return ValueError(f"{name}={str(path)!r}: {fix}")
+
+
+def load_image(path: str | os.PathLike) -> Image.Image:
+    """Open, fully decode and convert to RGB; a file that fails is named in the error."""
+    try:
+        with Image.open(path) as image:
+            image.load()  # decode now: truncated files fail here, not later
+            return image.convert("RGB")
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as error:
+        raise bad_path(
+            "image file",
+            path,
+            f"cannot be read as an image ({type(error).__name__}: {error}); remove or replace "
+            "this file.",
+        ) from error
+
+
+def image_transform(image_size: int) -> Callable[[Image.Image], torch.Tensor]:
+    """Resize the short side to ``image_size``, centre-crop a square, convert to a tensor."""
+    image_size = check_int("image_size", image_size, minimum=1)
+    return transforms.Compose(
+        [
+            transforms.Resize(image_size, antialias=True),
+            transforms.CenterCrop(image_size),
+            transforms.ToTensor(),
+        ]
+    )
+
+
+def has_image_extension(path: str | os.PathLike) -> bool:
+    return str(path).lower().endswith(IMAGE_EXTENSIONS)
+
+
+def check_root(root: str | os.PathLike) -> Path:
+    root = Path(root)
+    if not root.is_dir():
+        raise bad_path("root", root, "no such folder; see data/README.md for how to lay data out.")
+    return root
+
+
+def class_folders(root: Path, depth: int) -> list[Path]:
+    """Folders ``depth`` levels below ``root``, sorted; each must hold at least one image."""
+    level = [root]
+    for _ in range(depth):
+        level = sorted(child for folder in level for child in folder.iterdir() if child.is_dir())
+    if not level:
+        raise bad_path(
+            "root",
+            root,
+            f"found no class folders {depth} level(s) down; lay images out as "
+            "root/<class>/<image>.jpg (see data/README.md).",
+        )
+    for folder in level:
+        if not any(f.is_file() and has_image_extension(f) for f in folder.iterdir()):
+            raise bad_path(
+                "class folder",
+                folder,
+                f"holds no {'/'.join(IMAGE_EXTENSIONS)} image; add images or remove the folder.",
+            )
+    return level
+
+
+class ImageFolderDataset(datasets.ImageFolder):
+    """A checked ``torchvision.datasets.ImageFolder``: ``dataset[i] -> (image, label)``.
+
+    Args:
+        root: the folder that holds one folder per class.
+        image_size: images become (3, image_size, image_size) tensors (ignored when a
+            ``transform`` is given).
+        class_depth: how many folder levels below ``root`` a class is (1: root/<class>).
+        transform: replaces the default resize-crop-to-tensor transform.
+        verify: decode every image once now, so a bad file fails at construction.
+
+    ``.targets`` and ``.classes`` are as in ``ImageFolder``: the samplers use them without
+    loading an image.
+    """
+
+    def __init__(
+        self,
+        root: str | os.PathLike,
+        image_size: int = 84,
+        *,
+        class_depth: int = 1,
+        transform: Callable | None = None,
+        verify: bool = False,
+    ) -> None:
+        root = check_root(root)
+        self.class_depth = check_int("class_depth", class_depth, minimum=1)
+        folders = class_folders(root, self.class_depth)
+        self._class_names = [str(f.relative_to(root)) for f in folders]
+        super().__init__(
+            str(root),
+            transform=transform if transform is not None else image_transform(image_size),
+            loader=load_image,
+            is_valid_file=lambda path: has_image_extension(path) and Path(path).is_file(),
+        )
+        if verify:
+            for path, _ in self.samples:
+                load_image(path)
+
+    def find_classes(self, directory: str) -> tuple[list[str], dict[str, int]]:
+        """Classes are the checked folders ``class_depth`` levels down (relative paths)."""
+        names = getattr(self, "_class_names", None)
+        if names is None:  # pragma: no cover - only if torchvision calls it before __init__
+            names = [str(f.relative_to(directory)) for f in class_folders(Path(directory), 1)]
+        return list(names), {name: i for i, name in enumerate(names)}

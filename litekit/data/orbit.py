@@ -1,0 +1,308 @@
+"""ORBIT-layout video frames and per-user tasks, as in the ORBIT benchmark.
+
+ORBIT (Massiceti et al., ICCV 2021; the LITE paper's second benchmark) holds videos that
+blind and low-vision users recorded of their own objects. On disk:
+
+    root/<user>/<object>/<video>/<frame>.jpg
+    root/<user>/<object>/<clean|clutter>/<video>/<frame>.jpg     (the released layout)
+
+A task belongs to one user and asks which of *their* objects a frame shows: way is up to
+the number of that user's objects; the support (context) set is frames of some of each
+object's videos, and the query (target) set is frames of *other* videos of the same
+objects, so a learner never sees a query video in its support set. Whole videos give many
+frames per class, so a task easily holds hundreds of support images, which is what makes
+LITE necessary on ORBIT.
+
+`OrbitFrames` indexes every frame (labels and video membership known without loading an
+image); `OrbitTaskSampler` draws tasks and plugs into `litekit.episode_loader`.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from litekit._checks import bad_argument, check_int
+from litekit.data.folders import (
+    bad_path,
+    check_root,
+    has_image_extension,
+    image_transform,
+    load_image,
+)
+from litekit.episodes import EpisodeIndices, _episode_rng, _SamplerBase
+
+
+@dataclass(frozen=True)
+class Video:
+    """One video: its class (a user's object), kind (``"clean"``, ``"clutter"`` or ``""``),
+    folder, and the dataset indices of its frames (in frame order)."""
+
+    label: int
+    kind: str
+    folder: Path
+    frames: np.ndarray
+
+
+def _frames_in(folder: Path) -> list[Path]:
+    return sorted(f for f in folder.iterdir() if f.is_file() and has_image_extension(f))
+
+
+def _videos_under(object_folder: Path) -> list[tuple[str, Path]]:
+    """(kind, folder) of every video below an object folder: a folder that holds frames.
+
+    A folder directly below the object is a video; one level deeper, the level between
+    is the video's kind (the released ORBIT layout's clean/clutter).
+    """
+    found = []
+    for child in sorted(p for p in object_folder.iterdir() if p.is_dir()):
+        if _frames_in(child):
+            found.append(("", child))
+            continue
+        grandchildren = sorted(p for p in child.iterdir() if p.is_dir())
+        if not grandchildren:
+            raise bad_path(
+                "video folder", child, "holds no frames (.jpg/.png); add them or remove it."
+            )
+        for video in grandchildren:
+            if not _frames_in(video):
+                raise bad_path(
+                    "video folder",
+                    video,
+                    "holds no frames (.jpg/.png); add them or remove it.",
+                )
+            found.append((child.name, video))
+    return found
+
+
+class OrbitFrames(Dataset):
+    """Every frame of an ORBIT-layout folder; ``dataset[i] -> (image, label)``.
+
+    A class is one user's object: ``classes[label] == (user, object)``.
+
+    Args:
+        root: the folder holding one folder per user.
+        image_size: frames become (3, image_size, image_size) tensors (ORBIT frames are
+            1080 × 1080; the LITE paper used 224 px).
+        transform: replaces the default resize-crop-to-tensor transform.
+
+    ``targets`` (label per frame), ``videos`` (a `Video` per video) and ``users`` are known
+    without loading an image. A folder without frames is an error that names it.
+    """
+
+    def __init__(
+        self,
+        root: str | os.PathLike,
+        image_size: int = 84,
+        *,
+        transform: Callable | None = None,
+    ) -> None:
+        self.root = check_root(root)
+        self.transform = transform if transform is not None else image_transform(image_size)
+        self.paths: list[Path] = []
+        targets: list[int] = []
+        self.classes: list[tuple[str, str]] = []
+        self.videos: list[Video] = []
+        self.users = sorted(p.name for p in self.root.iterdir() if p.is_dir())
+        if not self.users:
+            raise bad_path(
+                "root",
+                self.root,
+                "holds no user folders; lay frames out as root/<user>/<object>/<video>/<frame>"
+                ".jpg (see data/README.md).",
+            )
+        for user in self.users:
+            objects = sorted(p for p in (self.root / user).iterdir() if p.is_dir())
+            if not objects:
+                raise bad_path("user folder", self.root / user, "holds no object folders.")
+            for object_folder in objects:
+                videos = _videos_under(object_folder)
+                if not videos:
+                    raise bad_path("object folder", object_folder, "holds no video folders.")
+                label = len(self.classes)
+                self.classes.append((user, object_folder.name))
+                for kind, folder in videos:
+                    frames = _frames_in(folder)
+                    start = len(self.paths)
+                    self.paths.extend(frames)
+                    targets.extend([label] * len(frames))
+                    self.videos.append(
+                        Video(label, kind, folder, np.arange(start, start + len(frames)))
+                    )
+        self.targets = targets
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
+        return self.transform(load_image(self.paths[index])), self.targets[index]
+
+    def user_classes(self, user: str) -> list[int]:
+        """Labels of ``user``'s objects."""
+        return [label for label, (owner, _) in enumerate(self.classes) if owner == user]
+
+    def class_videos(self, label: int, kind: str | None = None) -> list[Video]:
+        """Videos of class ``label`` (of one ``kind`` only, if given)."""
+        return [v for v in self.videos if v.label == label and (kind is None or v.kind == kind)]
+
+
+class OrbitTaskSampler(_SamplerBase):
+    """Per-user tasks: a user's objects, context frames from some videos, target frames
+    from others (the ORBIT benchmark's task structure).
+
+    Episode k (a pure function of ``(seed, k)``):
+    1. a user, uniformly among those with at least ``min_way`` usable objects (an object is
+       usable if it has a context video and a different target video);
+    2. way = min(max_way, the user's usable objects) of their objects, in random order
+       (episode label j is the j-th);
+    3. per object, its videos are split: with ``context_kind``/``target_kind`` (e.g.
+       ``"clean"``/``"clutter"``, ORBIT's clutter protocol) by kind, otherwise at random,
+       ``target_videos`` for the target set and up to ``context_videos`` of the rest for
+       the context set;
+    4. per video, ``context_frames`` (or ``target_frames``) frames uniformly without
+       replacement, or every frame when None.
+
+    Args:
+        frames: an `OrbitFrames`.
+        episodes: how many tasks one pass yields.
+        seed: task k depends only on (seed, k).
+        users: restrict to these users (default: all).
+        min_way, max_way: bounds on the way (max_way None: all the user's objects).
+        context_videos: videos per object in the context set (None: all not used as
+            targets).
+        target_videos: videos per object in the target set (random split only).
+        context_frames, target_frames: frames per video (None: all of them).
+        context_kind, target_kind: split videos by kind instead of at random.
+    """
+
+    def __init__(
+        self,
+        frames: OrbitFrames,
+        episodes: int,
+        seed: int = 0,
+        *,
+        users: Sequence[str] | None = None,
+        min_way: int = 2,
+        max_way: int | None = None,
+        context_videos: int | None = None,
+        target_videos: int = 1,
+        context_frames: int | None = None,
+        target_frames: int | None = None,
+        context_kind: str | None = None,
+        target_kind: str | None = None,
+    ) -> None:
+        if not isinstance(frames, OrbitFrames):
+            raise bad_argument("frames", type(frames).__name__, "pass an OrbitFrames dataset.")
+        self.frames = frames
+        self.episodes = check_int("episodes", episodes, minimum=1)
+        self.seed = check_int("seed", seed, minimum=0)
+        self.min_way = check_int("min_way", min_way, minimum=1)
+        self.max_way = None if max_way is None else check_int("max_way", max_way, minimum=min_way)
+        self.context_videos = (
+            None
+            if context_videos is None
+            else check_int("context_videos", context_videos, minimum=1)
+        )
+        self.target_videos = check_int("target_videos", target_videos, minimum=1)
+        self.context_frames = (
+            None
+            if context_frames is None
+            else check_int("context_frames", context_frames, minimum=1)
+        )
+        self.target_frames = (
+            None if target_frames is None else check_int("target_frames", target_frames, minimum=1)
+        )
+        if (context_kind is None) != (target_kind is None):
+            raise bad_argument(
+                "context_kind",
+                context_kind,
+                f"give both context_kind and target_kind (target_kind={target_kind!r}), or "
+                "neither for a random split of each object's videos.",
+            )
+        self.context_kind, self.target_kind = context_kind, target_kind
+        chosen_users = frames.users if users is None else list(users)
+        unknown = sorted(set(chosen_users) - set(frames.users))
+        if unknown:
+            raise bad_argument(
+                "users", unknown, f"not in the dataset; its users are {frames.users}."
+            )
+        self._usable = {}
+        for user in chosen_users:
+            objects = [c for c in frames.user_classes(user) if self._usable_class(c)]
+            if len(objects) >= self.min_way:
+                self._usable[user] = objects
+        if not self._usable:
+            raise bad_argument(
+                "min_way",
+                min_way,
+                "no user has that many objects with both a context and a target video; lower "
+                "min_way, or check the video kinds (context_kind/target_kind).",
+            )
+        self._users = sorted(self._usable)
+
+    def _usable_class(self, label: int) -> bool:
+        if self.context_kind is not None:
+            return bool(self.frames.class_videos(label, self.context_kind)) and bool(
+                self.frames.class_videos(label, self.target_kind)
+            )
+        return len(self.frames.class_videos(label)) > self.target_videos
+
+    @property
+    def usable_users(self) -> list[str]:
+        """Users that tasks are drawn from."""
+        return list(self._users)
+
+    def _split(self, rng: np.random.Generator, label: int) -> tuple[list[Video], list[Video]]:
+        if self.context_kind is not None:
+            context = self.frames.class_videos(label, self.context_kind)
+            target = self.frames.class_videos(label, self.target_kind)
+            context = [context[i] for i in rng.permutation(len(context))]
+        else:
+            videos = self.frames.class_videos(label)
+            order = [videos[i] for i in rng.permutation(len(videos))]
+            target, context = order[: self.target_videos], order[self.target_videos :]
+        if self.context_videos is not None:
+            context = context[: self.context_videos]
+        return context, target
+
+    @staticmethod
+    def _sample(rng: np.random.Generator, videos: list[Video], per_video: int | None) -> np.ndarray:
+        parts = []
+        for video in videos:
+            if per_video is None or per_video >= len(video.frames):
+                parts.append(video.frames)
+            else:
+                parts.append(np.sort(rng.choice(video.frames, size=per_video, replace=False)))
+        return np.concatenate(parts)
+
+    def episode(self, index: int) -> EpisodeIndices:
+        """The frames of task ``index`` (a pure function of ``(seed, index)``)."""
+        rng = _episode_rng(self.seed, index)
+        user = self._users[int(rng.integers(len(self._users)))]
+        objects = self._usable[user]
+        way = len(objects) if self.max_way is None else min(self.max_way, len(objects))
+        chosen = rng.choice(objects, size=way, replace=False)
+        support, support_labels, query, query_labels = [], [], [], []
+        for episode_label, label in enumerate(chosen):
+            context, target = self._split(rng, int(label))
+            picked_context = self._sample(rng, context, self.context_frames)
+            picked_target = self._sample(rng, target, self.target_frames)
+            support.append(picked_context)
+            query.append(picked_target)
+            support_labels.append(np.full(len(picked_context), episode_label))
+            query_labels.append(np.full(len(picked_target), episode_label))
+        support_order = rng.permutation(sum(len(s) for s in support))
+        query_order = rng.permutation(sum(len(q) for q in query))
+        return EpisodeIndices(
+            support=np.concatenate(support)[support_order],
+            support_labels=np.concatenate(support_labels)[support_order].astype(np.int64),
+            query=np.concatenate(query)[query_order],
+            query_labels=np.concatenate(query_labels)[query_order].astype(np.int64),
+            class_ids=np.asarray(chosen, dtype=np.int64),
+        )
