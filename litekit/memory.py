@@ -270,7 +270,7 @@ class Measurement:
         return row
 
 
-def _build(config: StepConfig):
+def build_step(config: StepConfig):
     """The learner, optimiser, task and Lite of ``config``, on its device (seeded)."""
     from litekit import CNAPs, Episode, Lite, ProtoNets, SimpleCNAPs
     from litekit.learners import conv4, group_norm, torchvision_backbone
@@ -328,7 +328,7 @@ def measure_here(config: StepConfig) -> Measurement:
         gc.collect()
         torch.cuda.empty_cache()
     try:
-        return _measure_built(config, device, name, *_build(config))
+        return _measure_built(config, device, name, *build_step(config))
     except torch.OutOfMemoryError:
         return Measurement(config, None, None, None, name, "out of memory")
     finally:
