@@ -507,3 +507,136 @@ def step_cost(rows: list[dict], *, backend: str = "matplotlib") -> Any:
     ax_memory.set_title("memory", fontsize=10)
     ax_time.set_title("time", fontsize=10)
     return figure
+
+
+# --- training and measurement figures (notebooks 04-06) -------------------------------------
+
+
+def learning_curves(histories: dict[str, Any], *, backend: str = "matplotlib") -> Any:
+    """Validation accuracy (with its 95% interval) against the step, one curve per run.
+
+    ``histories`` maps a run's label to the `litekit.train.History` that `fit` returned.
+    """
+    if not isinstance(histories, dict) or not histories:
+        raise bad_argument("histories", histories, "pass {label: History} from litekit.fit.")
+    if _backend(backend) == "plotly":
+        figure = _plotly_figure()
+        for label, history in histories.items():
+            figure.add_scatter(
+                x=list(history.val_step), y=list(history.val_accuracy), name=label,
+                mode="lines+markers",
+                error_y={"type": "data", "array": list(history.val_ci95), "visible": True},
+            )  # fmt: skip
+        figure.update_layout(
+            title="validation accuracy during meta-training",
+            xaxis_title="optimiser step", yaxis_title="accuracy (95% interval)",
+        )  # fmt: skip
+        return figure
+    figure, ax = _figure()
+    for label, history in histories.items():
+        ax.errorbar(
+            history.val_step,
+            history.val_accuracy,
+            yerr=history.val_ci95,
+            marker="o",
+            capsize=3,
+            label=label,
+        )
+    ax.set(
+        xlabel="optimiser step",
+        ylabel="accuracy (95% interval)",
+        title="validation accuracy during meta-training",
+    )
+    ax.legend(fontsize="small")
+    return figure
+
+
+def accuracy_vs_size(
+    points: list[dict],
+    *,
+    ideal: tuple[Sequence[int], Sequence[float]] | None = None,
+    backend: str = "matplotlib",
+) -> Any:
+    """Held-out accuracy with 95% intervals against image size (log axis).
+
+    ``points``: rows with ``label, size, mean, ci95``; ``ideal``: an optional reference
+    curve (sizes, accuracies), such as the ideal observer of the embedded dataset.
+    """
+    rows = _check_rows(points, ["label", "size", "mean", "ci95"])
+    if _backend(backend) == "plotly":
+        figure = _plotly_figure()
+        if ideal is not None:
+            figure.add_scatter(
+                x=list(ideal[0]),
+                y=list(ideal[1]),
+                name="ideal observer",
+                mode="lines",
+                line={"color": "grey"},
+            )
+        for row in rows:
+            figure.add_scatter(
+                x=[row["size"]], y=[row["mean"]], name=row["label"], mode="markers",
+                error_y={"type": "data", "array": [row["ci95"]], "visible": True},
+            )  # fmt: skip
+        figure.update_xaxes(type="log", title="image size (px)")
+        figure.update_layout(
+            yaxis_title="held-out accuracy (95% interval)", title="accuracy against image size"
+        )
+        return figure
+    figure, ax = _figure()
+    if ideal is not None:
+        ax.plot(ideal[0], ideal[1], color="grey", label="ideal observer")
+    for row in rows:
+        ax.errorbar(
+            [row["size"]],
+            [row["mean"]],
+            yerr=[row["ci95"]],
+            fmt="o",
+            capsize=4,
+            label=f"{row['label']}: {100 * row['mean']:.1f}% ± {100 * row['ci95']:.1f}",
+        )
+    ax.set_xscale("log", base=2)
+    ax.set(
+        xlabel="image size (px)",
+        ylabel="held-out accuracy (95% interval)",
+        title="accuracy against image size",
+    )
+    ax.legend(fontsize="small", loc="lower right")
+    return figure
+
+
+def memory_and_time(
+    rows: list[dict],
+    *,
+    x: str = "n",
+    xlabel: str = "support-set size N",
+    memory_label: str = "MiB",
+    backend: str = "matplotlib",
+) -> Any:
+    """Memory and step time against ``x``, one line per ``kind`` (full, LITE, ...).
+
+    ``rows``: dicts with ``kind``, the ``x`` column, ``mib`` and ``seconds``.
+    """
+    rows = _check_rows(rows, ["kind", x, "mib", "seconds"])
+    groups = _groups([{**r, "h": r[x]} for r in rows], key="kind")
+    if _backend(backend) == "plotly":
+        figure = _plotly_figure(["memory", "step time"])
+        for column, key in ((1, "mib"), (2, "seconds")):
+            for kind, members in groups.items():
+                figure.add_scatter(
+                    x=[r[x] for r in members], y=[r[key] for r in members], name=kind,
+                    legendgroup=kind, showlegend=column == 1, mode="lines+markers",
+                    row=1, col=column,
+                )  # fmt: skip
+            figure.update_xaxes(title=xlabel, row=1, col=column)
+        figure.update_yaxes(title=memory_label, row=1, col=1)
+        figure.update_yaxes(title="seconds per step", row=1, col=2)
+        return figure
+    figure, (left, right) = _figure(ncols=2, width=5.5)
+    for kind, members in groups.items():
+        left.plot([r[x] for r in members], [r["mib"] for r in members], "o-", label=kind)
+        right.plot([r[x] for r in members], [r["seconds"] for r in members], "o-", label=kind)
+    left.set(xlabel=xlabel, ylabel=memory_label, title="memory")
+    right.set(xlabel=xlabel, ylabel="seconds per step", title="step time")
+    left.legend(fontsize="small")
+    return figure

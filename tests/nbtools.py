@@ -27,6 +27,27 @@ def is_checked(cell: dict) -> bool:
     )
 
 
+def checked_in_gate(notebook: dict) -> bool:
+    """True for a notebook whose checked cells the papermill gate compares instead of nbval.
+
+    A notebook whose defaults take minutes (meta-training, memory sweeps) sets
+    ``metadata.litekit.checked_in = "gate"``: nbval skips it, and the gate, which runs it with
+    small parameters anyway, compares its checked cells, which must not depend on them.
+    """
+    return notebook.get("metadata", {}).get("litekit", {}).get("checked_in") == "gate"
+
+
+def checked_text(cell: dict) -> list[str]:
+    """The text a checked cell printed or returned, output by output."""
+    texts = []
+    for output in cell.get("outputs", []):
+        if output.get("output_type") == "stream":
+            texts.append(output.get("text", ""))
+        elif "text/plain" in output.get("data", {}):
+            texts.append(output["data"]["text/plain"])
+    return texts
+
+
 def tags(cell: dict) -> list[str]:
     return list(cell.get("metadata", {}).get("tags", []))
 

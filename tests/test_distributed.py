@@ -46,6 +46,7 @@ def worker(rank: int, world: int, port: int, kind: str, subsets, out_dir: str) -
         torch.set_num_threads(1)
         result = one_step(kind, subsets, shard(range(TASKS), rank, world))
         torch.save(result, os.path.join(out_dir, f"rank{rank}.pt"))
+        dist.barrier()  # both ranks done before either tears the group down
     finally:
         dist.destroy_process_group()
 

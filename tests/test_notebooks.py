@@ -16,7 +16,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
-from nbtools import is_checked, parameter_names, parameters_cells
+from nbtools import checked_in_gate, checked_text, is_checked, parameter_names, parameters_cells
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
@@ -123,6 +123,16 @@ def test_notebook_runs_headless_with_small_parameters(path: Path, tmp_path: Path
     kinds = output_types(ran)
     assert "image/png" in kinds  # the static figures
     assert not kinds & {WIDGET, PLOTLY}, "headless runs build no widget and show no plotly"
+    committed = nbformat.read(path, as_version=4)
+    if checked_in_gate(committed):  # nbval skips it: compare its checked cells here
+        expected = [c for c in committed["cells"] if is_checked(c)]
+        got = [c for c in ran["cells"] if is_checked(c)]
+        assert len(got) == len(expected)
+        for want, cell in zip(expected, got, strict=True):
+            assert checked_text(cell) == checked_text(want), (
+                f"{path.name}: the checked cell starting {cell['source'][:70]!r} printed "
+                "something else than its committed output; rerun `make notebooks`"
+            )
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
