@@ -140,14 +140,15 @@ class FineTuner(nn.Module):
         return torch.optim.SGD(params, lr=self.lr, momentum=0.9)
 
     def _batches(self, n: int, generator: torch.Generator):
+        """Row indices for each step: epochs of a fresh random order, ``batch_size`` rows at a
+        time; the rows an epoch has left over (fewer than a batch) are dropped."""
         size = n if self.batch_size is None else min(self.batch_size, n)
-        order = torch.randperm(n, generator=generator)
-        for step in range(self.steps):
-            start = (step * size) % n
+        order, start = torch.randperm(n, generator=generator), 0
+        for _ in range(self.steps):
             if start + size > n:
-                order = torch.randperm(n, generator=generator)
-                start = 0
+                order, start = torch.randperm(n, generator=generator), 0
             yield order[start : start + size]
+            start += size
 
     def _head_only(self, support, labels, query, way, chunk, generator) -> torch.Tensor:
         features = self._features(support, chunk)
