@@ -79,6 +79,23 @@ def test_same_seed_same_logits_and_works_under_no_grad():
     assert not torch.equal(first, other)
 
 
+def test_backbone_learning_rate_is_separate_from_the_head():
+    """A vanishing backbone rate gives the head-only result; the head's rate still trains."""
+    episode = make_episode()
+    args = (episode.support_images, episode.support_labels, episode.query_images)
+    head = FineTuner(wide_backbone(), steps=15, lr=0.1)(*args)
+    frozen = FineTuner(wide_backbone(), steps=15, lr=0.1, backbone_lr=1e-30, tune="all")(*args)
+    torch.testing.assert_close(frozen, head, rtol=1e-9, atol=1e-9)
+    tuned = FineTuner(wide_backbone(), steps=15, lr=0.1, backbone_lr=0.1, tune="all")(*args)
+    same = FineTuner(wide_backbone(), steps=15, lr=0.1, tune="all")(*args)
+    torch.testing.assert_close(tuned, same, rtol=0, atol=0)  # None means lr
+    assert not torch.allclose(tuned, head)
+    for optimizer in ("adam", "sgd"):
+        learner = FineTuner(tiny_backbone(), lr=0.1, backbone_lr=0.01, optimizer=optimizer)
+        groups = learner._make_optimizer([torch.zeros(1)], [torch.zeros(1)]).param_groups
+        assert [g["lr"] for g in groups] == [0.1, 0.01]
+
+
 def test_finetuner_is_evaluated_like_any_learner():
     learner = FineTuner(tiny_backbone().double(), steps=5)
     result = evaluate(learner, [make_episode(seed=s) for s in range(3)])
@@ -90,6 +107,7 @@ def test_finetuner_is_evaluated_like_any_learner():
     [
         ({"tune": ["layer9"]}, "tune="),
         ({"lr": 0.0}, "lr=0.0"),
+        ({"backbone_lr": -1.0}, "backbone_lr=-1.0"),
         ({"steps": 0}, "steps=0"),
         ({"optimizer": "lbfgs"}, "optimizer='lbfgs'"),
         ({"batch_size": 0}, "batch_size=0"),
