@@ -656,7 +656,11 @@ SYMBOLS = ("circle", "square", "diamond", "triangle-up", "triangle-down", "cross
 
 
 def accuracy_vs_cost(
-    rows: list[dict], *, costs: Sequence[str] = ("flops", "seconds"), backend: str = "matplotlib"
+    rows: list[dict],
+    *,
+    costs: Sequence[str] = ("flops", "seconds"),
+    reference: tuple[str, float] | None = None,
+    backend: str = "matplotlib",
 ) -> Any:
     """Held-out accuracy (95% interval) against the cost to personalise, one panel per cost.
 
@@ -664,7 +668,8 @@ def accuracy_vs_cost(
     columns (``flops``, ``seconds``, ``peak_memory_mib``, as in
     `litekit.cost.PersonalisationCost`), each positive: the x axes are logarithmic, so a
     learner ten times as expensive sits one decade to the right. An optional ``family``
-    (``"meta-learning"`` or ``"transfer learning"``) sets the colour.
+    (``"meta-learning"`` or ``"transfer learning"``) sets the colour. ``reference``, a
+    (label, accuracy) pair such as the ideal observer's, is drawn as a dotted line.
     """
     if isinstance(costs, str) or not costs or any(c not in COST_AXES for c in costs):
         raise bad_argument(
@@ -698,7 +703,12 @@ def accuracy_vs_cost(
                     error_y={"type": "data", "array": [row["ci95"]], "visible": True},
                     row=1, col=column,
                 )  # fmt: skip
-            figure.update_xaxes(type="log")
+        figure.update_xaxes(type="log")
+        for column in range(1, len(costs) + 1) if reference is not None else ():
+            figure.add_hline(
+                y=reference[1], line_dash="dot", line_color="grey", row=1, col=column,
+                annotation_text=reference[0] if column == 1 else None,
+            )  # fmt: skip
         figure.update_yaxes(title="held-out accuracy (95% interval)", row=1, col=1)
         figure.update_layout(title=title)
         return figure
@@ -716,6 +726,8 @@ def accuracy_vs_cost(
                 color=FAMILY_COLOURS.get(row.get("family")),
                 label=legend(row),
             )
+        if reference is not None:
+            ax.axhline(reference[1], color="grey", linestyle=":", label=reference[0])
         ax.set_xscale("log")
         ax.set_xlabel(COST_AXES[cost])
     axes[0].set_ylabel("held-out accuracy (95% interval)")

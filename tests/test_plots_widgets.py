@@ -156,8 +156,12 @@ def test_accuracy_against_cost_on_log_axes():
     assert colours[:2] == [plots.COLOURS["lite"], plots.COLOURS["full"]]
     legend = [t.get_text() for t in seconds.get_legend().get_texts()]
     assert legend[1] == "FineTuner: 75.0% ± 4.0"
-    memory = plots.accuracy_vs_cost(rows, costs=["peak_memory_mib"])
-    assert len(memory.axes) == 1 and memory.axes[0].get_xlabel().startswith("peak memory")
+    memory = plots.accuracy_vs_cost(rows, costs=["peak_memory_mib"], reference=("ideal", 0.8))
+    ax = memory.axes[0]
+    assert len(memory.axes) == 1 and ax.get_xlabel().startswith("peak memory")
+    dotted = [line for line in ax.get_lines() if line.get_linestyle() == ":"]
+    assert len(dotted) == 1 and list(dotted[0].get_ydata()) == [0.8, 0.8]
+    assert "ideal" in [t.get_text() for t in ax.get_legend().get_texts()]
 
 
 def test_accuracy_against_cost_in_plotly():
@@ -168,6 +172,8 @@ def test_accuracy_against_cost_in_plotly():
     assert list(figure.data[2].x) == [9e10] and list(figure.data[3].x) == [3.0]
     assert list(figure.data[2].error_y.array) == [0.04]
     assert figure.data[0].marker.color == plots.COLOURS["lite"]
+    ruled = plots.accuracy_vs_cost(cost_rows(), reference=("ideal", 0.8), backend="plotly")
+    assert [shape.y0 for shape in ruled.layout.shapes] == [0.8, 0.8]
 
 
 @pytest.mark.parametrize(
