@@ -712,6 +712,8 @@ def accuracy_vs_cost(
         figure.update_yaxes(title="held-out accuracy (95% interval)", row=1, col=1)
         figure.update_layout(title=title)
         return figure
+    from matplotlib.ticker import NullFormatter
+
     figure, axes = _figure(ncols=len(costs), width=4.8, height=4.0)
     axes = np.atleast_1d(axes)
     for ax, cost in zip(axes, costs, strict=True):
@@ -729,6 +731,9 @@ def accuracy_vs_cost(
         if reference is not None:
             ax.axhline(reference[1], color="grey", linestyle=":", label=reference[0])
         ax.set_xscale("log")
+        values = [row[cost] for row in rows]
+        ax.set_xlim(min(values) / 3, max(values) * 3)  # room for the markers and a labelled decade
+        ax.xaxis.set_minor_formatter(NullFormatter())  # no crowded labels between decades
         ax.set_xlabel(COST_AXES[cost])
     axes[0].set_ylabel("held-out accuracy (95% interval)")
     axes[-1].legend(fontsize="small", loc="best")

@@ -148,6 +148,7 @@ def test_accuracy_against_cost_on_log_axes():
     flops, seconds = figure.axes
     assert flops.get_xscale() == seconds.get_xscale() == "log"
     assert flops.get_xlabel() == plots.COST_AXES["flops"]
+    assert flops.get_xlim() == pytest.approx((1e9 / 3, 9e10 * 3))  # every point, with room
     points = [c.lines[0].get_xydata()[0].tolist() for c in flops.containers]
     assert points == [[r["flops"], r["mean"]] for r in rows]
     bars = [c[2][0].get_segments()[0] for c in flops.containers]  # the 95% intervals
