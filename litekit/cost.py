@@ -16,10 +16,7 @@ learner, the whole call ``learner(support, labels, query)``:
 
 from __future__ import annotations
 
-import statistics
-import time
 from dataclasses import asdict, dataclass
-from pathlib import Path
 
 import torch
 from torch import nn
@@ -30,6 +27,7 @@ from litekit.episodes import Episode
 from litekit.learners.film import film_channels
 from litekit.learners.finetuner import FineTuner
 from litekit.lite import Lite
+from litekit.memory import current_rss, median_seconds, peak_rss, reset_peak_rss
 
 
 @dataclass(frozen=True)
@@ -56,28 +54,6 @@ def count_flops(function, *args, **kwargs) -> tuple[object, int]:
     return result, int(counter.get_total_flops())
 
 
-_STATUS, _CLEAR_REFS = Path("/proc/self/status"), Path("/proc/self/clear_refs")
-
-
-def _status_kib(field: str) -> int | None:
-    try:
-        for line in _STATUS.read_text().splitlines():
-            if line.startswith(field + ":"):
-                return int(line.split()[1])
-    except OSError:
-        return None
-    return None
-
-
-def _reset_cpu_peak() -> bool:
-    """Reset the process's peak RSS (Linux ≥ 4.0); False where that is not possible."""
-    try:
-        _CLEAR_REFS.write_text("5")
-        return True
-    except OSError:
-        return False
-
-
 def peak_memory_of(function, device: torch.device) -> tuple[object, float | None, str]:
     """Run ``function()`` and return its result, its peak memory in MiB, and how it was read."""
     if device.type == "cuda":
@@ -88,12 +64,12 @@ def peak_memory_of(function, device: torch.device) -> tuple[object, float | None
         torch.cuda.synchronize(device)
         peak = torch.cuda.max_memory_allocated(device) - before
         return result, peak / 2**20, "cuda max_memory_allocated above the resting allocation"
-    resting = _status_kib("VmRSS")
-    if resting is None or not _reset_cpu_peak():
+    resting = current_rss()
+    if not reset_peak_rss():
         return function(), None, "unavailable on this platform"
     result = function()
-    peak = _status_kib("VmHWM")
-    return result, max(peak - resting, 0) / 1024, "cpu peak resident set above the resting one"
+    peak = max(peak_rss() - resting, 0) / 2**20
+    return result, peak, "cpu peak resident set above the resting one"
 
 
 def _device_of(learner: nn.Module) -> torch.device:
@@ -134,19 +110,11 @@ def personalisation_cost(
 
     _, flops = count_flops(call)
     _, peak, how = peak_memory_of(call, device)
-    times = []
-    for _ in range(repeats):
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-        start = time.perf_counter()
-        call()
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-        times.append(time.perf_counter() - start)
+    seconds = median_seconds(call, device, repeats)
     return PersonalisationCost(
         learner=name or type(learner).__name__,
         flops=flops,
-        seconds=statistics.median(times),
+        seconds=seconds,
         peak_memory_mib=peak,
         memory_measure=how,
         parameters=sum(p.numel() for p in learner.parameters()),
