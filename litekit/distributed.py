@@ -43,6 +43,11 @@ from torch import nn
 T = TypeVar("T")
 
 
+class CollectiveError(ValueError):
+    """A checked error that every rank raises together (from `agree`), so the process group
+    can be closed cleanly: no rank is left waiting in a collective."""
+
+
 def is_distributed() -> bool:
     """True inside an initialised process group of more than one process."""
     return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
@@ -127,10 +132,10 @@ def agree(check: Callable[[], T], *, rank_zero_only: bool = False) -> T:
     """Run ``check`` and make every rank share its outcome: its value or its ValueError.
 
     ``rank_zero_only=False``: every rank runs ``check``; if any raises ValueError, every rank
-    raises it (the lowest failing rank's message, naming that rank). Each rank gets its own
-    value. ``rank_zero_only=True``: only rank 0 runs ``check`` (for files only rank 0 reads
-    or writes), and every rank gets rank 0's value or raises its error. Outside a process
-    group it is ``check()``.
+    raises it as a `CollectiveError` (the lowest failing rank's message, naming that rank).
+    Each rank gets its own value. ``rank_zero_only=True``: only rank 0 runs ``check`` (for
+    files only rank 0 reads or writes), and every rank gets rank 0's value or raises its
+    error. Outside a process group it is ``check()``.
     """
     if not is_distributed():
         return check()
@@ -146,10 +151,10 @@ def agree(check: Callable[[], T], *, rank_zero_only: bool = False) -> T:
         dist.broadcast_object_list(shared, src=0)
         value, error = shared[0]
         if error is not None:
-            raise ValueError(error)
+            raise CollectiveError(error)
         return value
     errors = gather_objects(error)
     for failed, message in enumerate(errors):
         if message is not None:
-            raise ValueError(message if failed == rank else f"{message} (on rank {failed})")
+            raise CollectiveError(message if failed == rank else f"{message} (on rank {failed})")
     return value

@@ -107,13 +107,18 @@ class History:
         return ax
 
 
+_SUBSET_STREAM = 0x4C495445  # "LITE": keeps these streams apart from the samplers' (seed, k)
+
+
 def subset_generator(seed: int, position: int) -> torch.Generator:
     """The LITE subset generator of the task at global position ``position`` of a run.
 
-    A function of ``(seed, position)`` alone (through numpy's SeedSequence), so a task's
-    subsets are the same whichever process trains it, and tasks get independent streams.
+    A function of ``(seed, position)`` alone (through numpy's SeedSequence, with a constant
+    that sets these streams apart from the episode samplers', which also hash (seed, k)), so
+    a task's subsets are the same whichever process trains it, and tasks get independent
+    streams.
     """
-    words = np.random.SeedSequence([seed, position]).generate_state(2, dtype=np.uint32)
+    words = np.random.SeedSequence([seed, position, _SUBSET_STREAM]).generate_state(2, np.uint32)
     return torch.Generator().manual_seed((int(words[0]) << 31) | (int(words[1]) >> 1))
 
 
@@ -239,7 +244,7 @@ def fit(
         "checkpoint_every", every if checkpoint_every is None else checkpoint_every, minimum=1
     )
     rank, world = rank_and_world()
-    _check_distributed(world, tasks_per_step, lite, subset_seed)
+    agree(lambda: _check_distributed(world, tasks_per_step, lite, subset_seed))
     learner = unwrap(learner)
     stream = EpisodeStream(episodes)
     fingerprint = _fingerprint(learner, lite, query_batch, tasks_per_step, stream, subset_seed)
@@ -252,7 +257,7 @@ def fit(
 
     history, start = History(), 0
     if saved is not None:
-        checkpoints.compare_fingerprints(saved["fingerprint"], fingerprint)
+        agree(lambda: checkpoints.compare_fingerprints(saved["fingerprint"], fingerprint))
         checkpoints.restore(saved, learner, optimizer, scheduler, generator)
         history, start = History.from_dict(saved["history"]), int(saved["step"])
     broadcast_module(learner)  # every rank starts from rank 0's weights (as DDP would)
