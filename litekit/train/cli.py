@@ -89,6 +89,7 @@ RUN_OPTIONS = (
     "seed",
     "data",
     "class_depth",
+    "skip_small_classes",
     "classes",
     "images_per_class",
     "validation_data",
@@ -101,6 +102,8 @@ _ALIASES = {
     "episodes": "steps",
     "min_log_weight": "variable",
 }
+# Library advice that the command line spells another way.
+_PHRASES = {"pass skip_small_classes=True": "pass --skip-small-classes"}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -159,6 +162,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--data", default=None, help="class-per-folder images (default: the embedded dataset)"
     )
     data.add_argument("--class-depth", type=int, default=1, help="folder levels to a class")
+    data.add_argument(
+        "--skip-small-classes",
+        action="store_true",
+        help="leave out folder classes with fewer than shot + query images",
+    )
     data.add_argument("--validation-data", default=None, help="folder of held-out classes")
     data.add_argument("--classes", type=int, default=200, help="embedded dataset: classes")
     data.add_argument("--images-per-class", type=int, default=40, help="embedded dataset")
@@ -183,6 +191,8 @@ def option_name(argument: str) -> str:
 def as_options(error: ValueError, parser: argparse.ArgumentParser) -> str:
     """A library error ``name=value: fix`` with ``name`` spelled as the option it came from."""
     message = str(error)
+    for phrase, spelled in _PHRASES.items():
+        message = message.replace(phrase, spelled)
     head, sep, rest = message.partition("=")
     dests = {action.dest for action in parser._actions}
     if sep and (head in dests or head in _ALIASES):
@@ -215,6 +225,13 @@ def check_options(args: argparse.Namespace) -> None:
             args.classes,
             "the embedded dataset has 2048 classes: --classes for training and as many held "
             "out for validation; pass --classes <= 1024.",
+        )
+    if args.data is None and not args.variable and args.shot + args.query > args.images_per_class:
+        raise bad_argument(
+            "images_per_class",
+            args.images_per_class,
+            f"a task takes shot + query = {args.shot + args.query} images of each class; pass "
+            f"--images-per-class >= {args.shot + args.query}, or lower --shot or --query.",
         )
     if args.validation_data is not None and args.data is None:
         raise bad_argument(
@@ -333,7 +350,7 @@ def build_backbone(args: argparse.Namespace) -> torch.nn.Module:
         backbone = torchvision_backbone(args.backbone)
         if args.norm == "group":
             backbone = group_norm(backbone)
-    check_image_size(backbone, args.image_size, name="image_size", backbone_name=args.backbone)
+    check_image_size(backbone, args.image_size, name="--image-size", backbone_name=args.backbone)
     return backbone
 
 
@@ -377,7 +394,15 @@ def _sampler(args: argparse.Namespace, data: Any, episodes: int, seed: int):
             max_query=args.max_query,
             max_support=args.max_support,
         )
-    return EpisodeSampler(data, args.way, args.shot, args.query, episodes, seed)
+    return EpisodeSampler(
+        data,
+        args.way,
+        args.shot,
+        args.query,
+        episodes,
+        seed,
+        skip_small_classes=args.skip_small_classes,
+    )
 
 
 def build(args: argparse.Namespace, device: torch.device) -> Run:
