@@ -20,29 +20,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import sys
-import time
 
 import torch
 
 from litekit.lite import embed_without_grad
-from litekit.memory import StepConfig, build_step, measure_step
-
-
-def _timed(function, device: torch.device, repeats: int) -> float:
-    """Median wall time of ``function`` over ``repeats`` calls, after one warm-up call."""
-    function()
-    times = []
-    for _ in range(repeats):
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-        start = time.perf_counter()
-        function()
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+from litekit.memory import StepConfig, build_step, measure_step, median_seconds
 
 
 def floor_seconds(config: StepConfig) -> float:
@@ -61,7 +44,7 @@ def floor_seconds(config: StepConfig) -> float:
             images = torch.cat([rows, queries]).to(device, non_blocking=True)
             learner.embed(images).sum().backward()
 
-    return _timed(no_grad_pass, device, config.repeats) + _timed(
+    return median_seconds(no_grad_pass, device, config.repeats) + median_seconds(
         graph_passes, device, config.repeats
     )
 

@@ -6,15 +6,32 @@ A training run's future depends on more than its weights. A checkpoint holds:
   generators (CPU and, where initialised, CUDA), which LITE uses when it has no generator;
 - the position in the episode stream (``step``: episodes are numbered, so the next step
   knows which ones to load) and the history so far;
-- a fingerprint of the run's set-up, so a checkpoint is never resumed into a different run.
+- a fingerprint of the run's set-up, so a checkpoint is never resumed into a different run;
+- optional ``metadata`` (the command line stores its options there).
+
+The file. A checkpoint is a header and a payload:
+
+    LITEKIT-CHECKPOINT\\n                                  (the magic line)
+    {"version": 2, "bytes": <n>, "sha256": "<hex>"}\\n     (one line of JSON)
+    <n bytes: the payload, torch.save of a dict of tensors, numbers and strings>
+
+Reading checks the magic, the length and the SHA-256 of the payload before anything is
+decoded, so a truncated file, appended bytes or flipped bits are reported and never loaded.
+`restore` applies a checkpoint all or nothing: if any part fails to apply, the learner,
+optimiser, scheduler and random state are put back as they were.
 
 Writes are atomic: the checkpoint goes to a temporary file in the same folder, is flushed to
 disk, then renamed over the old one, so a crash leaves either the old or the new checkpoint,
-never half of one. A file that is not a litekit checkpoint is never overwritten.
+never half of one. A file that is not a litekit checkpoint, or a damaged one, is never
+overwritten.
 """
 
 from __future__ import annotations
 
+import copy
+import hashlib
+import io
+import json
 import os
 import tempfile
 from collections.abc import Mapping
@@ -26,30 +43,143 @@ import torch
 from litekit._checks import bad_argument
 
 FORMAT = "litekit-checkpoint"
-VERSION = 1
+VERSION = 2
+MAGIC = b"LITEKIT-CHECKPOINT\n"
+_HEADER_LIMIT = 1024  # bytes of the JSON header line, at most
+REQUIRED = ("format", "version", "step", "fingerprint", "learner", "optimizer", "random")
 
 
-def is_checkpoint(path: str | os.PathLike) -> bool:
-    """True if ``path`` holds a litekit checkpoint (any file that torch cannot read: False)."""
+class CheckpointError(ValueError):
+    """A file at a checkpoint path that cannot be used: ``kind`` is ``"foreign"`` (not a
+    litekit checkpoint) or ``"damaged"`` (a litekit checkpoint that fails its checks)."""
+
+    def __init__(self, path: Path, kind: str, fix: str) -> None:
+        super().__init__(f"checkpoint={str(path)!r}: {fix}")
+        self.path, self.kind, self.fix = path, kind, fix
+
+
+def _path_error(path: Path, fix: str) -> ValueError:
+    return ValueError(f"checkpoint={str(path)!r}: {fix}")
+
+
+def encode(payload: Mapping[str, Any]) -> bytes:
+    """The bytes of a checkpoint file: magic, header with length and SHA-256, payload."""
+    buffer = io.BytesIO()
+    torch.save(dict(payload), buffer)
+    body = buffer.getvalue()
+    header = {"version": VERSION, "bytes": len(body), "sha256": hashlib.sha256(body).hexdigest()}
+    return MAGIC + json.dumps(header).encode("ascii") + b"\n" + body
+
+
+def _earlier_format(data: bytes) -> bool:
+    """True for a version-1 checkpoint (a bare torch.save dict, without checksum)."""
     try:
-        payload = torch.load(Path(path), map_location="cpu", weights_only=True)
-    except Exception:  # noqa: BLE001 - any unreadable file is "not a checkpoint"
+        payload = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
+    except Exception:  # noqa: BLE001 - anything torch cannot read is not one
         return False
     return isinstance(payload, dict) and payload.get("format") == FORMAT
 
 
+def decode(data: bytes, path: str | os.PathLike = "<bytes>") -> dict:
+    """Verify and decode the bytes of a checkpoint file; `CheckpointError` if they fail.
+
+    Nothing is decoded before the length and the checksum of the payload are verified.
+    """
+    path = Path(path)
+    damaged = (
+        "restore it from a copy, or pass another checkpoint path to start afresh (litekit "
+        "neither loads nor overwrites a damaged checkpoint)."
+    )
+    if not data.startswith(MAGIC):
+        if _earlier_format(data):
+            raise CheckpointError(
+                path,
+                "foreign",
+                "an earlier litekit checkpoint, without a checksum, so it cannot be verified; "
+                "pass another path to start afresh.",
+            )
+        raise CheckpointError(
+            path,
+            "foreign",
+            "this file is not a litekit checkpoint (no LITEKIT-CHECKPOINT header); pass "
+            "another path.",
+        )
+    end = data.find(b"\n", len(MAGIC), len(MAGIC) + _HEADER_LIMIT)
+    try:
+        header = json.loads(data[len(MAGIC) : end].decode("ascii")) if end > 0 else None
+        expected, digest = int(header["bytes"]), str(header["sha256"])
+        version = header["version"]
+    except (ValueError, TypeError, KeyError, UnicodeDecodeError):
+        raise CheckpointError(path, "damaged", f"its header is damaged; {damaged}") from None
+    if version != VERSION:
+        raise CheckpointError(
+            path,
+            "foreign",
+            f"written in checkpoint format {version!r}; this litekit reads format {VERSION}. "
+            "Pass another path to start afresh.",
+        )
+    body = data[end + 1 :]
+    if len(body) != expected:
+        what = "truncated" if len(body) < expected else "longer than written"
+        raise CheckpointError(
+            path,
+            "damaged",
+            f"{what}: the payload has {len(body)} bytes, the header says {expected}; {damaged}",
+        )
+    if hashlib.sha256(body).hexdigest() != digest:
+        raise CheckpointError(
+            path,
+            "damaged",
+            f"its SHA-256 does not match the one written with it (bytes changed since it was "
+            f"saved); {damaged}",
+        )
+    try:
+        payload = torch.load(io.BytesIO(body), map_location="cpu", weights_only=True)
+    except Exception as error:  # noqa: BLE001 - verified bytes that still do not decode
+        raise CheckpointError(
+            path, "damaged", f"its payload does not decode ({error}); {damaged}"
+        ) from error
+    missing = [key for key in REQUIRED if not isinstance(payload, dict) or key not in payload]
+    if missing or payload.get("format") != FORMAT:
+        raise CheckpointError(path, "damaged", f"entries {missing} are missing; {damaged}")
+    return payload
+
+
+def read(path: str | os.PathLike) -> dict:
+    """Read and verify the checkpoint at ``path`` (see `decode`)."""
+    path = Path(path)
+    if path.is_dir():
+        raise _path_error(path, "this is a folder; pass a file path.")
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise _path_error(path, "no such file; check the path.") from None
+    return decode(data, path)
+
+
+def is_checkpoint(path: str | os.PathLike) -> bool:
+    """True if ``path`` holds a litekit checkpoint that passes its checks."""
+    try:
+        read(path)
+    except (ValueError, OSError):
+        return False
+    return True
+
+
 def save_atomic(payload: Mapping[str, Any], path: str | os.PathLike) -> Path:
-    """``torch.save(payload)`` to ``path`` through a temporary file and a rename.
+    """Write ``payload`` as a checksummed checkpoint to ``path``, through a temporary file
+    and a rename.
 
     The folder is created if needed. On any error the temporary file is removed and an
     existing checkpoint at ``path`` is left as it was.
     """
     path = Path(path)
+    data = encode(payload)
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(handle, "wb") as file:
-            torch.save(dict(payload), file)
+            file.write(data)
             file.flush()
             os.fsync(file.fileno())
         os.replace(temporary, path)
@@ -60,41 +190,40 @@ def save_atomic(payload: Mapping[str, Any], path: str | os.PathLike) -> Path:
 
 
 def load(path: str | os.PathLike) -> dict:
-    """Read a checkpoint written by `save_atomic` (tensors, numbers and strings only)."""
+    """Read a checkpoint written by `save_atomic`, verified (tensors, numbers, strings)."""
+    return read(path)
+
+
+def prepare(path: str | os.PathLike, resume: bool) -> dict | None:
+    """Check a checkpoint path before any work; return the checkpoint to resume, or None.
+
+    - a missing file is fine (it will be created): None;
+    - a folder, a file that is not a litekit checkpoint, or a damaged checkpoint: an error
+      (none of them is ever overwritten);
+    - a sound checkpoint: returned when ``resume`` is True, else an error.
+    """
     path = Path(path)
-    if not is_checkpoint(path):
-        raise bad_argument(
-            "checkpoint", str(path), "this file is not a litekit checkpoint; pass another path."
+    if not path.exists() and not path.is_symlink():
+        return None
+    try:
+        saved = read(path)
+    except CheckpointError as error:
+        if error.kind == "foreign":
+            raise _path_error(path, f"{error.fix} litekit will not overwrite this file.") from None
+        raise
+    if not resume:
+        raise _path_error(
+            path,
+            "a checkpoint is already there; pass resume=True to continue it, or another "
+            "path to start afresh (litekit never overwrites a run unasked).",
         )
-    return torch.load(path, map_location="cpu", weights_only=True)
+    return saved
 
 
 def check_writable(path: str | os.PathLike, resume: bool) -> Path:
-    """Validate a checkpoint path before any work: never clobber a user's file.
-
-    - a missing file is fine (it will be created);
-    - an existing litekit checkpoint is resumed when ``resume`` is True, else an error;
-    - any other existing file, or a folder, is an error.
-    """
-    path = Path(path)
-    if path.is_dir():
-        raise bad_argument("checkpoint", str(path), "this is a folder; pass a file path.")
-    if path.exists():
-        if not is_checkpoint(path):
-            raise bad_argument(
-                "checkpoint",
-                str(path),
-                "a file that is not a litekit checkpoint is there; litekit will not overwrite "
-                "it. Pass another path.",
-            )
-        if not resume:
-            raise bad_argument(
-                "checkpoint",
-                str(path),
-                "a checkpoint is already there; pass resume=True to continue it, or another "
-                "path to start afresh (litekit never overwrites a run unasked).",
-            )
-    return path
+    """Validate a checkpoint path before any work (see `prepare`); return it as a Path."""
+    prepare(path, resume)
+    return Path(path)
 
 
 def random_state(generator: torch.Generator | None) -> dict:
@@ -109,18 +238,60 @@ def random_state(generator: torch.Generator | None) -> dict:
 
 def restore_random_state(state: Mapping[str, Any], generator: torch.Generator | None) -> None:
     """Put back what `random_state` captured."""
+    if state.get("lite") is not None and generator is None:
+        raise bad_argument(
+            "lite",
+            None,
+            "the checkpoint was made with a seeded Lite generator; pass "
+            "Lite(..., generator=torch.Generator()) so its state can be restored.",
+        )
     torch.set_rng_state(state["torch"])
     if state.get("lite") is not None:
-        if generator is None:
-            raise bad_argument(
-                "lite",
-                None,
-                "the checkpoint was made with a seeded Lite generator; pass "
-                "Lite(..., generator=torch.Generator()) so its state can be restored.",
-            )
         generator.set_state(state["lite"])
     if state.get("cuda") is not None and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def restore(
+    saved: Mapping[str, Any],
+    learner: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    scheduler: Any = None,
+    generator: torch.Generator | None = None,
+) -> None:
+    """Apply a checkpoint to a run, all or nothing.
+
+    Loads the learner's and optimiser's state (and the scheduler's, when both exist), then
+    the random state. If any of it fails (a state that does not fit), everything is put back
+    as it was before the call and a ValueError says what failed.
+    """
+    before = {
+        "learner": {k: v.detach().clone() for k, v in learner.state_dict().items()},
+        "optimizer": copy.deepcopy(optimizer.state_dict()),
+        "scheduler": None if scheduler is None else copy.deepcopy(scheduler.state_dict()),
+        "random": copy.deepcopy(random_state(generator)),
+    }
+    try:
+        learner.load_state_dict(saved["learner"])
+        optimizer.load_state_dict(saved["optimizer"])
+        if scheduler is not None and saved.get("scheduler") is not None:
+            scheduler.load_state_dict(saved["scheduler"])
+        restore_random_state(saved["random"], generator)
+    except (RuntimeError, ValueError, KeyError, TypeError) as error:
+        learner.load_state_dict(before["learner"])
+        optimizer.load_state_dict(before["optimizer"])
+        if scheduler is not None:
+            scheduler.load_state_dict(before["scheduler"])
+        restore_random_state(before["random"], generator)
+        if isinstance(error, ValueError) and str(error).startswith("lite="):
+            raise
+        raise bad_argument(
+            "checkpoint",
+            f"step {saved.get('step')}",
+            f"could not be applied ({type(error).__name__}: {error}); the learner and "
+            "optimiser are unchanged. Use the set-up the checkpoint was made with, or another "
+            "checkpoint path.",
+        ) from error
 
 
 def compare_fingerprints(saved: Mapping[str, Any], current: Mapping[str, Any]) -> None:

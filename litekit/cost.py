@@ -20,8 +20,6 @@ learner, the whole call ``learner(support, labels, query)``:
 
 from __future__ import annotations
 
-import statistics
-import time
 import weakref
 from dataclasses import asdict, dataclass
 
@@ -36,6 +34,7 @@ from litekit.episodes import Episode
 from litekit.learners.film import film_channels
 from litekit.learners.finetuner import FineTuner
 from litekit.lite import Lite
+from litekit.memory import median_seconds
 
 
 @dataclass(frozen=True)
@@ -180,19 +179,11 @@ def personalisation_cost(
 
     _, flops = count_flops(call)
     _, peak, how = peak_memory_of(call, device)
-    times = []
-    for _ in range(repeats):
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-        start = time.perf_counter()
-        call()
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-        times.append(time.perf_counter() - start)
+    seconds = median_seconds(call, device, repeats)
     return PersonalisationCost(
         learner=name or type(learner).__name__,
         flops=flops,
-        seconds=statistics.median(times),
+        seconds=seconds,
         peak_memory_mib=peak,
         memory_measure=how,
         parameters=sum(p.numel() for p in learner.parameters()),

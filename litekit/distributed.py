@@ -12,18 +12,40 @@ learner's two halves (`cache_support`, `task_logits`) and back-propagates once p
 batch, outside ``forward``, so the reduction is done here, explicitly, once per step: a
 learner wrapped in DDP is unwrapped and reduced the same way.
 
+Why not let DDP reduce? DistributedDataParallel all-reduces gradients from autograd hooks
+that it arms in its own ``forward``. A LITE step never calls that forward: it runs one
+no-grad pass over the support set and then one backward per query batch (gradient
+accumulation), several tasks per step. Reducing in DDP's hooks would mean one all-reduce per
+backward (or ``no_sync`` bookkeeping) and would tie the step to DDP's forward. One explicit
+all-reduce after the last backward of the step is simpler and exact, and it is the same
+with or without the wrapper. (DDP's hooks stay idle when its forward is not called, so a
+wrapped learner trains correctly here.)
+
 Start the processes with ``torchrun`` (it sets RANK, WORLD_SIZE, MASTER_ADDR, MASTER_PORT);
 `init_from_environment` then joins the group, with NCCL on GPUs and gloo on CPUs.
+
+Collective checks. Under torchrun every rank runs the same program; if one rank stopped on
+an error while the others waited in a collective, the run would hang. `agree` runs a check
+(on every rank, or on rank 0 only for files that only rank 0 reads) and shares the outcome,
+so that every rank raises the same error, or none does.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any, TypeVar
 
 import torch
 import torch.distributed as dist
 from torch import nn
+
+T = TypeVar("T")
+
+
+class CollectiveError(ValueError):
+    """A checked error that every rank raises together (from `agree`), so the process group
+    can be closed cleanly: no rank is left waiting in a collective."""
 
 
 def is_distributed() -> bool:
@@ -86,3 +108,53 @@ def average_gradients(parameters: Iterable[nn.Parameter]) -> None:
         size = p.numel()
         p.grad = flat[offset : offset + size].view_as(p).clone()
         offset += size
+
+
+def broadcast_module(module: nn.Module) -> None:
+    """Copy rank 0's parameters and buffers to every rank (what DDP does when it wraps)."""
+    if not is_distributed():
+        return
+    with torch.no_grad():
+        for tensor in list(module.parameters()) + list(module.buffers()):
+            dist.broadcast(tensor.data, src=0)
+
+
+def gather_objects(value: Any) -> list[Any]:
+    """Every rank's ``value`` (picklable), in rank order, on every rank; [value] alone."""
+    if not is_distributed():
+        return [value]
+    values: list[Any] = [None] * dist.get_world_size()
+    dist.all_gather_object(values, value)
+    return values
+
+
+def agree(check: Callable[[], T], *, rank_zero_only: bool = False) -> T:
+    """Run ``check`` and make every rank share its outcome: its value or its ValueError.
+
+    ``rank_zero_only=False``: every rank runs ``check``; if any raises ValueError, every rank
+    raises it as a `CollectiveError` (the lowest failing rank's message, naming that rank).
+    Each rank gets its own value. ``rank_zero_only=True``: only rank 0 runs ``check`` (for
+    files only rank 0 reads or writes), and every rank gets rank 0's value or raises its
+    error. Outside a process group it is ``check()``.
+    """
+    if not is_distributed():
+        return check()
+    rank = dist.get_rank()
+    value, error = None, None
+    if rank == 0 or not rank_zero_only:
+        try:
+            value = check()
+        except ValueError as caught:
+            error = str(caught)
+    if rank_zero_only:
+        shared = [(value, error)]
+        dist.broadcast_object_list(shared, src=0)
+        value, error = shared[0]
+        if error is not None:
+            raise CollectiveError(error)
+        return value
+    errors = gather_objects(error)
+    for failed, message in enumerate(errors):
+        if message is not None:
+            raise CollectiveError(message if failed == rank else f"{message} (on rank {failed})")
+    return value

@@ -418,12 +418,14 @@ def episode_loader(
     """
     check_int("num_workers", num_workers, minimum=0)
     episodes = EpisodeDataset(dataset, sampler)
-    order = list(range(len(episodes))) if episode_ids is None else list(episode_ids)
-    for k in order:
-        if not 0 <= int(k) < len(episodes):
-            raise bad_argument(
-                "episode_ids", k, f"episode numbers run from 0 to {len(episodes) - 1}."
-            )
+    # A range, not a list: a sampler may number a practically endless stream of episodes.
+    order: Sequence[int] = range(len(episodes)) if episode_ids is None else list(episode_ids)
+    if episode_ids is not None:
+        for k in order:
+            if not 0 <= int(k) < len(episodes):
+                raise bad_argument(
+                    "episode_ids", k, f"episode numbers run from 0 to {len(episodes) - 1}."
+                )
     return DataLoader(
         episodes,
         batch_size=None,

@@ -144,6 +144,22 @@ def format_bytes(value: float) -> str:
     return f"{value / 2**30:.2f} GiB" if value >= 2**30 else f"{value / 2**20:.0f} MiB"
 
 
+def median_seconds(function: Callable[[], object], device: torch.device, repeats: int) -> float:
+    """Median wall time of ``function()`` over ``repeats`` calls, after one warm-up call.
+
+    CUDA work is synchronised before and after each call, so the time is the work's own.
+    """
+    function()
+    times = []
+    for _ in range(check_int("repeats", repeats, minimum=1)):
+        _synchronize(device)
+        start = time.perf_counter()
+        function()
+        _synchronize(device)
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
 # --- one configuration --------------------------------------------------------------------
 
 

@@ -208,7 +208,7 @@ def test_bad_arguments_are_rejected_before_any_work(tmp_path):
 def test_a_plain_iterable_that_runs_out_is_an_error_naming_the_fix():
     learner = make_learner("protonets")
     optimizer = torch.optim.SGD(learner.parameters(), lr=0.1)
-    with pytest.raises(ValueError, match="ran out before step 5"):
+    with pytest.raises(ValueError, match="ran out after 5, and episode 5"):
         fit(learner, iter(TASKS), optimizer, 6, progress=False)
 
 

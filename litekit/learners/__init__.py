@@ -1,8 +1,10 @@
 """Meta-learners: each maps (support images, support labels, query images) to query logits."""
 
 from litekit.learners.backbones import (
+    check_image_size,
     conv4,
     group_norm,
+    smallest_image_size,
     strip_classifier,
     torchvision_backbone,
 )
@@ -19,8 +21,10 @@ __all__ = [
     "ProtoNets",
     "SetEncoder",
     "SimpleCNAPs",
+    "check_image_size",
     "conv4",
     "group_norm",
+    "smallest_image_size",
     "strip_classifier",
     "torchvision_backbone",
 ]

@@ -36,11 +36,14 @@ def strip_classifier(model: nn.Module) -> nn.Module:
     return model
 
 
-def torchvision_backbone(name: str, *, weights: str | None = None) -> nn.Module:
+def torchvision_backbone(
+    name: str, *, weights: str | None = None, argument: str = "backbone"
+) -> nn.Module:
     """A torchvision model by name (``"resnet18"``, ``"efficientnet_b0"``, ...), headless.
 
     ``weights=None`` gives random initialisation and needs no network. Named weights
-    (``"DEFAULT"``) are downloaded by torchvision unless already in its cache.
+    (``"DEFAULT"``) are downloaded by torchvision unless already in its cache. ``argument``
+    is the name an unknown model is reported under.
     """
     import torchvision
 
@@ -48,7 +51,7 @@ def torchvision_backbone(name: str, *, weights: str | None = None) -> nn.Module:
     if name not in available:
         close = difflib.get_close_matches(name, available, n=5, cutoff=0.5)
         raise bad_argument(
-            "backbone",
+            argument,
             name,
             "not a torchvision classification model; try one of "
             f"{close or ['resnet18', 'efficientnet_b0']}, or 'conv4'.",
@@ -117,3 +120,69 @@ def feature_dim(backbone: nn.Module, example: torch.Tensor) -> int:
     finally:
         backbone.train(was_training)
     return int(out.flatten(1).shape[1])
+
+
+def _embeds(backbone: nn.Module, size: int, channels: int) -> str | None:
+    """None if ``backbone`` embeds one (channels, size, size) image; else the error it gave."""
+    parameter = next(backbone.parameters(), None)
+    device = parameter.device if parameter is not None else torch.device("cpu")
+    dtype = parameter.dtype if parameter is not None else torch.float32
+    was_training = backbone.training
+    backbone.eval()
+    try:
+        with torch.no_grad():
+            backbone(torch.zeros(1, channels, size, size, device=device, dtype=dtype))
+    except (RuntimeError, ValueError, AssertionError, IndexError) as error:
+        return f"{type(error).__name__}: {str(error).strip().splitlines()[0][:160]}"
+    finally:
+        backbone.train(was_training)
+    return None
+
+
+def smallest_image_size(
+    backbone: nn.Module, above: int = 0, *, channels: int = 3, largest: int = 1024
+) -> int | None:
+    """The smallest square size in (``above``, ``largest``] that ``backbone`` can embed.
+
+    Found by dry forwards of one blank image, not by formula, so it holds for any module:
+    sizes are doubled until one works, then bisected (models that work at a size work at
+    every larger one, as convolution-and-pooling networks do). None when no size up to
+    ``largest`` works (a model that needs one exact size, such as a ViT, says which in its
+    own error).
+    """
+    fails, works = max(above, 0), max(above, 0) + 1
+    while _embeds(backbone, works, channels) is not None:
+        if works >= largest:
+            return None
+        fails, works = works, min(2 * works, largest)
+    while works - fails > 1:
+        middle = (works + fails) // 2
+        if _embeds(backbone, middle, channels) is None:
+            works = middle
+        else:
+            fails = middle
+    return works
+
+
+def check_image_size(
+    backbone: nn.Module,
+    image_size: int,
+    *,
+    name: str = "image_size",
+    backbone_name: str | None = None,
+    channels: int = 3,
+) -> None:
+    """Raise a ValueError naming the smallest usable size if ``backbone`` cannot embed
+    (channels, image_size, image_size) images; one dry forward when it can."""
+    error = _embeds(backbone, image_size, channels)
+    if error is None:
+        return
+    label = backbone_name or type(backbone).__name__
+    smallest = smallest_image_size(backbone, image_size, channels=channels)
+    if smallest is None:
+        fix = f"{label} cannot embed {image_size}x{image_size} images ({error}), nor any size up "
+        fix += "to 1024; pass the size this model was built for."
+    else:
+        fix = f"{label} cannot embed {image_size}x{image_size} images ({error}); its smallest "
+        fix += f"size is {smallest} px: pass {name} >= {smallest}."
+    raise bad_argument(name, image_size, fix)

@@ -9,6 +9,7 @@ the command that installs it.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -24,7 +25,6 @@ from pathlib import Path
 import pytest
 
 CHROMIUM = os.environ.get("LITEKIT_CHROMIUM", "/usr/bin/chromium")
-ARTIFACTS = Path(__file__).resolve().parents[2] / "build" / "browser"
 CHROMIUM_ARGS = [
     "--no-sandbox",
     "--disable-gpu",
@@ -42,6 +42,25 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+LAB_SETTINGS = {
+    # Render every cell, not only those in view, so the test can find any cell's output.
+    "@jupyterlab/notebook-extension/tracker.jupyterlab-settings": {"windowingMode": "none"},
+    # No "get notified about news?" pop-up over the notebook (and no network call).
+    "@jupyterlab/apputils-extension/notification.jupyterlab-settings": {
+        "fetchNews": "false",
+        "checkForUpdates": False,
+    },
+}
+
+
+def write_lab_settings(folder: Path) -> None:
+    """User settings for the test's JupyterLab, under its own temporary config folder."""
+    for name, values in LAB_SETTINGS.items():
+        path = folder / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(values))
+
+
 def wait_until_up(url: str, process: subprocess.Popen, timeout: float = 60.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -53,6 +72,14 @@ def wait_until_up(url: str, process: subprocess.Popen, timeout: float = 60.0) ->
         except OSError:
             time.sleep(0.3)
     raise TimeoutError(f"jupyter lab did not answer at {url} within {timeout:.0f} s")
+
+
+@pytest.fixture(scope="session")
+def artifacts() -> Path:
+    """Where screenshots go: build/browser/ in the project."""
+    folder = Path(__file__).resolve().parents[2] / "build" / "browser"
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
 
 
 @pytest.fixture(scope="session")
@@ -76,7 +103,7 @@ def lab_root() -> Iterator[Path]:
 
 
 @pytest.fixture
-def lab_server(lab_root: Path) -> Iterator[str]:
+def lab_server(chromium_path: str, lab_root: Path) -> Iterator[str]:
     """Base URL of a JupyterLab server over ``lab_root``; stopped after the test."""
     port = free_port()
     url = f"http://127.0.0.1:{port}/"
@@ -103,6 +130,8 @@ def lab_server(lab_root: Path) -> Iterator[str]:
         "JUPYTER_CONFIG_DIR": str(lab_root / ".jupyter-config"),
         "JUPYTER_RUNTIME_DIR": str(lab_root / ".jupyter-runtime"),
     }
+    env.pop("LITEKIT_HEADLESS", None)  # the kernels behind this server are interactive
+    write_lab_settings(lab_root / ".jupyter-config" / "lab" / "user-settings")
     process = subprocess.Popen(
         command, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True
     )

@@ -1,0 +1,26 @@
+"""Meta-training: the LITE step, the training loop with checkpoints, and evaluation.
+
+- `litekit.train.step`: `meta_train_step` (LITE per task, query batching, one optimiser step)
+  and `accumulate_task_gradient`;
+- `litekit.train.evaluation`: `evaluate`, with a 95% confidence interval;
+- `litekit.train.loop`: `fit`, the training loop (validation, `History`, checkpoints,
+  torchrun);
+- `litekit.train.cli`: the command line, ``python -m litekit.train --help``, which also runs
+  under ``torchrun``.
+"""
+
+from litekit.train.evaluation import Evaluation, confidence_interval, evaluate
+from litekit.train.loop import History, fit, subset_generator
+from litekit.train.step import StepResult, accumulate_task_gradient, meta_train_step
+
+__all__ = [
+    "Evaluation",
+    "History",
+    "StepResult",
+    "accumulate_task_gradient",
+    "confidence_interval",
+    "evaluate",
+    "fit",
+    "meta_train_step",
+    "subset_generator",
+]

@@ -1,0 +1,103 @@
+"""Evaluation on fixed tasks: per-task accuracy, mean and a 95% confidence interval."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+import torch
+
+from litekit._checks import bad_argument
+from litekit.distributed import gather_objects, is_distributed, rank_and_world, unwrap
+from litekit.episodes import Episode
+from litekit.learners.base import Learner
+from litekit.lite import Lite
+from litekit.train.stream import EpisodeStream
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """Accuracy over evaluation tasks: per task, mean, and a 95% confidence interval.
+
+    ``ci95`` is the half-width 1.96 · s / √n, with s the sample standard deviation of the
+    per-task accuracies and n the number of tasks (a normal approximation to the mean).
+    """
+
+    accuracies: list[float]
+    mean: float
+    ci95: float
+
+    def __str__(self) -> str:
+        return (
+            f"{100 * self.mean:.1f}% ± {100 * self.ci95:.1f} (95% CI, {len(self.accuracies)} tasks)"
+        )
+
+
+def confidence_interval(values: Sequence[float]) -> tuple[float, float]:
+    """Mean and 95% half-width 1.96 · s / √n (s with n - 1 in the denominator)."""
+    n = len(values)
+    if n == 0:
+        raise bad_argument("values", values, "pass at least one value.")
+    mean = sum(values) / n
+    if n == 1:
+        return mean, 0.0
+    variance = sum((v - mean) ** 2 for v in values) / (n - 1)
+    return mean, 1.96 * math.sqrt(variance / n)
+
+
+def _accuracy(learner: Learner, task: Episode, chunk: int) -> float:
+    logits = learner(
+        task.support_images,
+        task.support_labels,
+        task.query_images,
+        # h = 0 with a private generator: evaluating draws nothing from torch's global
+        # random stream, so validation inside `fit` never changes training.
+        lite=Lite(0, chunk_size=chunk, generator=torch.Generator()),
+    )
+    targets = task.query_labels.to(logits.device)
+    return float((logits.argmax(1) == targets).float().mean())
+
+
+@torch.no_grad()
+def evaluate(
+    learner: Learner,
+    episodes: Iterable[Episode],
+    lite: Lite | None = None,
+    *,
+    across_ranks: bool = False,
+) -> Evaluation:
+    """Query accuracy on each task, its mean and 95% confidence interval.
+
+    Evaluation needs no gradient, so ``lite`` only sets the chunk size of the support pass
+    (values are the same for any h). Pass a fixed list of episodes (or a loader from a seeded
+    sampler: the same seed gives the same tasks) so that every model is scored on the same
+    tasks. The confidence interval is the normal approximation mean ± 1.96 · s / √n over the
+    n tasks, s their sample standard deviation (see `Evaluation`).
+
+    ``across_ranks=True`` under torchrun: every rank must call it with the same tasks; rank
+    r scores tasks r, r + W, r + 2W, ... (a loader loads only those), the per-task accuracies
+    are gathered in task order, and every rank returns the same `Evaluation` that one
+    process scoring all the tasks would. Outside a process group it changes nothing. The
+    default (False) scores every task in this process, so it is safe to call on one rank.
+    """
+    learner = unwrap(learner)
+    chunk = lite.chunk_size if lite is not None else 64
+    was_training = learner.training
+    learner.eval()
+    try:
+        if across_ranks and is_distributed():
+            rank, world = rank_and_world()
+            stream = EpisodeStream(episodes, name="validation")
+            mine = [
+                (p, _accuracy(learner, task, chunk))
+                for p, task in stream.all_with_positions(lambda p: p % world == rank)
+            ]
+            scored = sorted(pair for part in gather_objects(mine) for pair in part)
+            accuracies = [accuracy for _, accuracy in scored]
+        else:
+            accuracies = [_accuracy(learner, task, chunk) for task in episodes]
+    finally:
+        learner.train(was_training)
+    mean, ci95 = confidence_interval(accuracies)
+    return Evaluation(accuracies, mean, ci95)

@@ -1,0 +1,335 @@
+"""The training loop: `fit`, with validation, a `History`, checkpoints and torchrun support.
+
+`fit` runs `meta_train_step` for a number of steps with a progress bar, periodic validation,
+a `History` for plotting, and checkpoints from which a resumed run equals an unbroken one
+(see `litekit.checkpoint`).
+
+Under torchrun (several processes, one per GPU or CPU worker), `fit` is called by every
+rank with the same arguments, and:
+- ``tasks_per_step`` T counts the tasks of a step over all ranks (the paper's 16 tasks per
+  step stay 16 on any number of GPUs). Step s (from 1) uses the global task positions
+  (s-1)·T .. s·T - 1 of the episode source; rank r takes positions r, r + W, ... of those
+  (`litekit.distributed.shard`), and a loader loads only its own. T need not be a multiple
+  of W (T >= W): `meta_train_step` weights tasks so that the update is the mean over all T.
+- the LITE subsets of the task at global position p come from a generator seeded by
+  ``(subset_seed, p)`` (`subset_generator`), so they do not depend on which rank runs the
+  task: with the same seed, a run on W processes makes the same updates as one process
+  (to floating-point summation order);
+- gradients are averaged in the step (`litekit.distributed.average_gradients`); losses,
+  accuracies and validation results are gathered, so every rank holds the same `History`;
+- only rank 0 reads and writes the checkpoint and shows progress; it sends the checkpoint
+  to the other ranks, so a run can resume on another number of processes, and a node without
+  the file (no shared file system) still resumes;
+- validation splits its tasks over the ranks and gathers the accuracies in task order
+  (`evaluate(..., across_ranks=True)`): the same numbers as one process scoring them all.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from litekit import checkpoint as checkpoints
+from litekit._checks import bad_argument, check_int
+from litekit.distributed import agree, broadcast_module, rank_and_world, shard, unwrap
+from litekit.episodes import Episode
+from litekit.learners.base import Learner
+from litekit.lite import Lite
+from litekit.train.evaluation import evaluate
+from litekit.train.step import meta_train_step
+from litekit.train.stream import EpisodeStream
+
+
+@dataclass
+class History:
+    """What `fit` saw, step by step, for plotting: training and validation curves.
+
+    ``step``, ``loss``, ``accuracy`` and ``seconds`` (wall time since the run began, summed
+    over resumed sessions) have one entry per optimiser step; ``val_step``,
+    ``val_accuracy`` and ``val_ci95`` one per validation.
+    """
+
+    step: list[int] = field(default_factory=list)
+    loss: list[float] = field(default_factory=list)
+    accuracy: list[float] = field(default_factory=list)
+    seconds: list[float] = field(default_factory=list)
+    val_step: list[int] = field(default_factory=list)
+    val_accuracy: list[float] = field(default_factory=list)
+    val_ci95: list[float] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, list]:
+        """Plain lists, for JSON or a checkpoint."""
+        return {name: list(getattr(self, name)) for name in self.__dataclass_fields__}
+
+    @classmethod
+    def from_dict(cls, values: dict[str, list]) -> History:
+        return cls(**{name: list(values[name]) for name in cls.__dataclass_fields__})
+
+    def plot(self, ax=None, *, label: str | None = None, smooth: int = 10):
+        """Training accuracy (running mean over ``smooth`` steps) and validation accuracy
+        with its 95% interval, against the step, on a matplotlib axis."""
+        import matplotlib.pyplot as plt
+        import numpy as np
+
+        if ax is None:
+            _, ax = plt.subplots(figsize=(6, 3.5))
+        name = f"{label}: " if label else ""
+        if self.step:
+            window = max(1, min(smooth, len(self.accuracy)))
+            running = np.convolve(self.accuracy, np.ones(window) / window, mode="valid")
+            (line,) = ax.plot(
+                self.step[window - 1 :], running, alpha=0.5, label=f"{name}training tasks"
+            )
+            colour = line.get_color()
+        else:
+            colour = None
+        if self.val_step:
+            ax.errorbar(
+                self.val_step,
+                self.val_accuracy,
+                yerr=self.val_ci95,
+                marker="o",
+                capsize=3,
+                color=colour,
+                label=f"{name}validation (95% CI)",
+            )
+        ax.set_xlabel("optimiser step")
+        ax.set_ylabel("query accuracy")
+        ax.legend(loc="lower right", fontsize="small")
+        return ax
+
+
+_SUBSET_STREAM = 0x4C495445  # "LITE": keeps these streams apart from the samplers' (seed, k)
+
+
+def subset_generator(seed: int, position: int) -> torch.Generator:
+    """The LITE subset generator of the task at global position ``position`` of a run.
+
+    A function of ``(seed, position)`` alone (through numpy's SeedSequence, with a constant
+    that sets these streams apart from the episode samplers', which also hash (seed, k)), so
+    a task's subsets are the same whichever process trains it, and tasks get independent
+    streams.
+    """
+    words = np.random.SeedSequence([seed, position, _SUBSET_STREAM]).generate_state(2, np.uint32)
+    return torch.Generator().manual_seed((int(words[0]) << 31) | (int(words[1]) >> 1))
+
+
+def _fingerprint(
+    learner: Learner,
+    lite: Lite | None,
+    query_batch: int | None,
+    tasks_per_step: int,
+    stream: EpisodeStream,
+    subset_seed: int | None,
+) -> dict:
+    """What must match for a checkpoint to continue this run."""
+    fingerprint = {
+        "learner": type(learner).__name__,
+        "parameters": [[name, list(p.shape)] for name, p in learner.named_parameters()],
+        "lite": None
+        if lite is None
+        else [lite.h, lite.chunk_size, lite.scaling, lite.independent_subsets],
+        "query_batch": query_batch,
+        "tasks_per_step": tasks_per_step,
+        "episodes": stream.size,
+    }
+    if subset_seed is not None:  # absent otherwise, as in checkpoints made before it existed
+        fingerprint["subset_seed"] = subset_seed
+    return fingerprint
+
+
+def _check_distributed(world: int, tasks_per_step: int, lite: Lite | None, subset_seed) -> None:
+    if world > 1 and tasks_per_step < world:
+        raise bad_argument(
+            "tasks_per_step",
+            tasks_per_step,
+            f"{world} processes share each step's tasks, so a step needs at least {world} "
+            f"tasks; pass tasks_per_step >= {world} (a multiple of {world} balances the work).",
+        )
+    if world > 1 and lite is not None and lite.subsets is None and subset_seed is None:
+        raise bad_argument(
+            "subset_seed",
+            None,
+            "under torchrun each task needs its own LITE subset stream, the same on any rank; "
+            "pass subset_seed=<int> (see litekit.train.loop.subset_generator).",
+        )
+
+
+def fit(
+    learner: Learner,
+    episodes: Any,
+    optimizer: torch.optim.Optimizer,
+    steps: int,
+    lite: Lite | None = None,
+    *,
+    query_batch: int | None = None,
+    tasks_per_step: int = 1,
+    validation: Iterable[Episode] | None = None,
+    validate_every: int | None = None,
+    scheduler: Any = None,
+    checkpoint: str | os.PathLike | None = None,
+    checkpoint_every: int | None = None,
+    resume: bool = True,
+    progress: bool = True,
+    description: str = "meta-training",
+    subset_seed: int | None = None,
+    metadata: Mapping[str, Any] | None = None,
+) -> History:
+    """Meta-train ``learner`` for ``steps`` optimiser steps; return the `History`.
+
+    Args:
+        learner: a `Learner` (ProtoNets, SimpleCNAPs, CNAPs), or one wrapped in
+            DistributedDataParallel (it is unwrapped: see `litekit.distributed`).
+        episodes: training tasks: an `episode_loader`, a list of Episodes, or an iterable.
+            Step s uses tasks (s-1)·T .. s·T - 1, with T = ``tasks_per_step``; loaders and
+            lists are cycled through when ``steps · T`` exceeds their length. Under torchrun
+            pass the same, whole source on every rank: `fit` splits it.
+        optimizer: steps once per step (see `meta_train_step`).
+        steps: total optimiser steps of the run (a resumed run continues up to it).
+        lite: ``None`` for full back-propagation, or ``Lite(h, ...)``; seed its generator
+            (or pass ``subset_seed``) for reproducible subsets.
+        query_batch: query images per backward pass (see `meta_train_step`).
+        tasks_per_step: tasks whose gradients are averaged per step (the paper uses 16);
+            under torchrun, over all processes together (at least one per process).
+        validation: fixed evaluation tasks, scored with `evaluate` before the first step,
+            every ``validate_every`` steps and after the last one (split over the ranks
+            under torchrun).
+        validate_every: default: ``steps // 10`` (at least 1).
+        scheduler: an optional learning-rate scheduler, stepped after every step and saved
+            in checkpoints.
+        checkpoint: a file path. If a litekit checkpoint is there and ``resume`` is True,
+            the run continues from it; the run is saved there every ``checkpoint_every``
+            steps and at the end, atomically (temporary file, then rename), with a checksum
+            that is verified before a checkpoint is applied. A resumed run ends with exactly
+            the weights, optimiser state and history of an unbroken run. Under torchrun
+            only rank 0's path is used.
+        checkpoint_every: default: ``validate_every``.
+        resume: False refuses to start when a checkpoint is already at ``checkpoint``
+            (nothing is ever overwritten unasked).
+        progress: show a tqdm progress bar with the loss and accuracy (rank 0 only).
+        subset_seed: ``None`` draws the LITE subsets from ``lite.generator`` (or torch's
+            global stream), task after task. An int draws the subsets of the task at global
+            position p from `subset_generator(subset_seed, p)`, so that they do not depend
+            on the number of processes; required under torchrun when ``lite`` samples.
+        metadata: plain values (strings, numbers, lists, dicts) saved in the checkpoint as
+            ``metadata``; the command line stores its options there.
+
+    Validation draws nothing from torch's random stream, so it never changes training.
+    Arguments are checked before any work, and an interrupted step is never saved: a
+    checkpoint always sits between two whole steps.
+    """
+    steps = check_int("steps", steps, minimum=1)
+    tasks_per_step = check_int("tasks_per_step", tasks_per_step, minimum=1)
+    if query_batch is not None:
+        check_int("query_batch", query_batch, minimum=1)
+    if lite is not None and not isinstance(lite, Lite):
+        raise bad_argument("lite", lite, "pass None (full back-propagation) or Lite(h, ...).")
+    if not isinstance(optimizer, torch.optim.Optimizer):
+        raise bad_argument("optimizer", optimizer, "pass a torch.optim optimiser.")
+    if subset_seed is not None:
+        check_int("subset_seed", subset_seed, minimum=0)
+    if metadata is not None and not isinstance(metadata, Mapping):
+        raise bad_argument("metadata", metadata, "pass a dict of plain values, or None.")
+    every = max(1, steps // 10) if validate_every is None else validate_every
+    every = check_int("validate_every", every, minimum=1)
+    save_every = check_int(
+        "checkpoint_every", every if checkpoint_every is None else checkpoint_every, minimum=1
+    )
+    rank, world = rank_and_world()
+    agree(lambda: _check_distributed(world, tasks_per_step, lite, subset_seed))
+    learner = unwrap(learner)
+    stream = EpisodeStream(episodes)
+    fingerprint = _fingerprint(learner, lite, query_batch, tasks_per_step, stream, subset_seed)
+    generator = lite.generator if lite is not None and subset_seed is None else None
+    path = None if checkpoint is None else Path(checkpoint)
+    # Only rank 0 touches the file; every rank gets its verdict and, to resume, its contents.
+    saved = agree(
+        lambda: None if path is None else checkpoints.prepare(path, resume), rank_zero_only=True
+    )
+
+    history, start = History(), 0
+    if saved is not None:
+        agree(lambda: checkpoints.compare_fingerprints(saved["fingerprint"], fingerprint))
+        checkpoints.restore(saved, learner, optimizer, scheduler, generator)
+        history, start = History.from_dict(saved["history"]), int(saved["step"])
+    broadcast_module(learner)  # every rank starts from rank 0's weights (as DDP would)
+
+    def validate(step: int) -> None:
+        result = evaluate(learner, validation, lite, across_ranks=True)
+        history.val_step.append(step)
+        history.val_accuracy.append(result.mean)
+        history.val_ci95.append(result.ci95)
+
+    def save(step: int) -> None:
+        payload = {
+            "format": checkpoints.FORMAT,
+            "version": checkpoints.VERSION,
+            "step": step,
+            "fingerprint": fingerprint,
+            "learner": learner.state_dict(),
+            "optimizer": optimizer.state_dict(),
+            "scheduler": None if scheduler is None else scheduler.state_dict(),
+            "random": checkpoints.random_state(generator),
+            "history": history.as_dict(),
+            "metadata": None if metadata is None else dict(metadata),
+        }
+        checkpoints.save_atomic(payload, path)
+
+    def positions(step: int) -> list[int]:
+        """This rank's task positions in step ``step`` (counted from 1)."""
+        return shard(range((step - 1) * tasks_per_step, step * tasks_per_step), rank, world)
+
+    def lites(mine: list[int]) -> Lite | list[Lite]:
+        if lite is None or subset_seed is None:
+            return lite
+        return [replace(lite, generator=subset_generator(subset_seed, p)) for p in mine]
+
+    if validation is not None and start == 0 and not history.val_step:
+        validate(0)
+    elapsed = history.seconds[-1] if history.seconds else 0.0
+    began = time.perf_counter()
+    bar = tqdm(
+        total=steps,
+        initial=min(start, steps),
+        desc=description,
+        disable=not progress or rank != 0,
+    )
+    tasks = stream.at([p for step in range(start + 1, steps + 1) for p in positions(step)])
+    try:
+        for step in range(start + 1, steps + 1):
+            mine = positions(step)
+            batch = [next(tasks) for _ in mine]
+            result = meta_train_step(
+                learner,
+                batch,
+                optimizer,
+                lite=lites(mine),
+                query_batch=query_batch,
+                total_tasks=tasks_per_step,
+            )
+            if scheduler is not None:
+                scheduler.step()
+            history.step.append(step)
+            history.loss.append(result.loss)
+            history.accuracy.append(result.accuracy)
+            history.seconds.append(elapsed + time.perf_counter() - began)
+            if validation is not None and (step % every == 0 or step == steps):
+                validate(step)
+            if path is not None and rank == 0 and (step % save_every == 0 or step == steps):
+                save(step)
+            postfix = {"loss": f"{result.loss:.3f}", "accuracy": f"{result.accuracy:.2f}"}
+            if history.val_accuracy:
+                postfix["validation"] = f"{history.val_accuracy[-1]:.3f}"
+            bar.set_postfix(postfix)
+            bar.update(1)
+    finally:
+        bar.close()
+    return history
