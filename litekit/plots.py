@@ -736,6 +736,8 @@ def accuracy_vs_cost(
         ax.xaxis.set_minor_formatter(NullFormatter())  # no crowded labels between decades
         ax.set_xlabel(COST_AXES[cost])
     axes[0].set_ylabel("held-out accuracy (95% interval)")
-    axes[-1].legend(fontsize="small", loc="best")
+    # One legend below the panels, where it never hides a point or its interval.
+    handles, labels = axes[-1].get_legend_handles_labels()
+    figure.legend(handles, labels, loc="outside lower center", ncols=2, fontsize="small")
     figure.suptitle(title, fontsize=10)
     return figure

@@ -155,14 +155,14 @@ def test_accuracy_against_cost_on_log_axes():
     np.testing.assert_allclose([b[1][1] - b[0][1] for b in bars], [2 * r["ci95"] for r in rows])
     colours = [c.lines[0].get_color() for c in seconds.containers]
     assert colours[:2] == [plots.COLOURS["lite"], plots.COLOURS["full"]]
-    legend = [t.get_text() for t in seconds.get_legend().get_texts()]
+    legend = [t.get_text() for t in figure.legends[0].get_texts()]  # below both panels
     assert legend[1] == "FineTuner: 75.0% ± 4.0"
     memory = plots.accuracy_vs_cost(rows, costs=["peak_memory_mib"], reference=("ideal", 0.8))
     ax = memory.axes[0]
     assert len(memory.axes) == 1 and ax.get_xlabel().startswith("peak memory")
     dotted = [line for line in ax.get_lines() if line.get_linestyle() == ":"]
     assert len(dotted) == 1 and list(dotted[0].get_ydata()) == [0.8, 0.8]
-    assert "ideal" in [t.get_text() for t in ax.get_legend().get_texts()]
+    assert "ideal" in [t.get_text() for t in memory.legends[0].get_texts()]
 
 
 def test_accuracy_against_cost_in_plotly():
