@@ -10,7 +10,10 @@ without pyplot so nothing global changes) or ``backend="plotly"`` (a
 - `per_image_contributions`: how much each g_n (and g_Q) adds along the full gradient;
 - `running_mean`: the running mean of LITE draws converging (or not) to the full gradient;
 - `convention_bias`: the relative bias of each convention, side by side;
-- `step_cost`: memory and time of one step against h.
+- `step_cost`: memory and time of one step against h;
+- `learning_curves`, `accuracy_vs_size`, `memory_and_time`: training and measurement figures
+  of notebooks 04 and 05;
+- `accuracy_vs_cost`: accuracy against the cost to personalise (log x), notebook 06.
 """
 
 from __future__ import annotations
@@ -639,4 +642,102 @@ def memory_and_time(
     left.set(xlabel=xlabel, ylabel=memory_label, title="memory")
     right.set(xlabel=xlabel, ylabel="seconds per step", title="step time")
     left.legend(fontsize="small")
+    return figure
+
+
+COST_AXES = {
+    "flops": "FLOPs to personalise, per task",
+    "seconds": "seconds per task",
+    "peak_memory_mib": "peak memory per task (MiB)",
+}
+FAMILY_COLOURS = {"meta-learning": COLOURS["lite"], "transfer learning": COLOURS["full"]}
+MARKERS = ("o", "s", "D", "^", "v", "P")
+SYMBOLS = ("circle", "square", "diamond", "triangle-up", "triangle-down", "cross")
+
+
+def accuracy_vs_cost(
+    rows: list[dict],
+    *,
+    costs: Sequence[str] = ("flops", "seconds"),
+    reference: tuple[str, float] | None = None,
+    backend: str = "matplotlib",
+) -> Any:
+    """Held-out accuracy (95% interval) against the cost to personalise, one panel per cost.
+
+    ``rows``: one dict per learner with ``label``, ``mean``, ``ci95`` and the ``costs``
+    columns (``flops``, ``seconds``, ``peak_memory_mib``, as in
+    `litekit.cost.PersonalisationCost`), each positive: the x axes are logarithmic, so a
+    learner ten times as expensive sits one decade to the right. An optional ``family``
+    (``"meta-learning"`` or ``"transfer learning"``) sets the colour. ``reference``, a
+    (label, accuracy) pair such as the ideal observer's, is drawn as a dotted line.
+    """
+    if isinstance(costs, str) or not costs or any(c not in COST_AXES for c in costs):
+        raise bad_argument(
+            "costs", costs, f"pass a non-empty list of cost columns from {sorted(COST_AXES)}."
+        )
+    rows = _check_rows(rows, ["label", "mean", "ci95", *costs])
+    for row in rows:
+        bad = [c for c in costs if not row[c] > 0]
+        if bad:
+            raise bad_argument(
+                "rows",
+                {k: row[k] for k in ("label", *bad)},
+                f"{bad} must be positive to sit on a log axis; measure them again.",
+            )
+    backend = _backend(backend)
+    title = "accuracy against the cost to personalise"
+
+    def legend(row: dict) -> str:
+        return f"{row['label']}: {100 * row['mean']:.1f}% ± {100 * row['ci95']:.1f}"
+
+    if backend == "plotly":
+        figure = _plotly_figure([COST_AXES[c] for c in costs])
+        for i, row in enumerate(rows):
+            hover = ", ".join(f"{c} = {row[c]:.3g}" for c in costs)
+            for column, cost in enumerate(costs, start=1):
+                figure.add_scatter(
+                    x=[row[cost]], y=[row["mean"]], name=legend(row), legendgroup=row["label"],
+                    showlegend=column == 1, mode="markers", hovertext=[hover],
+                    marker={"color": FAMILY_COLOURS.get(row.get("family")), "size": 11,
+                            "symbol": SYMBOLS[i % len(SYMBOLS)]},
+                    error_y={"type": "data", "array": [row["ci95"]], "visible": True},
+                    row=1, col=column,
+                )  # fmt: skip
+        figure.update_xaxes(type="log")
+        for column in range(1, len(costs) + 1) if reference is not None else ():
+            figure.add_hline(
+                y=reference[1], line_dash="dot", line_color="grey", row=1, col=column,
+                annotation_text=reference[0] if column == 1 else None,
+            )  # fmt: skip
+        figure.update_yaxes(title="held-out accuracy (95% interval)", row=1, col=1)
+        figure.update_layout(title=title)
+        return figure
+    from matplotlib.ticker import NullFormatter
+
+    figure, axes = _figure(ncols=len(costs), width=4.8, height=4.0)
+    axes = np.atleast_1d(axes)
+    for ax, cost in zip(axes, costs, strict=True):
+        for i, row in enumerate(rows):
+            ax.errorbar(
+                [row[cost]],
+                [row["mean"]],
+                yerr=[row["ci95"]],
+                fmt=MARKERS[i % len(MARKERS)],
+                markersize=8,
+                capsize=4,
+                color=FAMILY_COLOURS.get(row.get("family")),
+                label=legend(row),
+            )
+        if reference is not None:
+            ax.axhline(reference[1], color="grey", linestyle=":", label=reference[0])
+        ax.set_xscale("log")
+        values = [row[cost] for row in rows]
+        ax.set_xlim(min(values) / 3, max(values) * 3)  # room for the markers and a labelled decade
+        ax.xaxis.set_minor_formatter(NullFormatter())  # no crowded labels between decades
+        ax.set_xlabel(COST_AXES[cost])
+    axes[0].set_ylabel("held-out accuracy (95% interval)")
+    # One legend below the panels, where it never hides a point or its interval.
+    handles, labels = axes[-1].get_legend_handles_labels()
+    figure.legend(handles, labels, loc="outside lower center", ncols=2, fontsize="small")
+    figure.suptitle(title, fontsize=10)
     return figure

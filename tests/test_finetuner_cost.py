@@ -8,7 +8,7 @@ from helpers import make_episode, tiny_backbone
 from torch import nn
 
 from litekit import FineTuner, Lite, ProtoNets, evaluate
-from litekit.cost import count_flops, personalisation_cost
+from litekit.cost import TensorMemoryTracker, count_flops, peak_memory_of, personalisation_cost
 
 OPTIONS = [
     {},
@@ -79,6 +79,23 @@ def test_same_seed_same_logits_and_works_under_no_grad():
     assert not torch.equal(first, other)
 
 
+def test_backbone_learning_rate_is_separate_from_the_head():
+    """A vanishing backbone rate gives the head-only result; the head's rate still trains."""
+    episode = make_episode()
+    args = (episode.support_images, episode.support_labels, episode.query_images)
+    head = FineTuner(wide_backbone(), steps=15, lr=0.1)(*args)
+    frozen = FineTuner(wide_backbone(), steps=15, lr=0.1, backbone_lr=1e-30, tune="all")(*args)
+    torch.testing.assert_close(frozen, head, rtol=1e-9, atol=1e-9)
+    tuned = FineTuner(wide_backbone(), steps=15, lr=0.1, backbone_lr=0.1, tune="all")(*args)
+    same = FineTuner(wide_backbone(), steps=15, lr=0.1, tune="all")(*args)
+    torch.testing.assert_close(tuned, same, rtol=0, atol=0)  # None means lr
+    assert not torch.allclose(tuned, head)
+    for optimizer in ("adam", "sgd"):
+        learner = FineTuner(tiny_backbone(), lr=0.1, backbone_lr=0.01, optimizer=optimizer)
+        groups = learner._make_optimizer([torch.zeros(1)], [torch.zeros(1)]).param_groups
+        assert [g["lr"] for g in groups] == [0.1, 0.01]
+
+
 def test_finetuner_is_evaluated_like_any_learner():
     learner = FineTuner(tiny_backbone().double(), steps=5)
     result = evaluate(learner, [make_episode(seed=s) for s in range(3)])
@@ -90,6 +107,7 @@ def test_finetuner_is_evaluated_like_any_learner():
     [
         ({"tune": ["layer9"]}, "tune="),
         ({"lr": 0.0}, "lr=0.0"),
+        ({"backbone_lr": -1.0}, "backbone_lr=-1.0"),
         ({"steps": 0}, "steps=0"),
         ({"optimizer": "lbfgs"}, "optimizer='lbfgs'"),
         ({"batch_size": 0}, "batch_size=0"),
@@ -131,5 +149,58 @@ def test_personalisation_cost_of_finetuning_dwarfs_one_forward_pass():
     assert tuned.flops > 20 * proto.flops
     assert tuned.parameters == proto.parameters
     assert tuned.seconds > 0 and proto.seconds > 0
-    if proto.peak_memory_mib is not None:
-        assert proto.peak_memory_mib >= 0
+    assert tuned.peak_memory_mib > proto.peak_memory_mib > 0
+
+
+def test_minibatches_sweep_each_epoch_without_repeats():
+    """Every step takes the next unseen rows of the current random order, epoch by epoch."""
+    learner = FineTuner(tiny_backbone(), steps=6, batch_size=4)
+    batches = [b.tolist() for b in learner._batches(10, torch.Generator().manual_seed(0))]
+    assert [len(b) for b in batches] == [4] * 6
+    for first, second in zip(batches[::2], batches[1::2], strict=True):  # one epoch each
+        assert not set(first) & set(second)
+    whole = FineTuner(tiny_backbone(), steps=3)._batches(10, torch.Generator().manual_seed(0))
+    assert all(sorted(b.tolist()) == list(range(10)) for b in whole)
+
+
+MIB = 2**20
+
+
+def test_tensor_memory_tracker_counts_live_tensors_at_their_peak():
+    def work():
+        a = torch.empty(MIB, dtype=torch.uint8)
+        b = torch.empty(2 * MIB, dtype=torch.uint8)
+        view = b[: MIB // 2]  # shares b's storage: nothing new
+        b.add_(1)  # in place: nothing new
+        del a
+        c = torch.empty(MIB // 2, dtype=torch.uint8)  # 2.5 MiB live, below the 3 MiB peak
+        return view, c
+
+    with TensorMemoryTracker() as tracker:
+        kept = work()
+        assert tracker.live == int(2.5 * MIB)
+    assert tracker.peak == 3 * MIB
+    _, mib, how = peak_memory_of(work, torch.device("cpu"))
+    assert mib == 3.0 and "tensors" in how
+    del kept
+
+
+def test_tensor_memory_tracker_sees_backward_and_ignores_what_existed_before():
+    weight = torch.randn(100, 50, dtype=torch.float64, requires_grad=True)
+    inputs = torch.randn(64, 100, dtype=torch.float64)
+    with TensorMemoryTracker() as tracker:
+        (inputs @ weight).relu().sum().backward()
+    # At least the product (64 x 50) and the weight's gradient (100 x 50) were alive at once.
+    assert tracker.peak >= (64 * 50 + 100 * 50) * 8
+    assert tracker.live == weight.grad.nbytes  # only the gradient outlives the block
+
+
+def test_memory_measure_does_not_depend_on_what_ran_before():
+    """The resident set of a process hides reused memory; counted tensors do not."""
+    episode = make_episode(n_support=9)
+    proto = ProtoNets(tiny_backbone().double())
+    first = personalisation_cost(proto, episode, repeats=1)
+    personalisation_cost(FineTuner(tiny_backbone().double(), steps=5, tune="all"), episode)
+    again = personalisation_cost(proto, episode, repeats=1)
+    assert again.peak_memory_mib == first.peak_memory_mib > 0
+    assert again.flops == first.flops

@@ -131,6 +131,70 @@ def test_cost_figure_shows_lite_against_full():
     assert len(plots.step_cost(rows, backend="plotly").data) == 2
 
 
+def cost_rows() -> list[dict]:
+    return [
+        {"label": "ProtoNets", "family": "meta-learning", "mean": 0.7, "ci95": 0.05,
+         "flops": 3e9, "seconds": 0.1, "peak_memory_mib": 50.0},
+        {"label": "FineTuner", "family": "transfer learning", "mean": 0.75, "ci95": 0.04,
+         "flops": 9e10, "seconds": 3.0, "peak_memory_mib": 100.0},
+        {"label": "no family", "mean": 0.6, "ci95": 0.1,
+         "flops": 1e9, "seconds": 0.2, "peak_memory_mib": 20.0},
+    ]  # fmt: skip
+
+
+def test_accuracy_against_cost_on_log_axes():
+    rows = cost_rows()
+    figure = plots.accuracy_vs_cost(rows)
+    flops, seconds = figure.axes
+    assert flops.get_xscale() == seconds.get_xscale() == "log"
+    assert flops.get_xlabel() == plots.COST_AXES["flops"]
+    assert flops.get_xlim() == pytest.approx((1e9 / 3, 9e10 * 3))  # every point, with room
+    points = [c.lines[0].get_xydata()[0].tolist() for c in flops.containers]
+    assert points == [[r["flops"], r["mean"]] for r in rows]
+    bars = [c[2][0].get_segments()[0] for c in flops.containers]  # the 95% intervals
+    np.testing.assert_allclose([b[1][1] - b[0][1] for b in bars], [2 * r["ci95"] for r in rows])
+    colours = [c.lines[0].get_color() for c in seconds.containers]
+    assert colours[:2] == [plots.COLOURS["lite"], plots.COLOURS["full"]]
+    legend = [t.get_text() for t in figure.legends[0].get_texts()]  # below both panels
+    assert legend[1] == "FineTuner: 75.0% ± 4.0"
+    memory = plots.accuracy_vs_cost(rows, costs=["peak_memory_mib"], reference=("ideal", 0.8))
+    ax = memory.axes[0]
+    assert len(memory.axes) == 1 and ax.get_xlabel().startswith("peak memory")
+    dotted = [line for line in ax.get_lines() if line.get_linestyle() == ":"]
+    assert len(dotted) == 1 and list(dotted[0].get_ydata()) == [0.8, 0.8]
+    assert "ideal" in [t.get_text() for t in memory.legends[0].get_texts()]
+
+
+def test_accuracy_against_cost_in_plotly():
+    figure = plots.accuracy_vs_cost(cost_rows(), backend="plotly")
+    assert len(figure.data) == 3 * 2  # one trace per learner and panel
+    assert figure.layout.xaxis.type == figure.layout.xaxis2.type == "log"
+    assert [t.showlegend for t in figure.data] == [True, False] * 3
+    assert list(figure.data[2].x) == [9e10] and list(figure.data[3].x) == [3.0]
+    assert list(figure.data[2].error_y.array) == [0.04]
+    assert figure.data[0].marker.color == plots.COLOURS["lite"]
+    ruled = plots.accuracy_vs_cost(cost_rows(), reference=("ideal", 0.8), backend="plotly")
+    assert [shape.y0 for shape in ruled.layout.shapes] == [0.8, 0.8]
+
+
+@pytest.mark.parametrize(
+    ("costs", "change", "argument"),
+    [
+        ("flops", {}, "costs"),
+        (["energy"], {}, "costs"),
+        ([], {}, "costs"),
+        (["flops"], {"flops": 0}, "rows"),
+        (["seconds"], {"seconds": None}, "rows"),
+    ],
+)
+def test_bad_cost_plot_arguments(costs, change, argument):
+    rows = cost_rows()
+    rows[0] = {k: v for k, v in rows[0].items() if change.get(k, 1) is not None}
+    rows[0].update({k: v for k, v in change.items() if v is not None})
+    with pytest.raises(ValueError, match=rf"^{argument}="):
+        plots.accuracy_vs_cost(rows, costs=costs)
+
+
 def test_same_data_same_picture():
     assert png(plots.variance_vs_h(stats_rows())) == png(plots.variance_vs_h(stats_rows()))
 

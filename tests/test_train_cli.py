@@ -107,9 +107,9 @@ def test_under_torchrun_a_checkpoint_of_another_learner_stops_every_rank(runs, t
     assert result.returncode != 0
     message = "--learner='simple_cnaps': the checkpoint .* was made with --learner 'protonets'"
     for rank in (0, 1):  # the two ranks share stderr, so their lines may interleave
-        assert f"python -m litekit.train: error (rank {rank}): " in result.stderr, (
-            result.stderr[-3000:]
-        )
+        assert f"python -m litekit.train: error (rank {rank}): " in result.stderr, result.stderr[
+            -3000:
+        ]
     assert len(re.findall(message, result.stderr)) == 2, result.stderr[-3000:]
     assert path.read_bytes() == before and not (tmp_path / "x.json").exists()
 

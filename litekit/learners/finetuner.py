@@ -35,7 +35,10 @@ class FineTuner(nn.Module):
     Args:
         backbone: module or name; kept in eval mode (fixed batch-norm statistics).
         steps: optimiser steps per task.
-        lr: learning rate.
+        lr: learning rate (of the head, and of everything tuned unless ``backbone_lr`` is set).
+        backbone_lr: learning rate of the tuned backbone weights and FiLM parameters; ``None``
+            uses ``lr``. Fine-tuning recipes often give the new, randomly initialised head a
+            larger rate than the pretrained weights, which a large rate would undo.
         batch_size: support images per step; ``None`` uses the whole support set.
         optimizer: ``"adam"`` or ``"sgd"`` (with momentum 0.9).
         tune: backbone submodule names whose parameters are fine-tuned too (for example
@@ -56,6 +59,7 @@ class FineTuner(nn.Module):
         *,
         steps: int = 50,
         lr: float = 0.01,
+        backbone_lr: float | None = None,
         batch_size: int | None = None,
         optimizer: str = "adam",
         tune: Sequence[str] | str = (),
@@ -68,6 +72,11 @@ class FineTuner(nn.Module):
         if not lr > 0:
             raise bad_argument("lr", lr, "pass a positive learning rate, e.g. 0.01.")
         self.lr = float(lr)
+        if backbone_lr is not None and not backbone_lr > 0:
+            raise bad_argument(
+                "backbone_lr", backbone_lr, "pass a positive learning rate, or None to use lr."
+            )
+        self.backbone_lr = self.lr if backbone_lr is None else float(backbone_lr)
         self.batch_size = (
             None if batch_size is None else check_int("batch_size", batch_size, minimum=1)
         )
@@ -134,20 +143,27 @@ class FineTuner(nn.Module):
         dtype = next(self.backbone.parameters()).dtype
         return head.to(device=self.device, dtype=dtype)
 
-    def _make_optimizer(self, params: list[torch.Tensor]) -> torch.optim.Optimizer:
+    def _make_optimizer(
+        self, head: list[torch.Tensor], backbone: Sequence[torch.Tensor] = ()
+    ) -> torch.optim.Optimizer:
+        """The optimiser: the head at ``lr``, tuned backbone and FiLM tensors at ``backbone_lr``."""
+        groups = [{"params": list(head), "lr": self.lr}]
+        if backbone:
+            groups.append({"params": list(backbone), "lr": self.backbone_lr})
         if self.optimizer == "adam":
-            return torch.optim.Adam(params, lr=self.lr)
-        return torch.optim.SGD(params, lr=self.lr, momentum=0.9)
+            return torch.optim.Adam(groups, lr=self.lr)
+        return torch.optim.SGD(groups, lr=self.lr, momentum=0.9)
 
     def _batches(self, n: int, generator: torch.Generator):
+        """Row indices for each step: epochs of a fresh random order, ``batch_size`` rows at a
+        time; the rows an epoch has left over (fewer than a batch) are dropped."""
         size = n if self.batch_size is None else min(self.batch_size, n)
-        order = torch.randperm(n, generator=generator)
-        for step in range(self.steps):
-            start = (step * size) % n
+        order, start = torch.randperm(n, generator=generator), 0
+        for _ in range(self.steps):
             if start + size > n:
-                order = torch.randperm(n, generator=generator)
-                start = 0
+                order, start = torch.randperm(n, generator=generator), 0
             yield order[start : start + size]
+            start += size
 
     def _head_only(self, support, labels, query, way, chunk, generator) -> torch.Tensor:
         features = self._features(support, chunk)
@@ -185,8 +201,8 @@ class FineTuner(nn.Module):
         with torch.no_grad():
             dim = encode(support[:1].to(self.device)).shape[1]
         head = self._new_head(dim, way, generator)
-        trained = [*tuned.values(), *(t for pair in film for t in pair), *head.parameters()]
-        optimizer = self._make_optimizer(trained)
+        backbone = [*tuned.values(), *(t for pair in film for t in pair)]
+        optimizer = self._make_optimizer(list(head.parameters()), backbone)
         for rows in self._batches(support.shape[0], generator):
             optimizer.zero_grad(set_to_none=True)
             images = support[rows.to(support.device)].to(self.device, non_blocking=True)
