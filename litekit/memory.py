@@ -248,9 +248,12 @@ class StepConfig:
 class Measurement:
     """Peak memory (bytes) and median step time (seconds) of one `StepConfig`.
 
-    ``peak_bytes`` is the whole peak (all steps, the warm-up included); ``rest_bytes`` what
-    was in use just before the timed steps; ``step_bytes`` the timed steps' own share, their
-    peak minus ``rest_bytes``. ``error`` says why a configuration could not run
+    ``peak_bytes`` is the whole peak (all steps, the warm-up included); ``step_bytes`` the
+    step's own share, peak minus ``rest_bytes``. Where ``rest_bytes`` is read differs by
+    device: on CUDA before the warm-up step, so the share includes the optimiser state that
+    the warm-up creates (memory a training step needs); on the CPU after it, just before the
+    timed steps, so one-time allocations (thread pools, kernel caches, and the optimiser
+    state) stay out of the share. ``error`` says why a configuration could not run
     (``"out of memory"``, a crash); the numbers are then None.
     """
 
@@ -291,20 +294,21 @@ def build_step(config: StepConfig):
     from litekit import CNAPs, Episode, Lite, ProtoNets, SimpleCNAPs
     from litekit.learners import conv4, group_norm, torchvision_backbone
 
-    torch.manual_seed(0)
     device = torch.device(config.device)
-    if config.backbone == "conv4":
-        backbone = conv4(width=config.width)
-    else:
-        backbone = torchvision_backbone(config.backbone)
-        if config.norm == "group":
-            backbone = group_norm(backbone)
-    if config.learner == "protonets":
-        learner = ProtoNets(backbone)
-    elif config.learner == "simple_cnaps":
-        learner = SimpleCNAPs(backbone)
-    else:
-        learner = CNAPs(backbone, example_size=config.image_size)
+    with torch.random.fork_rng(devices=[]):  # seeded weights; the caller's generator untouched
+        torch.manual_seed(0)
+        if config.backbone == "conv4":
+            backbone = conv4(width=config.width)
+        else:
+            backbone = torchvision_backbone(config.backbone)
+            if config.norm == "group":
+                backbone = group_norm(backbone)
+        if config.learner == "protonets":
+            learner = ProtoNets(backbone)
+        elif config.learner == "simple_cnaps":
+            learner = SimpleCNAPs(backbone)
+        else:
+            learner = CNAPs(backbone, example_size=config.image_size)
     learner = learner.to(device)
     parameters = learner.parameters()
     optimizer = (
@@ -517,7 +521,8 @@ def plan_budget(
             anything not searched.
         margin: fraction of the budget kept free (0.1: use at most 90% of it).
         count: what the budget bounds: ``"peak"``, the whole measured peak, or ``"step"``,
-            the step's own share (peak minus the memory in use just before the step). On the
+            the step's own share (peak minus the memory in use before it; see `Measurement`
+            for where each device reads that). On the
             CPU ``"step"`` leaves out the hundreds of MiB that Python and torch take before
             any work, so that budgets compare training steps, not interpreters.
         search: which of ``"h"``, ``"query_batch"``, ``"chunk_size"`` to search, in that

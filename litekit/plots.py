@@ -44,6 +44,12 @@ LABELS = {
     "same_subset": "same subset for both paths",
 }
 THEORY = "theory N(N-h)/h · tr S²"
+THEORY_NONE = "theory h(N-h)/N · tr S²"  # no N/h: each g_n enters with weight 1, not N/h
+
+
+def _theory_label(name: str, members: list[dict]) -> str:
+    formula = THEORY_NONE if name == "none" else THEORY
+    return f"{formula} ({members[0].get('theory', 'exact')})"
 
 
 def _check_rows(rows: Any, keys: Sequence[str]) -> list[dict]:
@@ -150,7 +156,7 @@ def variance_vs_h(
                 x=hs,
                 y=[r["theory_trace"] for r in members],
                 mode="lines",
-                name=f"{THEORY} ({members[0].get('theory', 'exact')})",
+                name=_theory_label(name, members),
                 line={"color": COLOURS.get(name), "dash": "dash"},
             )
         if highlight is not None:
@@ -179,7 +185,7 @@ def variance_vs_h(
             [r["theory_trace"] for r in members],
             "--",
             color=colour,
-            label=f"{THEORY} ({members[0].get('theory', 'exact')})",
+            label=_theory_label(name, members),
         )
     if highlight is not None:
         ax.axvline(highlight, color="grey", linestyle=":", label=f"h = {highlight}")

@@ -142,3 +142,11 @@ def test_learner_keeps_no_per_task_state():
     learner(episode.support_images, episode.support_labels, episode.query_images, lite=Lite(2))
     assert set(vars(learner)) == attributes
     assert all(torch.equal(before[k], v) for k, v in learner.state_dict().items())
+
+
+def test_cnaps_finds_its_embedding_size_on_the_backbones_dtype():
+    backbone = conv4(width=8).double()  # a float32 probe image would not pass through it
+    learner = CNAPs(backbone).double()
+    images = torch.randn(6, 3, 32, 32, dtype=torch.float64)
+    logits = learner(images, torch.arange(6) % 3, images[:2])
+    assert logits.dtype == torch.float64 and logits.shape == (2, 3)

@@ -12,6 +12,7 @@ import torch
 from litekit.memory import (
     Measurement,
     StepConfig,
+    build_step,
     format_bytes,
     load_reference,
     measure_here,
@@ -28,6 +29,17 @@ TINY = StepConfig(
     image_size=16, n_support=6, way=3, n_query=4, width=4, h=2, query_batch=2, chunk_size=3,
     repeats=1, threads=1,
 )  # fmt: skip
+
+
+def test_build_step_is_seeded_and_leaves_the_global_generator_alone():
+    torch.manual_seed(123)
+    expected = torch.rand(3)
+    torch.manual_seed(123)
+    first, *_ = build_step(TINY)
+    assert torch.equal(torch.rand(3), expected), "build_step must not reseed the caller's RNG"
+    second, *_ = build_step(TINY)
+    for a, b in zip(first.parameters(), second.parameters(), strict=True):
+        assert torch.equal(a, b)
 
 
 def test_parse_and_format_bytes():

@@ -65,7 +65,11 @@ def test_variance_figure_has_measured_and_theory_lines_on_log_axes():
     texts = [t.get_text() for t in ax.texts]
     assert texts == ["h = 8 not shown: variance 0"]
     assert any(line.get_linestyle() == ":" for line in ax.get_lines())  # the highlight
-    assert "exact" in " ".join(t.get_text() for t in ax.get_legend().get_texts())
+    legend = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert "exact" in " ".join(legend)
+    # each convention's theory line is labelled with its own formula
+    assert "theory N(N-h)/h · tr S² (exact)" in legend
+    assert "theory h(N-h)/N · tr S² (exact)" in legend
 
 
 def test_variance_figure_in_plotly():

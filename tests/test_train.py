@@ -135,5 +135,11 @@ def test_bad_query_batch_is_rejected_before_any_work():
         meta_train_step(learner, make_episode(), optimizer, lite=Lite(2), query_batch=0)
     with pytest.raises(ValueError, match="^episode="):
         meta_train_step(learner, [], optimizer)
+    good, bad = make_episode(seed=1), make_episode(seed=2)
+    bad.support_labels[bad.support_labels == 1] = 2  # class 1 has no support image
+    learner.zero_grad(set_to_none=True)
+    with pytest.raises(ValueError, match=r"^support_labels=.*classes \[1\] have no support"):
+        meta_train_step(learner, [good, bad], optimizer)  # the bad task comes second
+    assert all(p.grad is None for p in learner.parameters()), "no task ran before the check"
     assert all(torch.equal(a, b) for a, b in zip(before, learner.parameters(), strict=True))
     assert isinstance(learner, Learner)

@@ -188,6 +188,8 @@ def test_bad_arguments_are_rejected_before_any_work(tmp_path):
         ({"lite": 3}, "^lite=3"),
         ({"episodes": 5}, "^episodes='int'"),
         ({"episodes": []}, "^episodes="),
+        ({"validation": 7}, "^validation='int'"),
+        ({"validation": []}, "^validation="),
     ]
     for change, message in cases:
         arguments = {"episodes": TASKS, "steps": 2, "lite": None} | change
@@ -203,6 +205,11 @@ def test_bad_arguments_are_rejected_before_any_work(tmp_path):
                 **arguments,
             )
     assert not (tmp_path / "x.pt").exists()
+
+
+def test_evaluate_without_episodes_names_them():
+    with pytest.raises(ValueError, match="^episodes=.*pass at least one episode"):
+        evaluate(make_learner("protonets"), [])
 
 
 def test_a_plain_iterable_that_runs_out_is_an_error_naming_the_fix():

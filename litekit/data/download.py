@@ -94,8 +94,8 @@ def fetch(archive: Archive, folder: str | os.PathLike, *, timeout: float = 60) -
     handle, temporary = tempfile.mkstemp(prefix=f".{archive.filename}.", dir=folder)
     try:
         try:
-            with urllib.request.urlopen(archive.url, timeout=timeout) as response:
-                with os.fdopen(handle, "wb") as out:
+            with os.fdopen(handle, "wb") as out:  # closes the handle whatever urlopen does
+                with urllib.request.urlopen(archive.url, timeout=timeout) as response:
                     for block in iter(lambda: response.read(2**20), b""):
                         out.write(block)
         except (urllib.error.URLError, TimeoutError, ConnectionError) as error:

@@ -225,6 +225,13 @@ class OrbitTaskSampler(_SamplerBase):
                 f"give both context_kind and target_kind (target_kind={target_kind!r}), or "
                 "neither for a random split of each object's videos.",
             )
+        if context_kind is not None and context_kind == target_kind:
+            raise bad_argument(
+                "target_kind",
+                target_kind,
+                f"must differ from context_kind={context_kind!r}: the same videos would be "
+                "support and query; pass two kinds (e.g. 'clean' and 'clutter').",
+            )
         self.context_kind, self.target_kind = context_kind, target_kind
         chosen_users = frames.users if users is None else list(users)
         unknown = sorted(set(chosen_users) - set(frames.users))

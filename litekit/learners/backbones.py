@@ -110,20 +110,9 @@ def as_backbone(backbone: nn.Module | str) -> nn.Module:
     return torchvision_backbone(backbone)
 
 
-def feature_dim(backbone: nn.Module, example: torch.Tensor) -> int:
-    """Length of the backbone's embedding, found by one no-grad forward of ``example``."""
-    was_training = backbone.training
-    backbone.eval()
-    try:
-        with torch.no_grad():
-            out = backbone(example)
-    finally:
-        backbone.train(was_training)
-    return int(out.flatten(1).shape[1])
-
-
-def _embeds(backbone: nn.Module, size: int, channels: int) -> str | None:
-    """None if ``backbone`` embeds one (channels, size, size) image; else the error it gave."""
+def _probe(backbone: nn.Module, size: int, channels: int) -> torch.Tensor:
+    """One no-grad, eval-mode forward of a blank (channels, size, size) image, made on the
+    backbone's own device and dtype; the backbone's mode is restored afterwards."""
     parameter = next(backbone.parameters(), None)
     device = parameter.device if parameter is not None else torch.device("cpu")
     dtype = parameter.dtype if parameter is not None else torch.float32
@@ -131,11 +120,22 @@ def _embeds(backbone: nn.Module, size: int, channels: int) -> str | None:
     backbone.eval()
     try:
         with torch.no_grad():
-            backbone(torch.zeros(1, channels, size, size, device=device, dtype=dtype))
-    except (RuntimeError, ValueError, AssertionError, IndexError) as error:
-        return f"{type(error).__name__}: {str(error).strip().splitlines()[0][:160]}"
+            return backbone(torch.zeros(1, channels, size, size, device=device, dtype=dtype))
     finally:
         backbone.train(was_training)
+
+
+def feature_dim(backbone: nn.Module, size: int = 64, channels: int = 3) -> int:
+    """Length of the backbone's embedding of one (channels, size, size) image."""
+    return int(_probe(backbone, size, channels).flatten(1).shape[1])
+
+
+def _embeds(backbone: nn.Module, size: int, channels: int) -> str | None:
+    """None if ``backbone`` embeds one (channels, size, size) image; else the error it gave."""
+    try:
+        _probe(backbone, size, channels)
+    except (RuntimeError, ValueError, AssertionError, IndexError) as error:
+        return f"{type(error).__name__}: {str(error).strip().splitlines()[0][:160]}"
     return None
 
 

@@ -170,8 +170,7 @@ class CNAPs(FilmLearner):
         super().__init__(backbone, **kwargs)
         if feature_dim is None:
             channels = kwargs.get("image_channels", 3)
-            example = torch.zeros(1, channels, example_size, example_size)
-            feature_dim = embedding_size(self.backbone, example)
+            feature_dim = embedding_size(self.backbone, example_size, channels)
         self.classifier = LinearClassifierGenerator(feature_dim, classifier_hidden)
 
     def head(

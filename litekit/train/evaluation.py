@@ -99,5 +99,7 @@ def evaluate(
             accuracies = [_accuracy(learner, task, chunk) for task in episodes]
     finally:
         learner.train(was_training)
+    if not accuracies:
+        raise bad_argument("episodes", episodes, "pass at least one episode to score.")
     mean, ci95 = confidence_interval(accuracies)
     return Evaluation(accuracies, mean, ci95)

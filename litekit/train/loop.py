@@ -247,6 +247,8 @@ def fit(
     agree(lambda: _check_distributed(world, tasks_per_step, lite, subset_seed))
     learner = unwrap(learner)
     stream = EpisodeStream(episodes)
+    if validation is not None:  # its type and size, before a checkpoint is read
+        EpisodeStream(validation, name="validation")
     fingerprint = _fingerprint(learner, lite, query_batch, tasks_per_step, stream, subset_seed)
     generator = lite.generator if lite is not None and subset_seed is None else None
     path = None if checkpoint is None else Path(checkpoint)

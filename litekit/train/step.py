@@ -149,6 +149,8 @@ def meta_train_step(
             f"one process holds all {len(episodes)} task(s) of the step; pass "
             f"total_tasks={len(episodes)} or leave it out.",
         )
+    for task in episodes:  # every task's labels, before any gradient is touched
+        check_labels(task.support_labels)
     learner = unwrap(learner)
     learner.train()
     optimizer.zero_grad(set_to_none=True)
