@@ -166,15 +166,13 @@ def is_checkpoint(path: str | os.PathLike) -> bool:
     return True
 
 
-def save_atomic(payload: Mapping[str, Any], path: str | os.PathLike) -> Path:
-    """Write ``payload`` as a checksummed checkpoint to ``path``, through a temporary file
-    and a rename.
+def write_atomic(data: bytes, path: str | os.PathLike) -> Path:
+    """Write ``data`` to ``path`` through a temporary file, fsync and a rename.
 
     The folder is created if needed. On any error the temporary file is removed and an
-    existing checkpoint at ``path`` is left as it was.
+    existing file at ``path`` is left as it was.
     """
     path = Path(path)
-    data = encode(payload)
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
@@ -187,6 +185,11 @@ def save_atomic(payload: Mapping[str, Any], path: str | os.PathLike) -> Path:
         Path(temporary).unlink(missing_ok=True)
         raise
     return path
+
+
+def save_atomic(payload: Mapping[str, Any], path: str | os.PathLike) -> Path:
+    """Write ``payload`` as a checksummed checkpoint to ``path`` (`write_atomic`)."""
+    return write_atomic(encode(payload), path)
 
 
 def load(path: str | os.PathLike) -> dict:
@@ -218,12 +221,6 @@ def prepare(path: str | os.PathLike, resume: bool) -> dict | None:
             "path to start afresh (litekit never overwrites a run unasked).",
         )
     return saved
-
-
-def check_writable(path: str | os.PathLike, resume: bool) -> Path:
-    """Validate a checkpoint path before any work (see `prepare`); return it as a Path."""
-    prepare(path, resume)
-    return Path(path)
 
 
 def random_state(generator: torch.Generator | None) -> dict:

@@ -34,7 +34,6 @@ import argparse
 import json
 import os
 import sys
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -318,19 +317,6 @@ def check_out(path: Path) -> None:
         )
 
 
-def write_atomic(text: str, path: Path) -> None:
-    """Write ``text`` to ``path`` through a temporary file and a rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(handle, "w") as file:
-            file.write(text)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-
-
 @dataclass
 class Run:
     """What `build` makes: the learner and everything `fit` needs."""
@@ -505,7 +491,7 @@ def run(args: argparse.Namespace) -> dict[str, Any] | None:
         return None
     result = summary(args, history, world, device)
     if args.out is not None:
-        write_atomic(json.dumps(result, indent=2) + "\n", Path(args.out))
+        checkpoints.write_atomic((json.dumps(result, indent=2) + "\n").encode(), Path(args.out))
     return result
 
 
