@@ -41,7 +41,6 @@ from __future__ import annotations
 
 import itertools
 import math
-import time
 import weakref
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -59,6 +58,7 @@ from litekit.learners.base import Learner, check_labels
 from litekit.learners.cnaps import FilmLearner
 from litekit.learners.protonets import ProtoNets
 from litekit.lite import Lite
+from litekit.memory import median_seconds
 from litekit.train import accumulate_task_gradient
 
 METHODS = ("auto", "vmap", "loop")
@@ -793,34 +793,32 @@ def measure_step(
     """Time and memory of `litekit.train.accumulate_task_gradient` for one task.
 
     A small in-process measurement for notebooks: the median time of ``repeats`` runs after
-    one warm-up, the bytes autograd saves for backward (the activation memory that grows
-    with h), and on CUDA the peak allocated memory. The learner's ``.grad`` is left as found.
+    warm-up runs (`litekit.memory.median_seconds`), the bytes autograd saves for backward
+    (the activation memory that grows with h), and on CUDA the peak allocated memory. The
+    learner's ``.grad`` is left as found.
     """
     _check_learner_and_episode(learner, episode)
     repeats = check_int("repeats", repeats, minimum=1)
-    cuda = learner.device.type == "cuda"
-    seconds = []
+    device = learner.device
     counter = _SavedTensorCounter(learner)
+
+    def run() -> None:
+        learner.zero_grad(set_to_none=True)
+        accumulate_task_gradient(learner, episode, lite, query_batch)
+
     peak = None
     with _preserved(learner):
-        for run in range(repeats + 1):
-            learner.zero_grad(set_to_none=True)
-            if cuda:
-                torch.cuda.synchronize(learner.device)
-                torch.cuda.reset_peak_memory_stats(learner.device)
-                before = torch.cuda.memory_allocated(learner.device)
-            start = time.perf_counter()
-            if run == 0:
-                with torch.autograd.graph.saved_tensors_hooks(counter.pack, counter.unpack):
-                    accumulate_task_gradient(learner, episode, lite, query_batch)
-            else:
-                accumulate_task_gradient(learner, episode, lite, query_batch)
-            if cuda:
-                torch.cuda.synchronize(learner.device)
-                peak = max(peak or 0, torch.cuda.max_memory_allocated(learner.device) - before)
-            if run > 0:  # run 0 is the warm-up (and the one with the counting hook)
-                seconds.append(time.perf_counter() - start)
-    return StepCost(float(np.median(seconds)), counter.peak, peak)
+        with torch.autograd.graph.saved_tensors_hooks(counter.pack, counter.unpack):
+            run()  # one counted run: the bytes saved for backward
+        learner.zero_grad(set_to_none=True)
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+            torch.cuda.reset_peak_memory_stats(device)
+            before = torch.cuda.memory_allocated(device)
+        seconds = median_seconds(run, device, repeats)
+        if device.type == "cuda":
+            peak = torch.cuda.max_memory_allocated(device) - before
+    return StepCost(seconds, counter.peak, peak)
 
 
 def cost_vs_h(
