@@ -92,7 +92,8 @@ def explore(
         h: the subset size to highlight; an h larger than N is clamped to N (plain
             back-propagation) and the note says so.
         n: support-set size N (at least ``way``: one image per class).
-        image_size: side of the generated images, in pixels (32 to 128 here).
+        image_size: side of the generated images, in pixels: 32 to 512 (the panel's slider
+            stops at 128, where a CPU step stays interactive).
         learner: "protonets", "simple_cnaps" or "cnaps".
         scaling: an estimator convention from `litekit.diagnostics.CONVENTIONS`.
         seed: picks the task, the initial weights and the subsets.
