@@ -55,6 +55,7 @@ from torch import nn
 from litekit._checks import bad_argument, check_choice, check_int
 from litekit.episodes import Episode
 from litekit.learners.base import Learner, check_labels
+from litekit.learners.build import LEARNERS
 from litekit.learners.cnaps import FilmLearner
 from litekit.learners.protonets import ProtoNets
 from litekit.lite import Lite
@@ -72,7 +73,6 @@ CONVENTIONS: dict[str, tuple[str, bool]] = {
     "loss": ("loss", True),
     "same_subset": ("unbiased", False),
 }
-LEARNERS = ("protonets", "simple_cnaps", "cnaps")
 
 
 # --- small helpers ------------------------------------------------------------------------

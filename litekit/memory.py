@@ -51,12 +51,17 @@ from pathlib import Path
 import torch
 
 from litekit._checks import bad_argument, check_choice, check_int
+from litekit.learners.build import (
+    LEARNERS,
+    NORMS,
+    OPTIMIZERS,
+    backbone_from_name,
+    learner_from_name,
+    optimizer_from_name,
+)
 
-LEARNERS = ("protonets", "simple_cnaps", "cnaps")
-OPTIMIZERS = ("adam", "sgd")
 SEARCHES = ("h", "query_batch", "chunk_size")
 COUNTS = ("peak", "step")
-NORMS = ("model", "group")
 _UNITS = {"B": 1, "KB": 10**3, "MB": 10**6, "GB": 10**9, "KIB": 2**10, "MIB": 2**20, "GIB": 2**30}
 
 
@@ -291,31 +296,16 @@ class Measurement:
 
 def build_step(config: StepConfig):
     """The learner, optimiser, task and Lite of ``config``, on its device (seeded)."""
-    from litekit import CNAPs, Episode, Lite, ProtoNets, SimpleCNAPs
-    from litekit.learners import conv4, group_norm, torchvision_backbone
+    from litekit import Episode, Lite
 
     device = torch.device(config.device)
     with torch.random.fork_rng(devices=[]):  # seeded weights; the caller's generator untouched
         torch.manual_seed(0)
-        if config.backbone == "conv4":
-            backbone = conv4(width=config.width)
-        else:
-            backbone = torchvision_backbone(config.backbone)
-            if config.norm == "group":
-                backbone = group_norm(backbone)
-        if config.learner == "protonets":
-            learner = ProtoNets(backbone)
-        elif config.learner == "simple_cnaps":
-            learner = SimpleCNAPs(backbone)
-        else:
-            learner = CNAPs(backbone, example_size=config.image_size)
+        backbone = backbone_from_name(config.backbone, width=config.width, norm=config.norm)
+        learner = learner_from_name(config.learner, backbone, image_size=config.image_size)
     learner = learner.to(device)
-    parameters = learner.parameters()
-    optimizer = (
-        torch.optim.Adam(parameters, lr=0.0)  # lr 0: every step is the same step
-        if config.optimizer == "adam"
-        else torch.optim.SGD(parameters, lr=0.0)
-    )
+    # lr 0: every step is the same step
+    optimizer = optimizer_from_name(config.optimizer, learner.parameters(), 0.0)
     g = torch.Generator().manual_seed(0)
     size = config.image_size
     episode = Episode(  # images stay on the host; chunks and batches move to the device

@@ -9,6 +9,7 @@ from litekit.learners.backbones import (
     torchvision_backbone,
 )
 from litekit.learners.base import Learner
+from litekit.learners.build import backbone_from_name, learner_from_name, optimizer_from_name
 from litekit.learners.cnaps import CNAPs, FilmLearner, SetEncoder, SimpleCNAPs
 from litekit.learners.finetuner import FineTuner
 from litekit.learners.protonets import ProtoNets
@@ -21,9 +22,12 @@ __all__ = [
     "ProtoNets",
     "SetEncoder",
     "SimpleCNAPs",
+    "backbone_from_name",
     "check_image_size",
     "conv4",
     "group_norm",
+    "learner_from_name",
+    "optimizer_from_name",
     "smallest_image_size",
     "strip_classifier",
     "torchvision_backbone",

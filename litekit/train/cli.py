@@ -51,15 +51,19 @@ from litekit.distributed import (
     rank_and_world,
 )
 from litekit.episodes import EpisodeSampler, VariableEpisodeSampler, episode_loader
-from litekit.learners import CNAPs, ProtoNets, SimpleCNAPs
-from litekit.learners.backbones import check_image_size, conv4, group_norm, torchvision_backbone
+from litekit.learners.backbones import check_image_size
 from litekit.learners.base import Learner
+from litekit.learners.build import (
+    LEARNERS,
+    NORMS,
+    OPTIMIZERS,
+    backbone_from_name,
+    learner_from_name,
+    optimizer_from_name,
+)
 from litekit.lite import SCALINGS, Lite
 from litekit.train.loop import History, fit
 
-LEARNERS = ("protonets", "simple_cnaps", "cnaps")
-OPTIMIZERS = ("adam", "sgd")
-NORMS = ("group", "model")
 SUMMARY_FORMAT = "litekit-train-summary"
 POOL = 2**31 - 1  # training episodes the sampler numbers: more than any run uses
 # Options that define a run: a checkpoint resumes only with the same values. The others
@@ -330,12 +334,7 @@ class Run:
 
 def build_backbone(args: argparse.Namespace) -> torch.nn.Module:
     """The backbone, with its image size checked by a dry forward (on the CPU)."""
-    if args.backbone == "conv4":
-        backbone = conv4(width=args.width)
-    else:
-        backbone = torchvision_backbone(args.backbone)
-        if args.norm == "group":
-            backbone = group_norm(backbone)
+    backbone = backbone_from_name(args.backbone, width=args.width, norm=args.norm)
     check_image_size(backbone, args.image_size, name="--image-size", backbone_name=args.backbone)
     return backbone
 
@@ -409,17 +408,8 @@ def build(args: argparse.Namespace, device: torch.device) -> Run:
             _sampler(args, held_out, args.validation_tasks, args.seed + 1),
             num_workers=args.workers,
         )
-    if args.learner == "protonets":
-        learner: Learner = ProtoNets(backbone)
-    elif args.learner == "simple_cnaps":
-        learner = SimpleCNAPs(backbone)
-    else:
-        learner = CNAPs(backbone, example_size=args.image_size)
-    learner = learner.to(device)
-    if args.optimizer == "adam":
-        optimizer: torch.optim.Optimizer = torch.optim.Adam(learner.parameters(), lr=args.lr)
-    else:
-        optimizer = torch.optim.SGD(learner.parameters(), lr=args.lr)
+    learner = learner_from_name(args.learner, backbone, image_size=args.image_size).to(device)
+    optimizer = optimizer_from_name(args.optimizer, learner.parameters(), args.lr)
     lite = None
     if args.h is not None:
         lite = Lite(args.h, chunk_size=args.chunk_size, scaling=args.scaling)
