@@ -11,13 +11,47 @@ re-run changes the files only where a checked number changed.
 from __future__ import annotations
 
 import sys
+import time
+from contextlib import contextmanager
 from pathlib import Path
+from queue import Empty
 
 import nbformat
 
 CHECK_MARKER = "# NBVAL_CHECK_OUTPUT"
 KERNEL = {"display_name": "Python 3 (litekit)", "language": "python", "name": "python3"}
 RUN_METADATA = ("papermill", "execution", "widgets", "scrolled", "collapsed")
+
+
+@contextmanager
+def replies_polled_every_second():
+    """Within the block, notebook clients look for a kernel's reply at least once a second.
+
+    nbclient waits for a cell's ``execute_reply`` with one ``poll`` of the shell socket for the
+    whole cell timeout. zmq's file descriptor is edge-triggered, and after a cell that opens
+    widgets (a burst of comm messages on iopub) asyncio sometimes misses its wake-up: the
+    reply is there, but the wait lasts the full timeout (nbclient issue #312; seen here as
+    five idle minutes in notebook 04's ``interact`` cell, one run in four). Polling in
+    one-second slices finds the reply at the next slice; timeouts still end with ``Empty``.
+    """
+    from jupyter_client.channels import AsyncZMQSocketChannel
+
+    original = AsyncZMQSocketChannel.get_msg
+
+    async def get_msg(self, timeout: float | None = None):
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            left = 1.0 if deadline is None else max(0.0, deadline - time.monotonic())
+            if await self.socket.poll(int(1000 * min(left, 1.0))):
+                return await self._recv()
+            if deadline is not None and time.monotonic() >= deadline:
+                raise Empty
+
+    AsyncZMQSocketChannel.get_msg = get_msg
+    try:
+        yield
+    finally:
+        AsyncZMQSocketChannel.get_msg = original
 
 
 def is_checked(cell: dict) -> bool:

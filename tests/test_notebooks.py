@@ -16,7 +16,14 @@ from pathlib import Path
 
 import nbformat
 import pytest
-from nbtools import checked_in_gate, checked_text, is_checked, parameter_names, parameters_cells
+from nbtools import (
+    checked_in_gate,
+    checked_text,
+    is_checked,
+    parameter_names,
+    parameters_cells,
+    replies_polled_every_second,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
@@ -79,15 +86,16 @@ def run_notebook(path: Path, output: Path, interactive: bool) -> dict:
     notebook = nbformat.read(path, as_version=4)
     parameters = {**(ci_parameters(notebook) or {}), "INTERACTIVE": interactive}
     try:
-        papermill.execute_notebook(
-            str(path),
-            str(output),
-            parameters=parameters,
-            kernel_name="python3",
-            cwd=str(path.parent),
-            execution_timeout=CELL_TIMEOUT,
-            progress_bar=False,
-        )
+        with replies_polled_every_second():
+            papermill.execute_notebook(
+                str(path),
+                str(output),
+                parameters=parameters,
+                kernel_name="python3",
+                cwd=str(path.parent),
+                execution_timeout=CELL_TIMEOUT,
+                progress_bar=False,
+            )
     except papermill.PapermillExecutionError as error:
         pytest.fail(
             f"{path.name}, cell {error.cell_index} (execution {error.exec_count}) failed with "
