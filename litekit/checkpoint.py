@@ -71,15 +71,6 @@ def encode(payload: Mapping[str, Any]) -> bytes:
     return MAGIC + json.dumps(header).encode("ascii") + b"\n" + body
 
 
-def _earlier_format(data: bytes) -> bool:
-    """True for a version-1 checkpoint (a bare torch.save dict, without checksum)."""
-    try:
-        payload = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
-    except Exception:  # noqa: BLE001 - anything torch cannot read is not one
-        return False
-    return isinstance(payload, dict) and payload.get("format") == FORMAT
-
-
 def decode(data: bytes, path: str | os.PathLike = "<bytes>") -> dict:
     """Verify and decode the bytes of a checkpoint file; `CheckpointError` if they fail.
 
@@ -91,13 +82,6 @@ def decode(data: bytes, path: str | os.PathLike = "<bytes>") -> dict:
         "neither loads nor overwrites a damaged checkpoint)."
     )
     if not data.startswith(MAGIC):
-        if _earlier_format(data):
-            raise CheckpointError(
-                path,
-                "foreign",
-                "an earlier litekit checkpoint, without a checksum, so it cannot be verified; "
-                "pass another path to start afresh.",
-            )
         raise CheckpointError(
             path,
             "foreign",
@@ -166,20 +150,34 @@ def is_checkpoint(path: str | os.PathLike) -> bool:
     return True
 
 
+def _file_mode(path: Path) -> int:
+    """The permissions a plain ``open(path, "w")`` would give: an existing file's own, else
+    0o666 less the process's umask (a temporary file is created 0o600)."""
+    try:
+        return path.stat().st_mode & 0o777
+    except FileNotFoundError:
+        umask = os.umask(0)
+        os.umask(umask)
+        return 0o666 & ~umask
+
+
 def write_atomic(data: bytes, path: str | os.PathLike) -> Path:
     """Write ``data`` to ``path`` through a temporary file, fsync and a rename.
 
-    The folder is created if needed. On any error the temporary file is removed and an
-    existing file at ``path`` is left as it was.
+    The folder is created if needed; the file gets the permissions a plain write would give
+    it. On any error the temporary file is removed and an existing file at ``path`` is left as
+    it was.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    mode = _file_mode(path)
     handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(handle, "wb") as file:
             file.write(data)
             file.flush()
             os.fsync(file.fileno())
+        os.chmod(temporary, mode)
         os.replace(temporary, path)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
@@ -190,6 +188,68 @@ def write_atomic(data: bytes, path: str | os.PathLike) -> Path:
 def save_atomic(payload: Mapping[str, Any], path: str | os.PathLike) -> Path:
     """Write ``payload`` as a checksummed checkpoint to ``path`` (`write_atomic`)."""
     return write_atomic(encode(payload), path)
+
+
+def fingerprint(
+    learner: torch.nn.Module,
+    lite: Any,
+    query_batch: int | None,
+    tasks_per_step: int,
+    episodes: int | None,
+    subset_seed: int | None,
+) -> dict:
+    """What must match for a checkpoint to continue a run: the learner's class and parameter
+    shapes, LITE's settings, the query batch, tasks per step, the number of training episodes
+    (None for a plain iterable) and the subset seed."""
+    return {
+        "learner": type(learner).__name__,
+        "parameters": [[name, list(p.shape)] for name, p in learner.named_parameters()],
+        "lite": None
+        if lite is None
+        else [lite.h, lite.chunk_size, lite.scaling, lite.independent_subsets],
+        "query_batch": query_batch,
+        "tasks_per_step": tasks_per_step,
+        "episodes": episodes,
+        "subset_seed": subset_seed,
+    }
+
+
+def payload(
+    step: int,
+    fingerprint: Mapping[str, Any],
+    learner: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    scheduler: Any,
+    generator: torch.Generator | None,
+    history: Mapping[str, list],
+    metadata: Mapping[str, Any] | None,
+) -> dict:
+    """Everything a resumed run needs after ``step`` whole steps (see the module docstring).
+
+    Refuses (ValueError) when a weight is not finite: a checkpoint never holds NaN or
+    infinite weights, so a good earlier one is never replaced by a broken run.
+    """
+    broken = [name for name, p in learner.named_parameters() if not torch.isfinite(p).all()]
+    if broken:
+        raise bad_argument(
+            "checkpoint",
+            f"step {step}",
+            f"the weights are not finite ({broken[0]}, {len(broken)} in all), so they are not "
+            "saved and the last checkpoint is kept; lower the learning rate, or check the "
+            "data for NaN values.",
+        )
+    return {
+        "format": FORMAT,
+        "version": VERSION,
+        "step": step,
+        "fingerprint": dict(fingerprint),
+        "learner": learner.state_dict(),
+        "optimizer": optimizer.state_dict(),
+        "scheduler": None if scheduler is None else scheduler.state_dict(),
+        "random": random_state(generator),
+        "history": dict(history),
+        "metadata": None if metadata is None else dict(metadata),
+    }
 
 
 def load(path: str | os.PathLike) -> dict:

@@ -34,11 +34,14 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import torch
 import torch.distributed as dist
 from torch import nn
+
+from litekit._checks import bad_argument, check_int
 
 T = TypeVar("T")
 
@@ -158,3 +161,110 @@ def agree(check: Callable[[], T], *, rank_zero_only: bool = False) -> T:
         if message is not None:
             raise CollectiveError(message if failed == rank else f"{message} (on rank {failed})")
     return value
+
+
+# --- one meta-training step over several processes ------------------------------------------
+
+
+@dataclass(frozen=True)
+class TaskShare:
+    """This process's part of one step's T tasks, and the weight that makes the update exact.
+
+    Each of the W processes weights its tasks by W/T; `finish_step` averages the gradients over
+    the processes, so every process gets (1/W) Σ_r (W/T) Σ_{t on r} g_t = (1/T) Σ_t g_t: the
+    mean over all T tasks, as one process stepping on all of them, whether or not W divides T.
+    In one process W = 1 and the weight is 1/T.
+    """
+
+    mine: int
+    total: int
+    world: int
+
+    @property
+    def weight(self) -> float:
+        """The factor on each of this process's task gradients: W/T."""
+        return self.world / self.total
+
+
+def task_share(mine: int, total_tasks: int | None) -> TaskShare:
+    """Check the step's task count over all processes and return this process's share.
+
+    ``total_tasks`` defaults to ``mine`` times the world size (equal shares).
+    """
+    _, world = rank_and_world()
+    total = mine * world if total_tasks is None else total_tasks
+    total = check_int(
+        "total_tasks",
+        total,
+        minimum=mine,
+        fix=f"this process holds {mine} task(s); pass the step's task count over all "
+        "processes (at least that).",
+    )
+    if not is_distributed() and total != mine:
+        raise bad_argument(
+            "total_tasks",
+            total_tasks,
+            f"one process holds all {mine} task(s) of the step; pass total_tasks={mine} or "
+            "leave it out.",
+        )
+    return TaskShare(mine, total, world)
+
+
+@dataclass(frozen=True)
+class StepTotals:
+    """Sums over every process's tasks of one step: losses and accuracies of the tasks that
+    counted, how many counted, how many were skipped, and how many failed (not run)."""
+
+    loss_sum: float
+    accuracy_sum: float
+    counted: int
+    skipped: int
+    failed: int
+
+
+def finish_step(
+    parameters: Iterable[nn.Parameter],
+    share: TaskShare,
+    loss_sum: float,
+    accuracy_sum: float,
+    counted: int,
+    skipped: int,
+    failed: int,
+) -> StepTotals:
+    """The one collective seam of a step: sum the tasks' statistics and average the gradients.
+
+    In one process it only checks the counts and rescales for skipped tasks. Under torchrun
+    the statistics are summed over processes with one all-reduce (and the task counts
+    checked against ``share.total`` before anything is applied), then the gradients averaged
+    with another (`average_gradients`). When tasks were skipped (a non-finite loss), the
+    gradient is rescaled by T / (T - skipped) so that it stays the mean over the tasks that
+    counted. When a task failed on any process, the gradients are left alone: the caller
+    raises (the same error on every process) and applies nothing.
+    """
+    parameters = [p for p in parameters if p.requires_grad]
+    sums = [loss_sum, accuracy_sum, float(counted), float(skipped), float(failed)]
+    if is_distributed():
+        device = parameters[0].device if parameters else torch.device("cpu")
+        reduced = torch.tensor(sums, dtype=torch.float64, device=device)
+        dist.all_reduce(reduced, op=dist.ReduceOp.SUM)
+        sums = reduced.tolist()
+    totals = StepTotals(sums[0], sums[1], round(sums[2]), round(sums[3]), round(sums[4]))
+    held = totals.counted + totals.skipped + totals.failed
+    if held != share.total:
+        for p in parameters:
+            p.grad = None  # nothing of this step is applied
+        raise bad_argument(
+            "total_tasks",
+            share.total,
+            f"the processes hold {held} tasks in all; pass that number, or give every "
+            "process the same number of tasks and leave total_tasks out.",
+        )
+    if totals.failed:
+        return totals
+    average_gradients(parameters)
+    if totals.skipped and totals.counted:
+        with torch.no_grad():
+            for p in parameters:
+                if p.grad is not None:
+                    p.grad.mul_(share.total / totals.counted)
+    return totals

@@ -16,16 +16,23 @@ with S² the sample covariance of the g_n. The trick that keeps values exact: th
 tensor is ``E + s · (e_H - stop_gradient(e_H))`` at rows H, which adds exactly zero to the
 value and ``s · ∂e_H/∂θ`` to the gradient.
 
+Every learner reaches its support images through `lite_forward`: it is the only place the
+estimator is written. `Lite` holds a learner's settings (h, chunk size, subsets, scaling)
+and draws the subsets; `support_scale` and `loss_scale` are the two scale rules.
+
 Scaling conventions (``scaling=``):
 - ``"unbiased"`` (default): s = N/h, the estimator above;
 - ``"none"``: s = 1, as the VTAB+MD code does; the support path is h/N times too small;
-- ``"loss"``: s = 1 here, and the training step multiplies the whole loss by N/h, as the ORBIT
-  code does; that also inflates the exact query path g_Q by N/h.
+- ``"loss"``: s = 1 on the rows, and the whole loss is multiplied by N/h (`loss_scale`), as
+  the ORBIT code does; that also inflates the exact query path g_Q by N/h.
+  `litekit.train.meta_train_step` applies the loss factor; a caller of `lite_forward` must
+  apply it to its own loss, or its ``"loss"`` is the same as ``"none"``.
 Only ``"unbiased"`` estimates the task gradient without bias; the others are for teaching.
 """
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -35,6 +42,19 @@ from litekit._checks import bad_argument, check_choice, check_int
 
 Encoder = Callable[[torch.Tensor], torch.Tensor]
 SCALINGS = ("unbiased", "none", "loss")
+
+
+def support_scale(n: int, h: int, scaling: str) -> float:
+    """The factor s on each sampled support row's gradient: N/h under ``"unbiased"``, else 1.
+
+    With h = 0 there is no row to scale and with h >= N every row is kept, so s = 1 there.
+    """
+    return n / h if scaling == "unbiased" and 0 < h < n else 1.0
+
+
+def loss_scale(n: int, h: int, scaling: str) -> float:
+    """The factor on the whole task loss: N/h under the ORBIT convention (``"loss"``), else 1."""
+    return n / h if scaling == "loss" and 0 < h < n else 1.0
 
 
 def embed_without_grad(
@@ -57,53 +77,11 @@ def embed_without_grad(
     return torch.cat(parts)
 
 
-def attach_gradient(
-    encoder: Encoder,
-    images: torch.Tensor,
-    embeddings: torch.Tensor,
-    indices: torch.Tensor,
-    scale: float,
-) -> torch.Tensor:
-    """Give the constant ``embeddings`` a gradient path through rows ``indices``, times ``scale``.
-
-    The value of the result equals ``embeddings`` exactly; the gradient of anything computed
-    from it reaches the encoder's parameters as ``scale · Σ_{n∈indices} (∂L/∂e_n)(∂e_n/∂θ)``.
-    """
-    return attach_gradient_and_embed(encoder, images, embeddings, indices, scale, None)[0]
-
-
-def attach_gradient_and_embed(
-    encoder: Encoder,
-    images: torch.Tensor,
-    embeddings: torch.Tensor,
-    indices: torch.Tensor,
-    scale: float,
-    extra: torch.Tensor | None,
-) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """`attach_gradient`, and ``encoder(extra)`` (a query batch) from the same encoder call.
-
-    The h sampled rows and the query batch go through the encoder as one batch: one forward
-    and one backward instead of two, which is what keeps a LITE step near its floor when h
-    and the batch are small.
-    """
-    device = embeddings.device
-    parts = [] if indices.numel() == 0 else [images[indices.to(images.device)]]
-    if extra is not None:
-        parts.append(extra)
-    if not parts:
-        return embeddings, None
-    batch = torch.cat([p.to(device, non_blocking=True) for p in parts])
-    out = encoder(batch)
-    h = int(indices.numel())
-    rows, extra_out = out[:h], (out[h:] if extra is not None else None)
-    if h == 0:
-        return embeddings, extra_out
-    delta = (rows - rows.detach()) * scale
-    return embeddings.index_add(0, indices.to(device), delta), extra_out
-
-
 def draw_subset(n: int, h: int, generator: torch.Generator | None = None) -> torch.Tensor:
-    """h of range(n), uniformly without replacement, in increasing order (on the CPU)."""
+    """h of range(n), uniformly without replacement, in increasing order (on the CPU).
+
+    The only source of LITE's randomness: `Lite.draw` calls it once per support path.
+    """
     return torch.randperm(n, generator=generator)[:h].sort().values
 
 
@@ -118,6 +96,36 @@ def _check_h_and_chunk(h: int, chunk_size: int) -> None:
     check_int("chunk_size", chunk_size, minimum=1, fix="pass chunk_size >= 1 (e.g. 64).")
 
 
+def as_subset(
+    name: str, indices: Sequence[int] | torch.Tensor, n: int, h: int | None = None
+) -> torch.Tensor:
+    """``indices`` as a LongTensor of distinct rows in 0..n-1 (of length min(h, n) if h given)."""
+    subset = torch.as_tensor(indices, dtype=torch.long).flatten()
+    if h is not None and len(subset) != min(h, n):
+        raise bad_argument(name, indices, f"a fixed subset must hold h={h} indices.")
+    if len(subset) and (
+        subset.min() < 0 or subset.max() >= n or subset.unique().numel() != len(subset)
+    ):
+        raise bad_argument(name, indices, f"pass distinct indices in 0..{n - 1}.")
+    return subset
+
+
+def _encode_together(
+    encoder: Encoder,
+    images: torch.Tensor,
+    queries: torch.Tensor | None,
+    device: torch.device,
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """``encoder`` on the support rows and the query batch in ONE call: one forward and one
+    backward instead of two, which is what keeps a step near its floor when h and the query
+    batch are small. Returns (support rows, queries or None)."""
+    parts = [images] if queries is None else [images, queries]
+    batch = torch.cat([p.to(device, non_blocking=True) for p in parts])
+    out = encoder(batch)
+    n = images.shape[0]
+    return out[:n], (out[n:] if queries is not None else None)
+
+
 def lite_forward(
     encoder: Encoder,
     images: torch.Tensor,
@@ -128,7 +136,9 @@ def lite_forward(
     scaling: str = "unbiased",
     indices: Sequence[int] | torch.Tensor | None = None,
     device: torch.device | str | None = None,
-) -> torch.Tensor:
+    cached: torch.Tensor | None = None,
+    queries: torch.Tensor | None = None,
+) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
     """Embeddings of all N images, in input order, with gradient through h random rows.
 
     Args:
@@ -140,51 +150,65 @@ def lite_forward(
         chunk_size: images per no-grad forward call (bounds peak memory).
         generator: source of the random subset (seed it for reproducible subsets).
         scaling: ``"unbiased"`` scales the sampled rows' gradient by N/h; ``"none"`` and
-            ``"loss"`` leave it at 1 (see the module docstring).
+            ``"loss"`` leave it at 1 (see the module docstring: under ``"loss"`` the caller
+            multiplies its loss by `loss_scale`, and a warning says so).
         indices: a fixed subset of h rows instead of a random one (exact enumeration).
         device: where the encoder runs; defaults to ``images.device``.
+        cached: ``encoder(images)`` computed earlier without gradient (a learner computes it
+            once per task and reuses it for every query batch); computed here when None.
+        queries: a query batch to embed in the same encoder call as the sampled rows.
 
     Returns:
-        (N, ...) tensor equal in value to ``encoder(images)``.
+        (N, ...) tensor equal in value to ``encoder(images)``; with ``queries``, the pair
+        (that tensor, ``encoder(queries)``).
     """
     _check_h_and_chunk(h, chunk_size)
     check_choice("scaling", scaling, SCALINGS)
     n = images.shape[0]
     if n == 0:
         raise bad_argument("images", tuple(images.shape), "pass at least one image.")
+    if cached is not None and cached.shape[0] != n:
+        raise bad_argument("cached", tuple(cached.shape), f"pass one embedding per image ({n}).")
+    if scaling == "loss" and 0 < h < n:
+        warnings.warn(
+            "lite_forward(scaling='loss') scales no rows: multiply your loss by "
+            "litekit.lite.loss_scale(N, h, 'loss') (meta_train_step does), or pass "
+            "scaling='none' to say you mean no scaling.",
+            UserWarning,
+            stacklevel=2,
+        )
     device = images.device if device is None else torch.device(device)
-    if h >= n and indices is None:
-        return encoder(images.to(device, non_blocking=True))
-    subset = _as_subset("indices", indices, n, h) if indices is not None else None
-    constant = embed_without_grad(encoder, images, chunk_size, device)
+    if h >= n and indices is None and cached is None:  # plain back-propagation
+        support, embedded = _encode_together(encoder, images, queries, device)
+        return support if queries is None else (support, embedded)
+    subset = as_subset("indices", indices, n, h) if indices is not None else None
+    constant = (
+        cached if cached is not None else embed_without_grad(encoder, images, chunk_size, device)
+    )
     if subset is None:
-        subset = draw_subset(n, h, generator)
-    scale = n / len(subset) if scaling == "unbiased" and len(subset) > 0 else 1.0
-    return attach_gradient(encoder, images, constant, subset, scale)
-
-
-def _as_subset(
-    name: str, indices: Sequence[int] | torch.Tensor, n: int, h: int | None
-) -> torch.Tensor:
-    subset = torch.as_tensor(indices, dtype=torch.long).flatten()
-    if h is not None and len(subset) != min(h, n):
-        raise bad_argument(name, indices, f"a fixed subset must hold h={h} indices.")
-    if len(subset) and (
-        subset.min() < 0 or subset.max() >= n or subset.unique().numel() != len(subset)
-    ):
-        raise bad_argument(name, indices, f"pass distinct indices in 0..{n - 1}.")
-    return subset
+        subset = draw_subset(n, min(h, n), generator)
+    support, embedded = constant, None
+    if len(subset) or queries is not None:
+        rows, embedded = _encode_together(
+            encoder, images[subset.to(images.device)], queries, device
+        )
+        if len(subset):
+            delta = (rows - rows.detach()) * support_scale(n, len(subset), scaling)
+            support = constant.index_add(0, subset.to(constant.device), delta)
+    return support if queries is None else (support, embedded)
 
 
 @dataclass
 class Lite:
     """How a learner treats its support set: subset size, chunking, subsets and scaling.
 
-    Learners call `draw` once per task (or per query batch) to get one subset per support
-    path (``"features"`` for the backbone, ``"set"`` for a set encoder), then `embed`.
+    A learner calls `draw` once per task (or per query batch) to get one subset per support
+    path (``"features"`` for the backbone, ``"set"`` for a set encoder), and passes each to
+    `lite_forward` with the cached no-grad embeddings of that path.
 
     Args:
-        h: support images back-propagated through per path (the paper's |H|).
+        h: support images back-propagated through per path (the paper's |H|). ``h = 0``
+            trains the query path only (`litekit.train.meta_train_step` warns about it).
         chunk_size: images per no-grad forward call.
         generator: torch.Generator for the subsets; seed it for reproducibility.
         scaling: ``"unbiased"`` (default), ``"none"`` (VTAB+MD code) or ``"loss"`` (ORBIT
@@ -211,13 +235,15 @@ class Lite:
         """True when every support image keeps its gradient (h >= N): plain back-propagation."""
         return self.h >= n and self.subsets is None
 
-    def support_scale(self, n: int, h: int) -> float:
-        """Factor on each sampled row's gradient: N/h when unbiased, else 1."""
-        return n / h if self.scaling == "unbiased" and 0 < h < n else 1.0
-
     def loss_scale(self, n: int) -> float:
         """Factor on the whole task loss: N/h under the ORBIT convention, else 1."""
-        return n / self.h if self.scaling == "loss" and 0 < self.h < n else 1.0
+        return loss_scale(n, self.h, self.scaling)
+
+    @property
+    def row_scaling(self) -> str:
+        """The ``scaling`` to hand `lite_forward`: under ``"loss"`` the rows get no factor
+        ("none") because the training step scales the whole loss instead."""
+        return "none" if self.scaling == "loss" else self.scaling
 
     def draw(self, n: int, paths: Sequence[str]) -> dict[str, torch.Tensor]:
         """One subset of ``min(h, N)`` support rows per path (shared when not independent)."""
@@ -227,25 +253,9 @@ class Lite:
                 raise bad_argument(
                     "subsets", dict(self.subsets), f"give a subset for every path {list(paths)}."
                 )
-            return {p: _as_subset(f"subsets[{p!r}]", self.subsets[p], n, None) for p in paths}
+            return {p: as_subset(f"subsets[{p!r}]", self.subsets[p], n) for p in paths}
         h = min(self.h, n)
         if not self.independent_subsets:
             shared = draw_subset(n, h, self.generator)
             return {p: shared for p in paths}
         return {p: draw_subset(n, h, self.generator) for p in paths}
-
-    def embed(
-        self,
-        encoder: Encoder,
-        images: torch.Tensor,
-        constant: torch.Tensor,
-        subset: torch.Tensor,
-        extra: torch.Tensor | None = None,
-    ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """`attach_gradient_and_embed` with this convention's scale, on a no-grad pass.
-
-        Returns the support embeddings and ``encoder(extra)`` (None without ``extra``).
-        """
-        n = images.shape[0]
-        scale = self.support_scale(n, len(subset))
-        return attach_gradient_and_embed(encoder, images, constant, subset, scale, extra)

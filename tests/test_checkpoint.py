@@ -119,10 +119,10 @@ def test_a_damaged_magic_line_makes_it_a_file_litekit_will_not_touch(saved):
     resume_fails(path, r"^checkpoint=.*not a litekit checkpoint.*will not overwrite")
 
 
-def test_an_earlier_format_without_a_checksum_is_named_and_left_alone(tmp_path):
+def test_a_bare_torch_save_file_is_not_a_checkpoint_and_is_left_alone(tmp_path):
     path = tmp_path / "old.pt"
     torch.save({"format": checkpoints.FORMAT, "version": 1, "step": 3}, path)
-    resume_fails(path, r"^checkpoint=.*earlier litekit checkpoint, without a checksum")
+    resume_fails(path, r"^checkpoint=.*not a litekit checkpoint.*will not overwrite")
 
 
 def test_a_checkpoint_that_does_not_apply_leaves_everything_as_it_was(saved):

@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from litekit._checks import bad_argument
+from litekit.learners.checks import first_conv_channels
 
 _HEAD_ATTRIBUTES = ("fc", "classifier", "heads", "head")
 
@@ -110,9 +111,15 @@ def as_backbone(backbone: nn.Module | str) -> nn.Module:
     return torchvision_backbone(backbone)
 
 
-def _probe(backbone: nn.Module, size: int, channels: int) -> torch.Tensor:
+def probe(backbone: nn.Module, size: int, channels: int | None = None) -> torch.Tensor:
     """One no-grad, eval-mode forward of a blank (channels, size, size) image, made on the
-    backbone's own device and dtype; the backbone's mode is restored afterwards."""
+    backbone's own device and dtype; the backbone's mode is restored afterwards.
+
+    ``channels`` defaults to what the backbone's first convolution takes (3 without one).
+    """
+    if channels is None:
+        found = first_conv_channels(backbone)
+        channels = 3 if found is None else found[1]
     parameter = next(backbone.parameters(), None)
     device = parameter.device if parameter is not None else torch.device("cpu")
     dtype = parameter.dtype if parameter is not None else torch.float32
@@ -127,13 +134,13 @@ def _probe(backbone: nn.Module, size: int, channels: int) -> torch.Tensor:
 
 def feature_dim(backbone: nn.Module, size: int = 64, channels: int = 3) -> int:
     """Length of the backbone's embedding of one (channels, size, size) image."""
-    return int(_probe(backbone, size, channels).flatten(1).shape[1])
+    return int(probe(backbone, size, channels).flatten(1).shape[1])
 
 
 def _embeds(backbone: nn.Module, size: int, channels: int) -> str | None:
     """None if ``backbone`` embeds one (channels, size, size) image; else the error it gave."""
     try:
-        _probe(backbone, size, channels)
+        probe(backbone, size, channels)
     except (RuntimeError, ValueError, AssertionError, IndexError) as error:
         return f"{type(error).__name__}: {str(error).strip().splitlines()[0][:160]}"
     return None

@@ -5,8 +5,10 @@ forward pass. It keeps no per-task state: the call takes the task and returns lo
 
 The call is split in two so that `litekit.train.meta_train_step` can batch the query set:
 - `cache_support` runs the one no-grad pass over the support set (per support path);
-- `task_logits` draws LITE subsets, re-embeds those rows with gradient, and classifies a
-  batch of queries. It can be called many times against one cache.
+- `task_logits` draws LITE subsets and reaches the support images through
+  `litekit.lite.lite_forward` (the sampled rows re-embedded with gradient, the query batch in
+  the same encoder call), then classifies the queries. It can be called many times against
+  one cache.
 ``learner(support, labels, query, lite=...)`` is the two in sequence.
 """
 
@@ -20,30 +22,18 @@ from torch import nn
 
 from litekit._checks import bad_argument, check_choice
 from litekit.episodes import check_task_tensors
-from litekit.learners.backbones import as_backbone
-from litekit.lite import Lite, embed_without_grad
+from litekit.learners.backbones import as_backbone, probe
+from litekit.learners.checks import (
+    batch_coupled_modules,
+    check_channels,
+    check_embedding,
+    check_labels,
+    check_query_labels,
+)
+from litekit.lite import Lite, embed_without_grad, lite_forward
 
 SupportCache = dict[str, torch.Tensor]
 BACKBONE_MODES = ("eval", "train")
-
-
-def check_labels(labels: torch.Tensor) -> int:
-    """Return the task's way K, checking that labels are exactly 0..K-1, each present."""
-    if labels.numel() == 0:
-        raise bad_argument("support_labels", [], "the support set is empty.")
-    if int(labels.min()) < 0:
-        raise bad_argument(
-            "support_labels", labels.tolist()[:10], "labels must be 0..way-1 (non-negative)."
-        )
-    way = int(labels.max()) + 1
-    missing = (torch.bincount(labels.cpu(), minlength=way) == 0).nonzero().flatten().tolist()
-    if missing:
-        raise bad_argument(
-            "support_labels",
-            labels.tolist()[:10],
-            f"classes {missing[:5]} have no support image; relabel classes as 0..way-1.",
-        )
-    return way
 
 
 class Learner(nn.Module, ABC):
@@ -51,33 +41,107 @@ class Learner(nn.Module, ABC):
 
     Args:
         backbone: an ``nn.Module`` mapping images (B, C, H, W) to embeddings, or a name
-            (``"conv4"``, ``"resnet18"``, ``"efficientnet_b0"``, ...).
-        backbone_mode: ``"eval"`` (default) keeps the backbone in eval mode even while the
-            learner trains: batch norm uses its running statistics, and dropout and
-            stochastic depth are off, so each image's embedding depends on that image alone
-            and the LITE split of the gradient is exact (as in the paper). ``"train"`` lets
-            the backbone follow the learner's mode; with batch norm the split is then only
-            approximate, and recomputed rows see different batch statistics.
+            (``"conv4"``, ``"resnet18"``, ``"efficientnet_b0"``, ...). Checked when the
+            learner is built, by one dry forward of a blank 64-pixel image: it must return
+            one tensor with a row per image.
+        backbone_mode: ``"eval"`` (default) keeps every module that embeds images one by one
+            (the backbone, and a set encoder and FiLM generator where there are) in eval mode
+            even while the learner trains: batch norm uses its running statistics, and
+            dropout and stochastic depth are off, so each image's embedding depends on that
+            image alone and the LITE split of the gradient is exact (as in the paper).
+            ``"train"`` lets them follow the learner's mode; with batch norm the split is
+            then only approximate, and recomputed rows see different batch statistics.
     """
 
     support_paths: tuple[str, ...] = ("features",)
+    #: Attributes holding the modules that embed images one by one (see ``backbone_mode``).
+    image_encoder_names: tuple[str, ...] = ("backbone",)
 
     def __init__(self, backbone: nn.Module | str, *, backbone_mode: str = "eval") -> None:
         super().__init__()
         self.backbone = as_backbone(backbone)
         self.backbone_mode = check_choice("backbone_mode", backbone_mode, BACKBONE_MODES)
+        self._check_backbone_output()
         self.train(self.training)
 
     def train(self, mode: bool = True) -> Learner:
         super().train(mode)
         if self.backbone_mode == "eval":
-            self.backbone.eval()
+            for module in self.image_encoders().values():
+                module.eval()
         return self
+
+    def image_encoders(self) -> dict[str, nn.Module]:
+        """The modules that embed images one by one, by attribute name."""
+        found = {name: getattr(self, name, None) for name in self.image_encoder_names}
+        return {name: module for name, module in found.items() if isinstance(module, nn.Module)}
 
     @property
     def device(self) -> torch.device:
         """Where the learner's parameters live; images are moved here chunk by chunk."""
         return next(self.parameters()).device
+
+    # --- checks, before any work ----------------------------------------------------------
+
+    def check_task(
+        self,
+        support_images: torch.Tensor,
+        support_labels: torch.Tensor,
+        query_images: torch.Tensor,
+        query_labels: torch.Tensor | None = None,
+        lite: Lite | None = None,
+    ) -> int:
+        """Check one task before any work and return its way K.
+
+        Shapes and labels (support labels 0..K-1, each present; query labels, when given,
+        among them), image channels against each encoder's first convolution, and, when
+        ``lite`` samples a subset, that no layer mixes the images of a batch (which would
+        bias the estimate silently).
+        """
+        check_task_tensors(support_images, support_labels, query_images)
+        way = check_labels(support_labels)
+        if query_labels is not None:
+            check_query_labels(query_labels, way, query_images.shape[0])
+        check_channels(support_images, self.image_encoders())
+        if lite is not None and not lite.is_full(support_images.shape[0]):
+            self.check_exact_lite()
+        return way
+
+    def check_exact_lite(self) -> None:
+        """Refuse LITE where a layer normalises with batch statistics the user did not ask for.
+
+        With ``backbone_mode="train"`` batch statistics are a documented choice (the split is
+        approximate); in eval mode they come from batch norm built without running statistics,
+        which no mode switch can fix.
+        """
+        if self.backbone_mode == "train":
+            return
+        coupled = self.batch_coupled_layers()
+        if coupled:
+            raise bad_argument(
+                "lite",
+                f"h with {coupled[0]}",
+                "this layer normalises with the statistics of the whole batch even in eval "
+                "mode, so each embedding depends on the other images and LITE's gradient "
+                "would be biased; use GroupNorm (litekit.learners.group_norm) or batch norm "
+                "with running statistics, or pass lite=None for full back-propagation.",
+            )
+
+    def batch_coupled_layers(self) -> list[str]:
+        """Layers of the image encoders that use batch statistics now (see `checks`)."""
+        return [
+            layer
+            for name, module in self.image_encoders().items()
+            for layer in batch_coupled_modules(module, prefix=f"{name}.")
+        ]
+
+    def _check_backbone_output(self) -> None:
+        """One dry forward of a blank 64-px image: the backbone must return a tensor row."""
+        try:
+            output = probe(self.backbone, 64)
+        except (RuntimeError, ValueError, AssertionError, IndexError, TypeError):
+            return  # it needs other inputs (size, channels): checked at the first call instead
+        check_embedding(output, 1, "backbone")
 
     # --- the two halves of a forward pass -------------------------------------------------
 
@@ -85,7 +149,11 @@ class Learner(nn.Module, ABC):
         """The no-grad pass over the support set, or None when every image keeps its graph."""
         if lite is None or lite.is_full(support_images.shape[0]):
             return None
-        return self._no_grad_support(support_images, lite.chunk_size)
+        return self.no_grad_support(support_images, lite.chunk_size)
+
+    @abstractmethod
+    def no_grad_support(self, support_images: torch.Tensor, chunk_size: int) -> SupportCache:
+        """Support embeddings without gradient, one entry per name in ``support_paths``."""
 
     @abstractmethod
     def task_logits(
@@ -110,19 +178,16 @@ class Learner(nn.Module, ABC):
         ``lite=None`` back-propagates through every support image; ``lite=Lite(h, ...)``
         through h of them per support path, with an unbiased gradient by default.
         """
-        check_task_tensors(support_images, support_labels, query_images)
-        check_labels(support_labels)
+        self.check_task(support_images, support_labels, query_images, lite=lite)
         cache = self.cache_support(support_images, lite)
         return self.task_logits(support_images, support_labels, query_images, lite, cache)
 
     # --- helpers for subclasses -------------------------------------------------------------
 
-    @abstractmethod
-    def _no_grad_support(self, support_images: torch.Tensor, chunk_size: int) -> SupportCache:
-        """Support embeddings without gradient, one entry per name in ``support_paths``."""
-
-    def _to_device(self, images: torch.Tensor) -> torch.Tensor:
-        return images.to(self.device, non_blocking=True)
+    def _embed_without_grad(
+        self, encoder: Callable[[torch.Tensor], torch.Tensor], images: torch.Tensor, chunk: int
+    ) -> torch.Tensor:
+        return embed_without_grad(encoder, images, chunk, self.device)
 
     def _draw(self, lite: Lite | None, cache: SupportCache | None, n: int) -> dict:
         return {} if cache is None or lite is None else lite.draw(n, self.support_paths)
@@ -137,39 +202,36 @@ class Learner(nn.Module, ABC):
         subsets: dict[str, torch.Tensor],
         queries: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """Support embeddings along one path (full graph, or LITE on the cached values).
+        """Support embeddings along one path, through `lite_forward`, and the query batch's.
 
-        With ``queries``, the same encoder also embeds them, in the same call as the support
-        rows that carry gradient (separately when batch statistics are in use, so that query
-        images never change support statistics); the second element is then their
-        embeddings, else None.
+        Without a cache every support image keeps its graph (h = N); with one, the path's
+        subset carries the gradient. The queries go through the same encoder call as the
+        sampled rows, except when batch statistics are in use: then they are embedded apart,
+        so that query images never change the support statistics. The second element is
+        None without ``queries``.
         """
-        if queries is not None and self._uses_batch_statistics():
-            # Batch statistics would mix support and query images: embed them apart.
+        if queries is not None and self.batch_coupled_layers():
             support, _ = self._support_path(path, encoder, images, lite, cache, subsets)
-            return support, encoder(self._to_device(queries))
+            return support, encoder(queries.to(self.device, non_blocking=True))
         if cache is None or lite is None:
-            batch = images if queries is None else torch.cat([images, queries.to(images.device)])
-            out = encoder(self._to_device(batch))
-            n = images.shape[0]
-            return out[:n], (out[n:] if queries is not None else None)
-        return lite.embed(encoder, images, cache[path], subsets[path], queries)
-
-    def _uses_batch_statistics(self) -> bool:
-        """True when a batch-norm layer of the backbone normalises with batch statistics."""
-        return any(
-            isinstance(m, nn.modules.batchnorm._BatchNorm) and m.training
-            for m in self.backbone.modules()
-        )
-
-    def _cached(
-        self,
-        encoder: Callable[[torch.Tensor], torch.Tensor],
-        images: torch.Tensor,
-        chunk_size: int,
-    ) -> torch.Tensor:
-        return embed_without_grad(encoder, images, chunk_size, self.device)
+            out = lite_forward(
+                encoder, images, images.shape[0], device=self.device, queries=queries
+            )
+        else:
+            subset = subsets[path]
+            out = lite_forward(
+                encoder,
+                images,
+                len(subset),
+                indices=subset,
+                cached=cache[path],
+                scaling=lite.row_scaling,
+                chunk_size=lite.chunk_size,
+                device=self.device,
+                queries=queries,
+            )
+        return out if queries is not None else (out, None)
 
     def embed(self, images: torch.Tensor) -> torch.Tensor:
         """Backbone embeddings, flattened to (B, D)."""
-        return self.backbone(images).flatten(1)
+        return check_embedding(self.backbone(images), images.shape[0], "backbone").flatten(1)

@@ -63,6 +63,7 @@ class FilmLearner(Learner):
     """
 
     support_paths = ("set", "features")
+    image_encoder_names = ("backbone", "set_encoder", "film")
 
     def __init__(
         self,
@@ -81,6 +82,7 @@ class FilmLearner(Learner):
         self.film = FilmGenerator(
             set_dim, film_channels(self.backbone, self.film_layers), film_hidden
         )
+        self.train(self.training)  # hold the set encoder and FiLM generator too (backbone_mode)
 
     def film_encoder(self, params: list) -> Callable[[torch.Tensor], torch.Tensor]:
         """The backbone adapted by FiLM parameters ``params``, as an image → embedding map."""
@@ -91,11 +93,11 @@ class FilmLearner(Learner):
 
         return encode
 
-    def _no_grad_support(self, support_images: torch.Tensor, chunk_size: int) -> SupportCache:
-        codes = self._cached(self.set_encoder, support_images, chunk_size)
+    def no_grad_support(self, support_images: torch.Tensor, chunk_size: int) -> SupportCache:
+        codes = self._embed_without_grad(self.set_encoder, support_images, chunk_size)
         with torch.no_grad():
             params = self.film(codes.mean(0))
-        features = self._cached(self.film_encoder(params), support_images, chunk_size)
+        features = self._embed_without_grad(self.film_encoder(params), support_images, chunk_size)
         return {"set": codes, "features": features}
 
     def adapt(

@@ -5,13 +5,15 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 
 from litekit._checks import bad_argument
 from litekit.distributed import gather_objects, is_distributed, rank_and_world, unwrap
-from litekit.episodes import Episode
+from litekit.episodes import Episode, check_task_tensors
 from litekit.learners.base import Learner
+from litekit.learners.checks import check_labels, check_query_labels
 from litekit.lite import Lite
 from litekit.train.stream import EpisodeStream
 
@@ -46,15 +48,26 @@ def confidence_interval(values: Sequence[float]) -> tuple[float, float]:
     return mean, 1.96 * math.sqrt(variance / n)
 
 
-def _accuracy(learner: Learner, task: Episode, chunk: int) -> float:
-    logits = learner(
-        task.support_images,
-        task.support_labels,
-        task.query_images,
-        # h = 0 with a private generator: evaluating draws nothing from torch's global
-        # random stream, so validation inside `fit` never changes training.
-        lite=Lite(0, chunk_size=chunk, generator=torch.Generator()),
-    )
+def _check(learner: Any, task: Episode) -> None:
+    """The task's shapes and labels, query labels included (a label outside the support
+    set's classes would otherwise be scored as simply wrong)."""
+    if isinstance(learner, Learner):
+        learner.check_task(
+            task.support_images, task.support_labels, task.query_images, task.query_labels
+        )
+        return
+    check_task_tensors(task.support_images, task.support_labels, task.query_images)
+    check_query_labels(task.query_labels, check_labels(task.support_labels), task.n_query)
+
+
+def _accuracy(learner: Any, task: Episode, chunk: int) -> float:
+    _check(learner, task)
+    # The support pass in chunks (h = 0, a private generator: evaluating draws nothing from
+    # torch's global random stream, so validation inside `fit` never changes training),
+    # except where batch statistics make chunks change the values: then all at once.
+    coupled = isinstance(learner, Learner) and learner.batch_coupled_layers()
+    lite = None if coupled else Lite(0, chunk_size=chunk, generator=torch.Generator())
+    logits = learner(task.support_images, task.support_labels, task.query_images, lite=lite)
     targets = task.query_labels.to(logits.device)
     return float((logits.argmax(1) == targets).float().mean())
 

@@ -27,6 +27,9 @@ rank with the same arguments, and:
 from __future__ import annotations
 
 import os
+import signal
+import sys
+import threading
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
@@ -38,13 +41,13 @@ import torch
 from tqdm.auto import tqdm
 
 from litekit import checkpoint as checkpoints
-from litekit._checks import bad_argument, check_int
+from litekit._checks import bad_argument, check_choice, check_int
 from litekit.distributed import agree, broadcast_module, rank_and_world, shard, unwrap
 from litekit.episodes import Episode
 from litekit.learners.base import Learner
 from litekit.lite import Lite
 from litekit.train.evaluation import evaluate
-from litekit.train.step import meta_train_step
+from litekit.train.step import NONFINITE_POLICIES, StepResult, meta_train_step
 from litekit.train.stream import EpisodeStream
 
 
@@ -64,6 +67,20 @@ class History:
     val_step: list[int] = field(default_factory=list)
     val_accuracy: list[float] = field(default_factory=list)
     val_ci95: list[float] = field(default_factory=list)
+
+    def record(self, step: int, result: StepResult, seconds: float) -> None:
+        """Append one step's loss, accuracy and elapsed wall time."""
+        self.step.append(step)
+        self.loss.append(result.loss)
+        self.accuracy.append(result.accuracy)
+        self.seconds.append(seconds)
+
+    def postfix(self) -> dict[str, str]:
+        """The latest loss, accuracy and validation accuracy, for a progress bar."""
+        shown = {"loss": f"{self.loss[-1]:.3f}", "accuracy": f"{self.accuracy[-1]:.2f}"}
+        if self.val_accuracy:
+            shown["validation"] = f"{self.val_accuracy[-1]:.3f}"
+        return shown
 
     def as_dict(self) -> dict[str, list]:
         """Plain lists, for JSON or a checkpoint."""
@@ -122,30 +139,6 @@ def subset_generator(seed: int, position: int) -> torch.Generator:
     return torch.Generator().manual_seed((int(words[0]) << 31) | (int(words[1]) >> 1))
 
 
-def _fingerprint(
-    learner: Learner,
-    lite: Lite | None,
-    query_batch: int | None,
-    tasks_per_step: int,
-    stream: EpisodeStream,
-    subset_seed: int | None,
-) -> dict:
-    """What must match for a checkpoint to continue this run."""
-    fingerprint = {
-        "learner": type(learner).__name__,
-        "parameters": [[name, list(p.shape)] for name, p in learner.named_parameters()],
-        "lite": None
-        if lite is None
-        else [lite.h, lite.chunk_size, lite.scaling, lite.independent_subsets],
-        "query_batch": query_batch,
-        "tasks_per_step": tasks_per_step,
-        "episodes": stream.size,
-    }
-    if subset_seed is not None:  # absent otherwise, as in checkpoints made before it existed
-        fingerprint["subset_seed"] = subset_seed
-    return fingerprint
-
-
 def _check_distributed(world: int, tasks_per_step: int, lite: Lite | None, subset_seed) -> None:
     if world > 1 and tasks_per_step < world:
         raise bad_argument(
@@ -161,6 +154,142 @@ def _check_distributed(world: int, tasks_per_step: int, lite: Lite | None, subse
             "under torchrun each task needs its own LITE subset stream, the same on any rank; "
             "pass subset_seed=<int> (see litekit.train.loop.subset_generator).",
         )
+
+
+def _check_arguments(
+    steps: int,
+    tasks_per_step: int,
+    query_batch: int | None,
+    lite: Any,
+    optimizer: Any,
+    subset_seed: int | None,
+    metadata: Any,
+    on_nonfinite: str,
+    validate_every: int | None,
+    checkpoint_every: int | None,
+) -> tuple[int, int]:
+    """Check `fit`'s arguments; return the validation and checkpoint cadences in steps."""
+    check_int("steps", steps, minimum=1)
+    check_int("tasks_per_step", tasks_per_step, minimum=1)
+    if query_batch is not None:
+        check_int("query_batch", query_batch, minimum=1)
+    if lite is not None and not isinstance(lite, Lite):
+        raise bad_argument("lite", lite, "pass None (full back-propagation) or Lite(h, ...).")
+    if not isinstance(optimizer, torch.optim.Optimizer):
+        raise bad_argument("optimizer", optimizer, "pass a torch.optim optimiser.")
+    if subset_seed is not None:
+        check_int("subset_seed", subset_seed, minimum=0)
+    if metadata is not None and not isinstance(metadata, Mapping):
+        raise bad_argument("metadata", metadata, "pass a dict of plain values, or None.")
+    check_choice("on_nonfinite", on_nonfinite, NONFINITE_POLICIES)
+    every = max(1, steps // 10) if validate_every is None else validate_every
+    every = check_int("validate_every", every, minimum=1)
+    save_every = every if checkpoint_every is None else checkpoint_every
+    return every, check_int("checkpoint_every", save_every, minimum=1)
+
+
+@dataclass
+class _Run:
+    """What a checkpoint of this run holds, and where it goes (rank 0 writes it)."""
+
+    learner: Learner
+    optimizer: torch.optim.Optimizer
+    scheduler: Any
+    generator: torch.Generator | None
+    fingerprint: dict
+    metadata: Mapping[str, Any] | None
+    path: Path | None
+    history: History = field(default_factory=History)
+
+    def save(self, step: int) -> None:
+        """Write the checkpoint of the run after ``step`` whole steps."""
+        payload = checkpoints.payload(
+            step,
+            self.fingerprint,
+            self.learner,
+            self.optimizer,
+            self.scheduler,
+            self.generator,
+            self.history.as_dict(),
+            self.metadata,
+        )
+        checkpoints.save_atomic(payload, self.path)
+
+    def resume(self, resume: bool) -> int:
+        """Apply the checkpoint at ``path`` if there is one (checked on rank 0, sent to every
+        rank), and return the number of steps it holds (0 without one)."""
+        path = self.path
+        saved = agree(
+            lambda: None if path is None else checkpoints.prepare(path, resume),
+            rank_zero_only=True,
+        )
+        if saved is None:
+            return 0
+        agree(lambda: checkpoints.compare_fingerprints(saved["fingerprint"], self.fingerprint))
+        checkpoints.restore(saved, self.learner, self.optimizer, self.scheduler, self.generator)
+        self.history = History.from_dict(saved["history"])
+        return int(saved["step"])
+
+
+def _validate(learner: Learner, validation: Any, lite: Lite | None, history: History, step: int):
+    """Score the validation tasks (split over the ranks) and record it in ``history``."""
+    result = evaluate(learner, validation, lite, across_ranks=True)
+    history.val_step.append(step)
+    history.val_accuracy.append(result.mean)
+    history.val_ci95.append(result.ci95)
+
+
+def _positions(step: int, tasks_per_step: int, rank: int, world: int) -> list[int]:
+    """This rank's global task positions in step ``step`` (counted from 1)."""
+    return shard(range((step - 1) * tasks_per_step, step * tasks_per_step), rank, world)
+
+
+def _task_lites(lite: Lite | None, subset_seed: int | None, positions: list[int]):
+    """``lite`` itself, or one copy per task with the subset stream of its position."""
+    if lite is None or subset_seed is None:
+        return lite
+    return [replace(lite, generator=subset_generator(subset_seed, p)) for p in positions]
+
+
+class _DeferredInterrupts:
+    """Hold Ctrl-C (SIGINT) and SIGTERM (what torchrun sends) until the current step ends.
+
+    `fit` can then checkpoint its last completed step before it stops. A second signal
+    interrupts at once. Signal handlers can only be set from the main thread; elsewhere
+    nothing is deferred.
+    """
+
+    def __enter__(self) -> _DeferredInterrupts:
+        self.requested: int | None = None
+        self.previous: dict[int, Any] = {}
+        if threading.current_thread() is threading.main_thread():
+            for number in (signal.SIGINT, signal.SIGTERM):
+                self.previous[number] = signal.signal(number, self._hold)
+        return self
+
+    def _hold(self, number: int, _frame: Any) -> None:
+        if self.requested is not None:
+            raise KeyboardInterrupt
+        self.requested = number
+
+    def __exit__(self, *exc: object) -> None:
+        for number, handler in self.previous.items():
+            signal.signal(number, handler)
+
+
+def _stop(run: _Run, step: int, saved_step: int, rank: int) -> None:
+    """After an interrupt: checkpoint step ``step`` if it is not saved yet, say where, and
+    raise KeyboardInterrupt."""
+    if rank == 0 and run.path is not None and step > saved_step:
+        run.save(step)
+    if rank == 0:
+        where = (
+            f"step {step} is saved in {str(run.path)!r}; call fit again to resume"
+            if run.path is not None and step > 0
+            else "no checkpoint path was given, so nothing is saved"
+        )
+        print(f"fit: interrupted after step {step}: {where}.", file=sys.stderr)
+    raise KeyboardInterrupt
 
 
 def fit(
@@ -182,6 +311,7 @@ def fit(
     description: str = "meta-training",
     subset_seed: int | None = None,
     metadata: Mapping[str, Any] | None = None,
+    on_nonfinite: str = "raise",
 ) -> History:
     """Meta-train ``learner`` for ``steps`` optimiser steps; return the `History`.
 
@@ -207,10 +337,11 @@ def fit(
             in checkpoints.
         checkpoint: a file path. If a litekit checkpoint is there and ``resume`` is True,
             the run continues from it; the run is saved there every ``checkpoint_every``
-            steps and at the end, atomically (temporary file, then rename), with a checksum
-            that is verified before a checkpoint is applied. A resumed run ends with exactly
-            the weights, optimiser state and history of an unbroken run. Under torchrun
-            only rank 0's path is used.
+            steps, at the end, and when the run is interrupted (Ctrl-C, or SIGTERM from
+            torchrun: the current step finishes first), atomically, with a checksum that is
+            verified before a checkpoint is applied. A resumed run ends with exactly the
+            weights, optimiser state and history of an unbroken run. Non-finite weights are
+            never saved. Under torchrun only rank 0's path is used.
         checkpoint_every: default: ``validate_every``.
         resume: False refuses to start when a checkpoint is already at ``checkpoint``
             (nothing is ever overwritten unasked).
@@ -221,27 +352,24 @@ def fit(
             on the number of processes; required under torchrun when ``lite`` samples.
         metadata: plain values (strings, numbers, lists, dicts) saved in the checkpoint as
             ``metadata``; the command line stores its options there.
+        on_nonfinite: what a task with a non-finite loss does (see `meta_train_step`):
+            ``"raise"`` stops the run with nothing changed; ``"skip"`` leaves the task out.
 
     Validation draws nothing from torch's random stream, so it never changes training.
     Arguments are checked before any work, and an interrupted step is never saved: a
     checkpoint always sits between two whole steps.
     """
-    steps = check_int("steps", steps, minimum=1)
-    tasks_per_step = check_int("tasks_per_step", tasks_per_step, minimum=1)
-    if query_batch is not None:
-        check_int("query_batch", query_batch, minimum=1)
-    if lite is not None and not isinstance(lite, Lite):
-        raise bad_argument("lite", lite, "pass None (full back-propagation) or Lite(h, ...).")
-    if not isinstance(optimizer, torch.optim.Optimizer):
-        raise bad_argument("optimizer", optimizer, "pass a torch.optim optimiser.")
-    if subset_seed is not None:
-        check_int("subset_seed", subset_seed, minimum=0)
-    if metadata is not None and not isinstance(metadata, Mapping):
-        raise bad_argument("metadata", metadata, "pass a dict of plain values, or None.")
-    every = max(1, steps // 10) if validate_every is None else validate_every
-    every = check_int("validate_every", every, minimum=1)
-    save_every = check_int(
-        "checkpoint_every", every if checkpoint_every is None else checkpoint_every, minimum=1
+    every, save_every = _check_arguments(
+        steps,
+        tasks_per_step,
+        query_batch,
+        lite,
+        optimizer,
+        subset_seed,
+        metadata,
+        on_nonfinite,
+        validate_every,
+        checkpoint_every,
     )
     rank, world = rank_and_world()
     agree(lambda: _check_distributed(world, tasks_per_step, lite, subset_seed))
@@ -249,89 +377,57 @@ def fit(
     stream = EpisodeStream(episodes)
     if validation is not None:  # its type and size, before a checkpoint is read
         EpisodeStream(validation, name="validation")
-    fingerprint = _fingerprint(learner, lite, query_batch, tasks_per_step, stream, subset_seed)
-    generator = lite.generator if lite is not None and subset_seed is None else None
-    path = None if checkpoint is None else Path(checkpoint)
-    # Only rank 0 touches the file; every rank gets its verdict and, to resume, its contents.
-    saved = agree(
-        lambda: None if path is None else checkpoints.prepare(path, resume), rank_zero_only=True
+    run = _Run(
+        learner,
+        optimizer,
+        scheduler,
+        lite.generator if lite is not None and subset_seed is None else None,
+        checkpoints.fingerprint(
+            learner, lite, query_batch, tasks_per_step, stream.size, subset_seed
+        ),
+        metadata,
+        None if checkpoint is None else Path(checkpoint),
     )
-
-    history, start = History(), 0
-    if saved is not None:
-        agree(lambda: checkpoints.compare_fingerprints(saved["fingerprint"], fingerprint))
-        checkpoints.restore(saved, learner, optimizer, scheduler, generator)
-        history, start = History.from_dict(saved["history"]), int(saved["step"])
+    start = run.resume(resume)
     broadcast_module(learner)  # every rank starts from rank 0's weights (as DDP would)
-
-    def validate(step: int) -> None:
-        result = evaluate(learner, validation, lite, across_ranks=True)
-        history.val_step.append(step)
-        history.val_accuracy.append(result.mean)
-        history.val_ci95.append(result.ci95)
-
-    def save(step: int) -> None:
-        payload = {
-            "format": checkpoints.FORMAT,
-            "version": checkpoints.VERSION,
-            "step": step,
-            "fingerprint": fingerprint,
-            "learner": learner.state_dict(),
-            "optimizer": optimizer.state_dict(),
-            "scheduler": None if scheduler is None else scheduler.state_dict(),
-            "random": checkpoints.random_state(generator),
-            "history": history.as_dict(),
-            "metadata": None if metadata is None else dict(metadata),
-        }
-        checkpoints.save_atomic(payload, path)
-
-    def positions(step: int) -> list[int]:
-        """This rank's task positions in step ``step`` (counted from 1)."""
-        return shard(range((step - 1) * tasks_per_step, step * tasks_per_step), rank, world)
-
-    def lites(mine: list[int]) -> Lite | list[Lite]:
-        if lite is None or subset_seed is None:
-            return lite
-        return [replace(lite, generator=subset_generator(subset_seed, p)) for p in mine]
-
+    history = run.history
     if validation is not None and start == 0 and not history.val_step:
-        validate(0)
+        _validate(learner, validation, lite, history, 0)
+
     elapsed = history.seconds[-1] if history.seconds else 0.0
     began = time.perf_counter()
     bar = tqdm(
-        total=steps,
-        initial=min(start, steps),
-        desc=description,
-        disable=not progress or rank != 0,
+        total=steps, initial=min(start, steps), desc=description, disable=not progress or rank != 0
     )
-    tasks = stream.at([p for step in range(start + 1, steps + 1) for p in positions(step)])
-    try:
-        for step in range(start + 1, steps + 1):
-            mine = positions(step)
-            batch = [next(tasks) for _ in mine]
-            result = meta_train_step(
-                learner,
-                batch,
-                optimizer,
-                lite=lites(mine),
-                query_batch=query_batch,
-                total_tasks=tasks_per_step,
-            )
-            if scheduler is not None:
-                scheduler.step()
-            history.step.append(step)
-            history.loss.append(result.loss)
-            history.accuracy.append(result.accuracy)
-            history.seconds.append(elapsed + time.perf_counter() - began)
-            if validation is not None and (step % every == 0 or step == steps):
-                validate(step)
-            if path is not None and rank == 0 and (step % save_every == 0 or step == steps):
-                save(step)
-            postfix = {"loss": f"{result.loss:.3f}", "accuracy": f"{result.accuracy:.2f}"}
-            if history.val_accuracy:
-                postfix["validation"] = f"{history.val_accuracy[-1]:.3f}"
-            bar.set_postfix(postfix)
-            bar.update(1)
-    finally:
-        bar.close()
+    tasks = stream.at(
+        [p for s in range(start + 1, steps + 1) for p in _positions(s, tasks_per_step, rank, world)]
+    )
+    saved_step = start
+    with _DeferredInterrupts() as interrupts:
+        try:
+            for step in range(start + 1, steps + 1):
+                mine = _positions(step, tasks_per_step, rank, world)
+                result = meta_train_step(
+                    learner,
+                    [next(tasks) for _ in mine],
+                    optimizer,
+                    lite=_task_lites(lite, subset_seed, mine),
+                    query_batch=query_batch,
+                    total_tasks=tasks_per_step,
+                    on_nonfinite=on_nonfinite,
+                )
+                if scheduler is not None:
+                    scheduler.step()
+                history.record(step, result, elapsed + time.perf_counter() - began)
+                if validation is not None and (step % every == 0 or step == steps):
+                    _validate(learner, validation, lite, history, step)
+                if run.path is not None and rank == 0 and (step % save_every == 0 or step == steps):
+                    run.save(step)
+                    saved_step = step
+                bar.set_postfix(history.postfix())
+                bar.update(1)
+                if interrupts.requested is not None:
+                    _stop(run, step, saved_step, rank)
+        finally:
+            bar.close()
     return history

@@ -10,40 +10,52 @@ Weights. The task loss is the mean cross-entropy over the M query images,
 L = (1/M) Σ_j ℓ_j. Batch b back-propagates L_b = (1/M) Σ_{j∈B_b} ℓ_j, so Σ_b L_b = L. Each
 batch's LITE gradient is an unbiased estimate of ∇L_b (its subset is independent of the
 others), hence the accumulated gradient is an unbiased estimate of ∇L, and equals it exactly
-when h >= N. Over T tasks per step, each task is weighted 1/T.
+when h >= N. Over T tasks per step, each task is weighted 1/T. Under torchrun the T tasks
+are split over the processes; `litekit.distributed.finish_step` is the one place that
+combines them (weights W/T per process, then one gradient average: still the mean over T).
 
-Several processes (torchrun). The T tasks of a step are split over the W ranks; rank r holds
-T_r of them (Σ_r T_r = T). Each rank weights its tasks by W/T and the ranks average their
-gradients (`litekit.distributed.average_gradients`), so every rank gets
-(1/W) Σ_r (W/T) Σ_{t on r} g_t = (1/T) Σ_t g_t: the mean over all T tasks, exactly as one
-process stepping on all of them, whether or not W divides T.
+Faults. A task whose loss is not finite (a NaN pixel, an overflow) is caught before its
+backward pass: by default the step stops with an error naming the task and the offending
+input, and neither the weights nor the optimiser change (``on_nonfinite="raise"``);
+``on_nonfinite="skip"`` leaves such tasks out of the step and averages over the others.
 """
 
 from __future__ import annotations
 
+import math
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
-import torch.distributed as dist
 import torch.nn.functional as F
 
-from litekit._checks import bad_argument, check_int
-from litekit.distributed import average_gradients, is_distributed, rank_and_world, unwrap
+from litekit._checks import bad_argument, check_choice, check_int
+from litekit.distributed import agree, finish_step, task_share, unwrap
 from litekit.episodes import Episode
-from litekit.learners.base import Learner, check_labels
+from litekit.learners.base import Learner
+from litekit.learners.checks import nonfinite_inputs
 from litekit.lite import Lite
+
+NONFINITE_POLICIES = ("raise", "skip")
+
+
+class NonFiniteLossError(ValueError):
+    """A task's loss is NaN or infinite; raised before its backward pass."""
 
 
 @dataclass(frozen=True)
 class StepResult:
-    """Mean task loss (unscaled, whatever the convention) and query accuracy of a step.
+    """Mean task loss (unscaled, whatever the convention) and query accuracy of a step, over
+    the tasks that counted, and how many tasks were skipped (``on_nonfinite="skip"``).
 
-    Under torchrun both are means over all the step's tasks, on every rank.
+    Under torchrun all three are over all the step's tasks, on every rank. When every task
+    was skipped, no update was made and loss and accuracy are NaN.
     """
 
     loss: float
     accuracy: float
+    skipped: int = 0
 
 
 def _as_episodes(episode: Episode | Sequence[Episode]) -> list[Episode]:
@@ -79,10 +91,10 @@ def accumulate_task_gradient(
 
     Returns the task's loss L (its true value: LITE changes gradients, never values) and its
     query accuracy. Under ``lite.scaling == "loss"`` the back-propagated loss is L · N/h.
+    Raises `NonFiniteLossError` before back-propagating a non-finite batch loss.
     """
     n_query = episode.n_query
     batch = n_query if query_batch is None else check_int("query_batch", query_batch, minimum=1)
-    check_labels(episode.support_labels)
     support, labels = episode.support_images, episode.support_labels
     scale = weight * (lite.loss_scale(episode.n_support) if lite is not None else 1.0)
     cache = learner.cache_support(support, lite)
@@ -92,8 +104,13 @@ def accumulate_task_gradient(
         targets = episode.query_labels[start : start + batch].to(learner.device)
         logits = learner.task_logits(support, labels, queries, lite, cache)
         loss = F.cross_entropy(logits, targets, reduction="sum") / n_query
+        value = loss.item()
+        if not math.isfinite(value):
+            raise NonFiniteLossError(
+                f"the loss of query images {start}..{start + len(targets) - 1}"
+            )
         (loss * scale).backward()
-        total += loss.item()
+        total += value
         correct += int((logits.argmax(1) == targets).sum())
     return total, correct / n_query
 
@@ -106,13 +123,14 @@ def meta_train_step(
     query_batch: int | None = None,
     *,
     total_tasks: int | None = None,
+    on_nonfinite: str = "raise",
 ) -> StepResult:
     """One optimiser step on one task (or the mean over a list of tasks).
 
     Args:
         learner: a `Learner` (or one wrapped in DistributedDataParallel: it is unwrapped,
-            see `litekit.distributed`); it is put in train mode (its backbone stays in eval
-            mode unless the learner was built with ``backbone_mode="train"``).
+            see `litekit.distributed`); it is put in train mode (its image encoders stay in
+            eval mode unless the learner was built with ``backbone_mode="train"``).
         episode: an `Episode`, or a list of them (the paper uses 16 tasks per step). Under
             torchrun, each rank passes its own share of the step's tasks.
         optimizer: steps once, after the whole task gradient is accumulated.
@@ -123,57 +141,142 @@ def meta_train_step(
             processes the whole query set at once.
         total_tasks: the number of tasks in this step over all ranks. Default: this rank's
             count times the world size (equal shares; the count alone in one process).
-            Pass it when the ranks hold different numbers of tasks; the step checks that the
-            counts add up to it before the optimiser steps.
+        on_nonfinite: ``"raise"`` (default) stops on a task whose loss is not finite, or on a
+            non-finite gradient, with nothing changed; ``"skip"`` leaves such tasks (or
+            such a step) out and reports how many in `StepResult.skipped`.
 
-    Under torchrun the gradient, loss and accuracy are means over all ``total_tasks`` tasks
-    and every rank applies the same update (see the module docstring).
+    Every task is checked (shapes, labels, channels, layers that would bias LITE) before any
+    gradient is touched. Under torchrun the gradient, loss and accuracy are means over all
+    ``total_tasks`` tasks and every rank applies the same update.
     """
-    episodes = _as_episodes(episode)
-    lites = _per_task_lites(lite, len(episodes))
+    tasks = _as_episodes(episode)
+    lites = _per_task_lites(lite, len(tasks))
     if query_batch is not None:
         check_int("query_batch", query_batch, minimum=1)
-    _, world = rank_and_world()
-    total = len(episodes) * world if total_tasks is None else total_tasks
-    total = check_int(
-        "total_tasks",
-        total,
-        minimum=len(episodes),
-        fix=f"this process holds {len(episodes)} task(s); pass the step's task count over all "
-        "processes (at least that).",
-    )
-    if not is_distributed() and total != len(episodes):
-        raise bad_argument(
-            "total_tasks",
-            total_tasks,
-            f"one process holds all {len(episodes)} task(s) of the step; pass "
-            f"total_tasks={len(episodes)} or leave it out.",
-        )
-    for task in episodes:  # every task's labels, before any gradient is touched
-        check_labels(task.support_labels)
+    check_choice("on_nonfinite", on_nonfinite, NONFINITE_POLICIES)
+    share = task_share(len(tasks), total_tasks)
     learner = unwrap(learner)
+    for task, task_lite in zip(tasks, lites, strict=True):
+        learner.check_task(*_task_tensors(task), lite=task_lite)
+    _warn_if_query_path_only(lites, tasks)
+
     learner.train()
     optimizer.zero_grad(set_to_none=True)
-    weight = world / total
-    losses, accuracies = 0.0, 0.0
-    for task, task_lite in zip(episodes, lites, strict=True):
-        loss, accuracy = accumulate_task_gradient(learner, task, task_lite, query_batch, weight)
-        losses += loss
-        accuracies += accuracy
-    if is_distributed():
-        sums = torch.tensor(
-            [losses, accuracies, float(len(episodes))], dtype=torch.float64, device=learner.device
-        )
-        dist.all_reduce(sums, op=dist.ReduceOp.SUM)
-        losses, accuracies, count = sums.tolist()
-        if round(count) != total:
-            optimizer.zero_grad(set_to_none=True)  # nothing of this step is applied
-            raise bad_argument(
-                "total_tasks",
-                total,
-                f"the processes hold {round(count)} tasks in all; pass that number, or give "
-                "every process the same number of tasks and leave total_tasks out.",
+    tally = _accumulate_tasks(learner, tasks, lites, query_batch, share.weight, on_nonfinite)
+    totals = finish_step(learner.parameters(), share, *tally.sums(share.mine))
+    if totals.failed:  # every rank raises the same error; nothing is applied
+        optimizer.zero_grad(set_to_none=True)
+        agree(lambda: _raise_if(tally.failure))
+    if not _gradients_finite(learner):
+        optimizer.zero_grad(set_to_none=True)
+        if on_nonfinite == "raise":
+            raise NonFiniteLossError(
+                "the step's gradient is not finite although every task's loss is (an "
+                "overflow); lower the learning rate or use fp32, or pass on_nonfinite='skip' "
+                "to skip such steps; nothing was changed."
             )
-    average_gradients(learner.parameters())  # mean over ranks under torchrun; else nothing
+        return StepResult(math.nan, math.nan, share.total)
+    if totals.counted == 0:
+        return StepResult(math.nan, math.nan, totals.skipped)
     optimizer.step()
-    return StepResult(losses / total, accuracies / total)
+    return StepResult(
+        totals.loss_sum / totals.counted, totals.accuracy_sum / totals.counted, totals.skipped
+    )
+
+
+@dataclass
+class _Tally:
+    """This process's tasks of one step: loss and accuracy sums over the tasks that counted,
+    how many were skipped, and the failure that stopped the step (None if none)."""
+
+    losses: float = 0.0
+    accuracies: float = 0.0
+    counted: int = 0
+    skipped: int = 0
+    failure: str | None = None
+
+    def sums(self, mine: int) -> tuple[float, float, int, int, int]:
+        """(loss sum, accuracy sum, counted, skipped, failed): tasks not run count as failed."""
+        failed = mine - self.counted - self.skipped
+        return self.losses, self.accuracies, self.counted, self.skipped, failed
+
+
+def _accumulate_tasks(
+    learner: Learner,
+    tasks: list[Episode],
+    lites: list[Lite | None],
+    query_batch: int | None,
+    weight: float,
+    on_nonfinite: str,
+) -> _Tally:
+    """Accumulate ``weight`` × each task's gradient; a non-finite task is skipped (its
+    gradient taken back out) or stops the loop, as ``on_nonfinite`` says."""
+    tally = _Tally()
+    for index, (task, task_lite) in enumerate(zip(tasks, lites, strict=True)):
+        saved = _gradients(learner) if on_nonfinite == "skip" else None
+        try:
+            loss, accuracy = accumulate_task_gradient(learner, task, task_lite, query_batch, weight)
+        except NonFiniteLossError as error:
+            if saved is None:
+                tally.failure = _describe_nonfinite(learner, index, task, str(error))
+                return tally
+            _restore_gradients(learner, saved)
+            tally.skipped += 1
+            continue
+        tally.losses += loss
+        tally.accuracies += accuracy
+        tally.counted += 1
+    return tally
+
+
+def _task_tensors(task: Episode) -> tuple[torch.Tensor, ...]:
+    return task.support_images, task.support_labels, task.query_images, task.query_labels
+
+
+def _warn_if_query_path_only(lites: list[Lite | None], tasks: list[Episode]) -> None:
+    if any(
+        lite is not None and lite.h == 0 and lite.subsets is None and task.n_support > 0
+        for lite, task in zip(lites, tasks, strict=True)
+    ):
+        warnings.warn(
+            "lite.h=0: no support image carries gradient, so only the query path trains (the "
+            "backbone learns from the query images alone); pass h >= 1 for LITE, or lite=None "
+            "for full back-propagation.",
+            UserWarning,
+            stacklevel=3,
+        )
+
+
+def _gradients(learner: Learner) -> list[torch.Tensor | None]:
+    return [None if p.grad is None else p.grad.clone() for p in learner.parameters()]
+
+
+def _restore_gradients(learner: Learner, saved: list[torch.Tensor | None]) -> None:
+    for p, grad in zip(learner.parameters(), saved, strict=True):
+        p.grad = grad
+
+
+def _gradients_finite(learner: Learner) -> bool:
+    grads = [p.grad for p in learner.parameters() if p.grad is not None]
+    return not grads or bool(torch.stack([torch.isfinite(g).all() for g in grads]).all())
+
+
+def _describe_nonfinite(learner: Learner, index: int, task: Episode, where: str) -> str:
+    """What made task ``index``'s loss non-finite, and what to do: for the error message."""
+    found = nonfinite_inputs(support_images=task.support_images, query_images=task.query_images)
+    if found is None:
+        bad = [name for name, p in learner.named_parameters() if not torch.isfinite(p).all()]
+        found = (
+            f"the learner's weights are not finite ({bad[0]}, {len(bad)} in all)"
+            if bad
+            else "its inputs and the weights are finite (an overflow: lower the learning rate)"
+        )
+    return (
+        f"episode[{index}]: {where} is not finite; {found}. Fix or drop that input, or pass "
+        "on_nonfinite='skip' to leave such tasks out of a step; nothing was changed."
+    )
+
+
+def _raise_if(failure: str | None) -> None:
+    if failure is not None:
+        raise NonFiniteLossError(failure)
