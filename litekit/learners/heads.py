@@ -54,7 +54,11 @@ def mahalanobis_logits(
         members = embeddings[labels == k]
         lam = counts[k] / (counts[k] + 1)
         covariances.append(lam * _covariance(members - means[k]) + (1 - lam) * task_cov + identity)
-    chol = torch.linalg.cholesky(torch.stack(covariances))  # (K, D, D)
+    chol, failed = torch.linalg.cholesky_ex(torch.stack(covariances))  # (K, D, D)
+    if bool(failed.any()):
+        # Q_k >= I, so only non-finite embeddings (a NaN pixel) make it fail: NaN logits,
+        # which the training step reports as a non-finite loss naming the input.
+        return embeddings.new_full((queries.shape[0], way), float("nan"))
     diff = queries.unsqueeze(0) - means.unsqueeze(1)  # (K, M, D)
     solved = torch.cholesky_solve(diff.transpose(1, 2), chol)  # (K, D, M)
     distances = (diff.transpose(1, 2) * solved).sum(1)  # (K, M)
