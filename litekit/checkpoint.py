@@ -206,7 +206,14 @@ def fingerprint(
         "parameters": [[name, list(p.shape)] for name, p in learner.named_parameters()],
         "lite": None
         if lite is None
-        else [lite.h, lite.chunk_size, lite.scaling, lite.independent_subsets],
+        else [
+            lite.h,
+            lite.chunk_size,
+            lite.scaling,
+            lite.independent_subsets,
+            lite.precision,
+            lite.channels_last,
+        ],
         "query_batch": query_batch,
         "tasks_per_step": tasks_per_step,
         "episodes": episodes,
@@ -223,6 +230,7 @@ def payload(
     generator: torch.Generator | None,
     history: Mapping[str, list],
     metadata: Mapping[str, Any] | None,
+    scaler: torch.amp.GradScaler | None = None,
 ) -> dict:
     """Everything a resumed run needs after ``step`` whole steps (see the module docstring).
 
@@ -249,6 +257,7 @@ def payload(
         "random": random_state(generator),
         "history": dict(history),
         "metadata": None if metadata is None else dict(metadata),
+        "scaler": None if scaler is None else scaler.state_dict(),
     }
 
 
@@ -315,17 +324,20 @@ def restore(
     optimizer: torch.optim.Optimizer,
     scheduler: Any = None,
     generator: torch.Generator | None = None,
+    scaler: torch.amp.GradScaler | None = None,
 ) -> None:
     """Apply a checkpoint to a run, all or nothing.
 
-    Loads the learner's and optimiser's state (and the scheduler's, when both exist), then
-    the random state. If any of it fails (a state that does not fit), everything is put back
-    as it was before the call and a ValueError says what failed.
+    Loads the learner's and optimiser's state (and the scheduler's and the float16 gradient
+    scaler's, when both exist), then the random state. If any of it fails (a state that does
+    not fit), everything is put back as it was before the call and a ValueError says what
+    failed.
     """
     before = {
         "learner": {k: v.detach().clone() for k, v in learner.state_dict().items()},
         "optimizer": copy.deepcopy(optimizer.state_dict()),
         "scheduler": None if scheduler is None else copy.deepcopy(scheduler.state_dict()),
+        "scaler": None if scaler is None else copy.deepcopy(scaler.state_dict()),
         "random": copy.deepcopy(random_state(generator)),
     }
     try:
@@ -333,12 +345,16 @@ def restore(
         optimizer.load_state_dict(saved["optimizer"])
         if scheduler is not None and saved.get("scheduler") is not None:
             scheduler.load_state_dict(saved["scheduler"])
+        if scaler is not None and saved.get("scaler"):
+            scaler.load_state_dict(saved["scaler"])
         restore_random_state(saved["random"], generator)
     except (RuntimeError, ValueError, KeyError, TypeError) as error:
         learner.load_state_dict(before["learner"])
         optimizer.load_state_dict(before["optimizer"])
         if scheduler is not None:
             scheduler.load_state_dict(before["scheduler"])
+        if scaler is not None:
+            scaler.load_state_dict(before["scaler"])
         restore_random_state(before["random"], generator)
         if isinstance(error, ValueError) and str(error).startswith("lite="):
             raise

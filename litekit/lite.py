@@ -39,9 +39,11 @@ from dataclasses import dataclass, field
 import torch
 
 from litekit._checks import bad_argument, check_choice, check_int
+from litekit.precision import autocast, check_precision, memory_layout
 
 Encoder = Callable[[torch.Tensor], torch.Tensor]
 SCALINGS = ("unbiased", "none", "loss")
+FULL = 2**62  # an h no support set reaches: `Lite.full`, plain back-propagation
 
 
 def support_scale(n: int, h: int, scaling: str) -> float:
@@ -57,11 +59,34 @@ def loss_scale(n: int, h: int, scaling: str) -> float:
     return n / h if scaling == "loss" and 0 < h < n else 1.0
 
 
+def run_encoder(
+    encoder: Encoder,
+    images: torch.Tensor,
+    device: torch.device | str,
+    precision: str = "fp32",
+    channels_last: bool = False,
+) -> torch.Tensor:
+    """``encoder(images)`` on ``device``, in ``precision`` and memory layout.
+
+    Under bf16/fp16 the encoder runs in ``torch.autocast`` and its output comes back in the
+    images' floating dtype (float32 for float32 images), so everything after the encoder
+    computes as in full precision (`litekit.precision`).
+    """
+    batch = memory_layout(images.to(device, non_blocking=True), channels_last)
+    if precision == "fp32":
+        return encoder(batch)
+    with autocast(precision, device):
+        out = encoder(batch)
+    return out.to(images.dtype if images.is_floating_point() else torch.float32)
+
+
 def embed_without_grad(
     encoder: Encoder,
     images: torch.Tensor,
     chunk_size: int,
     device: torch.device | str | None = None,
+    precision: str = "fp32",
+    channels_last: bool = False,
 ) -> torch.Tensor:
     """f(x_n) for every image, computed in chunks of ``chunk_size`` with no autograd graph.
 
@@ -71,7 +96,9 @@ def embed_without_grad(
     device = images.device if device is None else torch.device(device)
     with torch.no_grad():
         parts = [
-            encoder(images[start : start + chunk_size].to(device, non_blocking=True))
+            run_encoder(
+                encoder, images[start : start + chunk_size], device, precision, channels_last
+            )
             for start in range(0, images.shape[0], chunk_size)
         ]
     return torch.cat(parts)
@@ -115,13 +142,15 @@ def _encode_together(
     images: torch.Tensor,
     queries: torch.Tensor | None,
     device: torch.device,
+    precision: str,
+    channels_last: bool,
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """``encoder`` on the support rows and the query batch in ONE call: one forward and one
     backward instead of two, which is what keeps a step near its floor when h and the query
     batch are small. Returns (support rows, queries or None)."""
     parts = [images] if queries is None else [images, queries]
     batch = torch.cat([p.to(device, non_blocking=True) for p in parts])
-    out = encoder(batch)
+    out = run_encoder(encoder, batch, device, precision, channels_last)
     n = images.shape[0]
     return out[:n], (out[n:] if queries is not None else None)
 
@@ -138,6 +167,8 @@ def lite_forward(
     device: torch.device | str | None = None,
     cached: torch.Tensor | None = None,
     queries: torch.Tensor | None = None,
+    precision: str = "fp32",
+    channels_last: bool = False,
 ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
     """Embeddings of all N images, in input order, with gradient through h random rows.
 
@@ -157,6 +188,9 @@ def lite_forward(
         cached: ``encoder(images)`` computed earlier without gradient (a learner computes it
             once per task and reuses it for every query batch); computed here when None.
         queries: a query batch to embed in the same encoder call as the sampled rows.
+        precision: ``"fp32"``, or ``"bf16"``/``"fp16"`` to run both passes (no-grad and
+            gradient) under ``torch.autocast``; embeddings come back in the images' dtype.
+        channels_last: run the encoder on channels-last images (`litekit.precision`).
 
     Returns:
         (N, ...) tensor equal in value to ``encoder(images)``; with ``queries``, the pair
@@ -164,6 +198,7 @@ def lite_forward(
     """
     _check_h_and_chunk(h, chunk_size)
     check_choice("scaling", scaling, SCALINGS)
+    check_precision(precision)
     n = images.shape[0]
     if n == 0:
         raise bad_argument("images", tuple(images.shape), "pass at least one image.")
@@ -178,23 +213,23 @@ def lite_forward(
             stacklevel=2,
         )
     device = images.device if device is None else torch.device(device)
+    layout = (precision, channels_last)
     if h >= n and indices is None and cached is None:  # plain back-propagation
-        support, embedded = _encode_together(encoder, images, queries, device)
+        support, embedded = _encode_together(encoder, images, queries, device, *layout)
         return support if queries is None else (support, embedded)
     subset = as_subset("indices", indices, n, h) if indices is not None else None
-    constant = (
-        cached if cached is not None else embed_without_grad(encoder, images, chunk_size, device)
-    )
+    if cached is None:
+        cached = embed_without_grad(encoder, images, chunk_size, device, *layout)
     if subset is None:
         subset = draw_subset(n, min(h, n), generator)
-    support, embedded = constant, None
+    support, embedded = cached, None
     if len(subset) or queries is not None:
         rows, embedded = _encode_together(
-            encoder, images[subset.to(images.device)], queries, device
+            encoder, images[subset.to(images.device)], queries, device, *layout
         )
         if len(subset):
             delta = (rows - rows.detach()) * support_scale(n, len(subset), scaling)
-            support = constant.index_add(0, subset.to(constant.device), delta)
+            support = cached.index_add(0, subset.to(cached.device), delta)
     return support if queries is None else (support, embedded)
 
 
@@ -218,6 +253,9 @@ class Lite:
             two subsets are independent; ``False`` shares one subset (biased, for comparison).
         subsets: fixed subsets per path, for exact enumeration; overrides random draws. Each
             may have its own size (0..N); the N/|subset| scale is per path.
+        precision: ``"fp32"`` (default), ``"bf16"`` or ``"fp16"``: the backbone's passes
+            under ``torch.autocast`` (`litekit.precision`); fp16 steps need a GradScaler.
+        channels_last: run the backbone's passes on channels-last images.
     """
 
     h: int
@@ -226,10 +264,19 @@ class Lite:
     scaling: str = "unbiased"
     independent_subsets: bool = True
     subsets: Mapping[str, Sequence[int] | torch.Tensor] | None = field(default=None)
+    precision: str = "fp32"
+    channels_last: bool = False
 
     def __post_init__(self) -> None:
         _check_h_and_chunk(self.h, self.chunk_size)
         check_choice("scaling", self.scaling, SCALINGS)
+        check_precision(self.precision)
+
+    @classmethod
+    def full(cls, chunk_size: int = 64, **settings) -> Lite:
+        """Full back-propagation (every support image keeps its gradient) with these
+        settings, e.g. ``Lite.full(precision="bf16")``."""
+        return cls(FULL, chunk_size, **settings)
 
     def is_full(self, n: int) -> bool:
         """True when every support image keeps its gradient (h >= N): plain back-propagation."""

@@ -108,7 +108,7 @@ def test_evaluate_embeds_a_batch_coupled_support_set_whole(monkeypatch):
     episode = make_episode(n_support=6, n_query=6)
     evaluate(ProtoNets(batch_statistics_backbone()), [episode], Lite(0, chunk_size=2))
     evaluate(make_learner("protonets"), [episode], Lite(0, chunk_size=2))
-    assert seen[0] is None
+    assert seen[0].is_full(6)  # full back-propagation's single pass (under no_grad)
     assert isinstance(seen[1], Lite) and seen[1].h == 0 and seen[1].chunk_size == 2
 
 

@@ -30,7 +30,7 @@ from litekit.learners.checks import (
     check_labels,
     check_query_labels,
 )
-from litekit.lite import Lite, embed_without_grad, lite_forward
+from litekit.lite import Lite, embed_without_grad, lite_forward, run_encoder
 
 SupportCache = dict[str, torch.Tensor]
 BACKBONE_MODES = ("eval", "train")
@@ -149,11 +149,12 @@ class Learner(nn.Module, ABC):
         """The no-grad pass over the support set, or None when every image keeps its graph."""
         if lite is None or lite.is_full(support_images.shape[0]):
             return None
-        return self.no_grad_support(support_images, lite.chunk_size)
+        return self.no_grad_support(support_images, lite)
 
     @abstractmethod
-    def no_grad_support(self, support_images: torch.Tensor, chunk_size: int) -> SupportCache:
-        """Support embeddings without gradient, one entry per name in ``support_paths``."""
+    def no_grad_support(self, support_images: torch.Tensor, lite: Lite) -> SupportCache:
+        """Support embeddings without gradient, one entry per name in ``support_paths``, in
+        ``lite``'s chunks, precision and memory layout."""
 
     @abstractmethod
     def task_logits(
@@ -185,9 +186,10 @@ class Learner(nn.Module, ABC):
     # --- helpers for subclasses -------------------------------------------------------------
 
     def _embed_without_grad(
-        self, encoder: Callable[[torch.Tensor], torch.Tensor], images: torch.Tensor, chunk: int
+        self, encoder: Callable[[torch.Tensor], torch.Tensor], images: torch.Tensor, lite: Lite
     ) -> torch.Tensor:
-        return embed_without_grad(encoder, images, chunk, self.device)
+        layout = (lite.precision, lite.channels_last)
+        return embed_without_grad(encoder, images, lite.chunk_size, self.device, *layout)
 
     def _draw(self, lite: Lite | None, cache: SupportCache | None, n: int) -> dict:
         return {} if cache is None or lite is None else lite.draw(n, self.support_paths)
@@ -210,13 +212,15 @@ class Learner(nn.Module, ABC):
         so that query images never change the support statistics. The second element is
         None without ``queries``.
         """
+        layout = {"precision": "fp32", "channels_last": False}
+        if lite is not None:
+            layout = {"precision": lite.precision, "channels_last": lite.channels_last}
         if queries is not None and self.batch_coupled_layers():
             support, _ = self._support_path(path, encoder, images, lite, cache, subsets)
-            return support, encoder(queries.to(self.device, non_blocking=True))
+            return support, run_encoder(encoder, queries, self.device, *layout.values())
         if cache is None or lite is None:
-            out = lite_forward(
-                encoder, images, images.shape[0], device=self.device, queries=queries
-            )
+            n = images.shape[0]
+            out = lite_forward(encoder, images, n, device=self.device, queries=queries, **layout)
         else:
             subset = subsets[path]
             out = lite_forward(
@@ -229,6 +233,7 @@ class Learner(nn.Module, ABC):
                 chunk_size=lite.chunk_size,
                 device=self.device,
                 queries=queries,
+                **layout,
             )
         return out if queries is not None else (out, None)
 

@@ -93,11 +93,11 @@ class FilmLearner(Learner):
 
         return encode
 
-    def no_grad_support(self, support_images: torch.Tensor, chunk_size: int) -> SupportCache:
-        codes = self._embed_without_grad(self.set_encoder, support_images, chunk_size)
+    def no_grad_support(self, support_images: torch.Tensor, lite: Lite) -> SupportCache:
+        codes = self._embed_without_grad(self.set_encoder, support_images, lite)
         with torch.no_grad():
             params = self.film(codes.mean(0))
-        features = self._embed_without_grad(self.film_encoder(params), support_images, chunk_size)
+        features = self._embed_without_grad(self.film_encoder(params), support_images, lite)
         return {"set": codes, "features": features}
 
     def adapt(

@@ -15,8 +15,8 @@ class ProtoNets(Learner):
     The only support path is the backbone (``"features"``), so LITE samples one subset.
     """
 
-    def no_grad_support(self, support_images: torch.Tensor, chunk_size: int) -> SupportCache:
-        return {"features": self._embed_without_grad(self.embed, support_images, chunk_size)}
+    def no_grad_support(self, support_images: torch.Tensor, lite: Lite) -> SupportCache:
+        return {"features": self._embed_without_grad(self.embed, support_images, lite)}
 
     def task_logits(
         self,

@@ -15,6 +15,7 @@ from litekit.episodes import Episode, check_task_tensors
 from litekit.learners.base import Learner
 from litekit.learners.checks import check_labels, check_query_labels
 from litekit.lite import Lite
+from litekit.precision import check_precision
 from litekit.train.stream import EpisodeStream
 
 
@@ -60,13 +61,16 @@ def _check(learner: Any, task: Episode) -> None:
     check_query_labels(task.query_labels, check_labels(task.support_labels), task.n_query)
 
 
-def _accuracy(learner: Any, task: Episode, chunk: int) -> float:
+def _accuracy(learner: Any, task: Episode, settings: dict[str, Any]) -> float:
     _check(learner, task)
     # The support pass in chunks (h = 0, a private generator: evaluating draws nothing from
     # torch's global random stream, so validation inside `fit` never changes training),
     # except where batch statistics make chunks change the values: then all at once.
     coupled = isinstance(learner, Learner) and learner.batch_coupled_layers()
-    lite = None if coupled else Lite(0, chunk_size=chunk, generator=torch.Generator())
+    if coupled:
+        lite = Lite.full(**settings)
+    else:
+        lite = Lite(0, generator=torch.Generator(), **settings)
     logits = learner(task.support_images, task.support_labels, task.query_images, lite=lite)
     targets = task.query_labels.to(logits.device)
     return float((logits.argmax(1) == targets).float().mean())
@@ -79,14 +83,18 @@ def evaluate(
     lite: Lite | None = None,
     *,
     across_ranks: bool = False,
+    precision: str | None = None,
+    channels_last: bool | None = None,
 ) -> Evaluation:
     """Query accuracy on each task, its mean and 95% confidence interval.
 
-    Evaluation needs no gradient, so ``lite`` only sets the chunk size of the support pass
-    (values are the same for any h). Pass a fixed list of episodes (or a loader from a seeded
-    sampler: the same seed gives the same tasks) so that every model is scored on the same
-    tasks. The confidence interval is the normal approximation mean ± 1.96 · s / √n over the
-    n tasks, s their sample standard deviation (see `Evaluation`).
+    Evaluation needs no gradient, so ``lite`` only sets the chunk size, precision and memory
+    layout of the support pass (values are the same for any h); ``precision`` and
+    ``channels_last``, when given, override its own (`litekit.precision`). Pass a fixed
+    list of episodes (or a loader from a seeded sampler: the same seed gives the same
+    tasks) so that every model is scored on the same tasks. The confidence interval is the
+    normal approximation mean ± 1.96 · s / √n over the n tasks, s their sample standard
+    deviation (see `Evaluation`).
 
     ``across_ranks=True`` under torchrun: every rank must call it with the same tasks; rank
     r scores tasks r, r + W, r + 2W, ... (a loader loads only those), the per-task accuracies
@@ -95,7 +103,13 @@ def evaluate(
     default (False) scores every task in this process, so it is safe to call on one rank.
     """
     learner = unwrap(learner)
-    chunk = lite.chunk_size if lite is not None else 64
+    settings = {
+        "chunk_size": 64 if lite is None else lite.chunk_size,
+        "precision": check_precision(precision or (lite.precision if lite is not None else "fp32")),
+        "channels_last": bool(
+            channels_last if channels_last is not None else lite is not None and lite.channels_last
+        ),
+    }
     was_training = learner.training
     learner.eval()
     try:
@@ -103,13 +117,13 @@ def evaluate(
             rank, world = rank_and_world()
             stream = EpisodeStream(episodes, name="validation")
             mine = [
-                (p, _accuracy(learner, task, chunk))
+                (p, _accuracy(learner, task, settings))
                 for p, task in stream.all_with_positions(lambda p: p % world == rank)
             ]
             scored = sorted(pair for part in gather_objects(mine) for pair in part)
             accuracies = [accuracy for _, accuracy in scored]
         else:
-            accuracies = [_accuracy(learner, task, chunk) for task in episodes]
+            accuracies = [_accuracy(learner, task, settings) for task in episodes]
     finally:
         learner.train(was_training)
     if not accuracies:

@@ -42,10 +42,12 @@ from tqdm.auto import tqdm
 
 from litekit import checkpoint as checkpoints
 from litekit._checks import bad_argument, check_choice, check_int
+from litekit.determinism import use_deterministic_kernels
 from litekit.distributed import agree, broadcast_module, rank_and_world, shard, unwrap
 from litekit.episodes import Episode
 from litekit.learners.base import Learner
 from litekit.lite import Lite
+from litekit.precision import check_precision, grad_scaler
 from litekit.train.evaluation import evaluate
 from litekit.train.step import NONFINITE_POLICIES, StepResult, meta_train_step
 from litekit.train.stream import EpisodeStream
@@ -199,6 +201,7 @@ class _Run:
     fingerprint: dict
     metadata: Mapping[str, Any] | None
     path: Path | None
+    scaler: torch.amp.GradScaler | None = None
     history: History = field(default_factory=History)
 
     def save(self, step: int) -> None:
@@ -212,6 +215,7 @@ class _Run:
             self.generator,
             self.history.as_dict(),
             self.metadata,
+            self.scaler,
         )
         checkpoints.save_atomic(payload, self.path)
 
@@ -226,9 +230,21 @@ class _Run:
         if saved is None:
             return 0
         agree(lambda: checkpoints.compare_fingerprints(saved["fingerprint"], self.fingerprint))
-        checkpoints.restore(saved, self.learner, self.optimizer, self.scheduler, self.generator)
+        checkpoints.restore(
+            saved, self.learner, self.optimizer, self.scheduler, self.generator, self.scaler
+        )
         self.history = History.from_dict(saved["history"])
         return int(saved["step"])
+
+
+def _with_layout(lite: Lite | None, precision: str | None, channels_last: bool) -> Lite:
+    """``lite`` (or full back-propagation) with fit's precision and memory layout."""
+    changes: dict[str, Any] = {"channels_last": channels_last} if channels_last else {}
+    if precision is not None:
+        changes["precision"] = check_precision(precision)
+    if lite is None:
+        return Lite.full(**changes)
+    return replace(lite, **changes) if changes else lite
 
 
 def _validate(learner: Learner, validation: Any, lite: Lite | None, history: History, step: int):
@@ -312,6 +328,9 @@ def fit(
     subset_seed: int | None = None,
     metadata: Mapping[str, Any] | None = None,
     on_nonfinite: str = "raise",
+    precision: str | None = None,
+    channels_last: bool = False,
+    deterministic: bool = False,
 ) -> History:
     """Meta-train ``learner`` for ``steps`` optimiser steps; return the `History`.
 
@@ -354,6 +373,12 @@ def fit(
             ``metadata``; the command line stores its options there.
         on_nonfinite: what a task with a non-finite loss does (see `meta_train_step`):
             ``"raise"`` stops the run with nothing changed; ``"skip"`` leaves the task out.
+        precision: ``"fp32"``, ``"bf16"`` or ``"fp16"`` for the backbone's passes in
+            training and validation (`litekit.precision`); None keeps ``lite``'s (fp32 by
+            default). float16 gets a gradient scaler, kept in the checkpoints.
+        channels_last: convert the learner and the images to channels-last memory layout.
+        deterministic: use deterministic kernels (`litekit.determinism`), so that on a GPU
+            too a resumed run equals an unbroken one bit for bit.
 
     Validation draws nothing from torch's random stream, so it never changes training.
     Arguments are checked before any work, and an interrupted step is never saved: a
@@ -374,6 +399,7 @@ def fit(
     rank, world = rank_and_world()
     agree(lambda: _check_distributed(world, tasks_per_step, lite, subset_seed))
     learner = unwrap(learner)
+    lite = _with_layout(lite, precision, channels_last)
     stream = EpisodeStream(episodes)
     if validation is not None:  # its type and size, before a checkpoint is read
         EpisodeStream(validation, name="validation")
@@ -387,7 +413,12 @@ def fit(
         ),
         metadata,
         None if checkpoint is None else Path(checkpoint),
+        grad_scaler(lite.precision, learner.device),
     )
+    if deterministic:
+        use_deterministic_kernels()
+    if channels_last:
+        learner.to(memory_format=torch.channels_last)
     start = run.resume(resume)
     broadcast_module(learner)  # every rank starts from rank 0's weights (as DDP would)
     history = run.history
@@ -415,6 +446,7 @@ def fit(
                     query_batch=query_batch,
                     total_tasks=tasks_per_step,
                     on_nonfinite=on_nonfinite,
+                    scaler=run.scaler,
                 )
                 if scheduler is not None:
                     scheduler.step()

@@ -25,7 +25,7 @@ from __future__ import annotations
 import math
 import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 import torch.nn.functional as F
@@ -36,6 +36,7 @@ from litekit.episodes import Episode
 from litekit.learners.base import Learner
 from litekit.learners.checks import nonfinite_inputs
 from litekit.lite import Lite
+from litekit.precision import check_precision
 
 NONFINITE_POLICIES = ("raise", "skip")
 
@@ -80,18 +81,33 @@ def _per_task_lites(lite: Lite | Sequence[Lite | None] | None, count: int) -> li
     )
 
 
+def _with_layout(
+    lites: list[Lite | None], precision: str | None, channels_last: bool | None
+) -> list[Lite | None]:
+    """The step's ``precision``/``channels_last``, when given, on every task's Lite (a full
+    back-propagation `Lite.full` where a task has none)."""
+    changes = {"precision": precision, "channels_last": channels_last}
+    changes = {key: value for key, value in changes.items() if value is not None}
+    if not changes:
+        return lites
+    check_precision(changes.get("precision", "fp32"))
+    return [Lite.full(**changes) if x is None else replace(x, **changes) for x in lites]
+
+
 def accumulate_task_gradient(
     learner: Learner,
     episode: Episode,
     lite: Lite | None = None,
     query_batch: int | None = None,
     weight: float = 1.0,
+    scaler: torch.amp.GradScaler | None = None,
 ) -> tuple[float, float]:
     """Add ``weight`` × (LITE estimate of ∇L) to the parameters' ``.grad``.
 
     Returns the task's loss L (its true value: LITE changes gradients, never values) and its
     query accuracy. Under ``lite.scaling == "loss"`` the back-propagated loss is L · N/h.
-    Raises `NonFiniteLossError` before back-propagating a non-finite batch loss.
+    With a float16 ``scaler`` the loss is scaled before its backward pass. Raises
+    `NonFiniteLossError` before back-propagating a non-finite batch loss.
     """
     n_query = episode.n_query
     batch = n_query if query_batch is None else check_int("query_batch", query_batch, minimum=1)
@@ -109,7 +125,8 @@ def accumulate_task_gradient(
             raise NonFiniteLossError(
                 f"the loss of query images {start}..{start + len(targets) - 1}"
             )
-        (loss * scale).backward()
+        scaled = loss * scale
+        (scaled if scaler is None else scaler.scale(scaled)).backward()
         total += value
         correct += int((logits.argmax(1) == targets).sum())
     return total, correct / n_query
@@ -124,6 +141,9 @@ def meta_train_step(
     *,
     total_tasks: int | None = None,
     on_nonfinite: str = "raise",
+    precision: str | None = None,
+    channels_last: bool | None = None,
+    scaler: torch.amp.GradScaler | None = None,
 ) -> StepResult:
     """One optimiser step on one task (or the mean over a list of tasks).
 
@@ -144,13 +164,26 @@ def meta_train_step(
         on_nonfinite: ``"raise"`` (default) stops on a task whose loss is not finite, or on a
             non-finite gradient, with nothing changed; ``"skip"`` leaves such tasks (or
             such a step) out and reports how many in `StepResult.skipped`.
+        precision, channels_last: run every task's backbone passes in this precision
+            (``"fp32"``, ``"bf16"``, ``"fp16"``) and memory layout, overriding the Lite's
+            own settings (`litekit.precision`); None keeps them.
+        scaler: a `torch.amp.GradScaler`, required for ``"fp16"`` and kept across steps
+            (`litekit.train.fit` keeps one); it scales the loss and steps the optimiser,
+            skipping a step whose float16 gradient overflowed.
 
     Every task is checked (shapes, labels, channels, layers that would bias LITE) before any
     gradient is touched. Under torchrun the gradient, loss and accuracy are means over all
     ``total_tasks`` tasks and every rank applies the same update.
     """
     tasks = _as_episodes(episode)
-    lites = _per_task_lites(lite, len(tasks))
+    lites = _with_layout(_per_task_lites(lite, len(tasks)), precision, channels_last)
+    if scaler is None and any(x is not None and x.precision == "fp16" for x in lites):
+        raise bad_argument(
+            "scaler",
+            None,
+            "float16 gradients need a gradient scaler: pass scaler=torch.amp.GradScaler() "
+            "and reuse it every step (fit keeps one for you), or use precision='bf16'.",
+        )
     if query_batch is not None:
         check_int("query_batch", query_batch, minimum=1)
     check_choice("on_nonfinite", on_nonfinite, NONFINITE_POLICIES)
@@ -162,12 +195,14 @@ def meta_train_step(
 
     learner.train()
     optimizer.zero_grad(set_to_none=True)
-    tally = _accumulate_tasks(learner, tasks, lites, query_batch, share.weight, on_nonfinite)
+    tally = _accumulate_tasks(
+        learner, tasks, lites, query_batch, share.weight, on_nonfinite, scaler
+    )
     totals = finish_step(learner.parameters(), share, *tally.sums(share.mine))
     if totals.failed:  # every rank raises the same error; nothing is applied
         optimizer.zero_grad(set_to_none=True)
         agree(lambda: _raise_if(tally.failure))
-    if not _gradients_finite(learner):
+    if scaler is None and not _gradients_finite(learner):
         optimizer.zero_grad(set_to_none=True)
         if on_nonfinite == "raise":
             raise NonFiniteLossError(
@@ -178,7 +213,11 @@ def meta_train_step(
         return StepResult(math.nan, math.nan, share.total)
     if totals.counted == 0:
         return StepResult(math.nan, math.nan, totals.skipped)
-    optimizer.step()
+    if scaler is None:
+        optimizer.step()
+    else:  # unscales, and skips the update if the float16 gradient overflowed
+        scaler.step(optimizer)
+        scaler.update()
     return StepResult(
         totals.loss_sum / totals.counted, totals.accuracy_sum / totals.counted, totals.skipped
     )
@@ -208,6 +247,7 @@ def _accumulate_tasks(
     query_batch: int | None,
     weight: float,
     on_nonfinite: str,
+    scaler: torch.amp.GradScaler | None,
 ) -> _Tally:
     """Accumulate ``weight`` × each task's gradient; a non-finite task is skipped (its
     gradient taken back out) or stops the loop, as ``on_nonfinite`` says."""
@@ -215,7 +255,9 @@ def _accumulate_tasks(
     for index, (task, task_lite) in enumerate(zip(tasks, lites, strict=True)):
         saved = _gradients(learner) if on_nonfinite == "skip" else None
         try:
-            loss, accuracy = accumulate_task_gradient(learner, task, task_lite, query_batch, weight)
+            loss, accuracy = accumulate_task_gradient(
+                learner, task, task_lite, query_batch, weight, scaler
+            )
         except NonFiniteLossError as error:
             if saved is None:
                 tally.failure = _describe_nonfinite(learner, index, task, str(error))
