@@ -25,7 +25,8 @@ from litekit.learners.backbones import as_backbone
 from litekit.learners.base import check_labels
 from litekit.learners.build import OPTIMIZERS
 from litekit.learners.film import film_applied, film_channels, find_film_layers
-from litekit.lite import Lite, embed_without_grad
+from litekit.lite import Lite, embed_without_grad, run_encoder
+from litekit.precision import check_precision, grad_scaler
 
 
 class FineTuner(nn.Module):
@@ -47,6 +48,10 @@ class FineTuner(nn.Module):
             layer, starting from the identity (γ = 1, β = 0).
         seed: seeds the head's initialisation and the minibatch order, so the same task gives
             the same logits.
+        precision: ``"fp32"``, ``"bf16"`` or ``"fp16"`` for the backbone's passes
+            (`litekit.precision`); the head and the tuned copies stay float32, and float16
+            fine-tuning scales its loss with a fresh gradient scaler per task.
+        channels_last: run the backbone on channels-last images.
 
     ``learner(support_images, support_labels, query_images, lite=None) -> logits``, as for
     every learner; ``lite`` only sets the chunk size of no-grad feature passes.
@@ -64,6 +69,8 @@ class FineTuner(nn.Module):
         tune: Sequence[str] | str = (),
         tune_film: bool = False,
         seed: int = 0,
+        precision: str = "fp32",
+        channels_last: bool = False,
     ) -> None:
         super().__init__()
         self.backbone = as_backbone(backbone)
@@ -83,6 +90,8 @@ class FineTuner(nn.Module):
         self.tuned_names = self._tuned_parameter_names(tune)
         self.film_layers = find_film_layers(self.backbone) if tune_film else []
         self.seed = check_int("seed", seed, minimum=0)
+        self.precision = check_precision(precision)
+        self.channels_last = bool(channels_last)
         self.backbone.eval()
 
     def _tuned_parameter_names(self, tune: Sequence[str] | str) -> list[str]:
@@ -131,7 +140,11 @@ class FineTuner(nn.Module):
     # --- head only: features once, then a logistic regression ----------------------------
 
     def _features(self, images: torch.Tensor, chunk: int) -> torch.Tensor:
-        return embed_without_grad(lambda x: self.backbone(x).flatten(1), images, chunk, self.device)
+        return self._without_grad(lambda x: self.backbone(x).flatten(1), images, chunk)
+
+    def _without_grad(self, encode, images: torch.Tensor, chunk: int) -> torch.Tensor:
+        layout = (self.precision, self.channels_last)
+        return embed_without_grad(encode, images, chunk, self.device, *layout)
 
     def _new_head(self, dim: int, way: int, generator: torch.Generator) -> nn.Linear:
         head = nn.Linear(dim, way)
@@ -193,19 +206,30 @@ class FineTuner(nn.Module):
             for c in film_channels(self.backbone, self.film_layers)
         ]
 
-        def encode(images: torch.Tensor) -> torch.Tensor:
+        def backbone_pass(images: torch.Tensor) -> torch.Tensor:
             with film_applied(self.backbone, self.film_layers, film):
                 return functional_call(self.backbone, params, (images,)).flatten(1)
+
+        def encode(images: torch.Tensor) -> torch.Tensor:
+            layout = (self.precision, self.channels_last)
+            return run_encoder(backbone_pass, images, self.device, *layout)
 
         with torch.no_grad():
             dim = encode(support[:1].to(self.device)).shape[1]
         head = self._new_head(dim, way, generator)
         backbone = [*tuned.values(), *(t for pair in film for t in pair)]
         optimizer = self._make_optimizer(list(head.parameters()), backbone)
+        scaler = grad_scaler(self.precision, self.device)
         for rows in self._batches(support.shape[0], generator):
             optimizer.zero_grad(set_to_none=True)
-            images = support[rows.to(support.device)].to(self.device, non_blocking=True)
-            F.cross_entropy(head(encode(images)), labels[rows.to(self.device)]).backward()
-            optimizer.step()
+            images = support[rows.to(support.device)]
+            loss = F.cross_entropy(head(encode(images)), labels[rows.to(self.device)])
+            if scaler is None:
+                loss.backward()
+                optimizer.step()
+            else:
+                scaler.scale(loss).backward()
+                scaler.step(optimizer)
+                scaler.update()
         with torch.no_grad():
-            return head(embed_without_grad(encode, query, chunk, self.device))
+            return head(self._without_grad(backbone_pass, query, chunk))
