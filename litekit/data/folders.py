@@ -17,6 +17,7 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 import torch
 from PIL import Image
 from torchvision import datasets, transforms
@@ -31,12 +32,35 @@ def bad_path(name: str, path: str | os.PathLike, fix: str) -> ValueError:
     return ValueError(f"{name}={str(path)!r}: {fix}")
 
 
+# Pillow's modes for one channel of more than 8 bits: 16-bit PNG and TIFF open as "I;16"
+# (little-endian), "I;16B" (big-endian) or, in older Pillow, "I" (32-bit integers that hold
+# the 16-bit values).
+SIXTEEN_BIT_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I")
+
+
+def to_rgb(image: Image.Image) -> Image.Image:
+    """An 8-bit RGB copy of ``image``, with 16-bit grey levels scaled, not clipped.
+
+    Pillow's own ``convert("RGB")`` clips a 16-bit value v to min(v, 255), which turns
+    almost every pixel of a 16-bit image white. Here v becomes round(v · 255 / 65535)
+    (65535 / 255 = 257 exactly), so black stays black, white stays white and the grey levels
+    in between keep their order. Mode "I" holds 32-bit integers; values outside 0..65535
+    are clipped to that range first. 16-bit RGB PNGs already open as 8-bit "RGB".
+    """
+    if image.mode not in SIXTEEN_BIT_MODES:
+        return image.convert("RGB")
+    values = np.asarray(image).astype(np.int64).clip(0, 65535)
+    grey = ((values * 255 + 65535 // 2) // 65535).astype(np.uint8)  # round half up
+    return Image.fromarray(grey).convert("RGB")  # 2-D uint8: mode "L"
+
+
 def load_image(path: str | os.PathLike) -> Image.Image:
-    """Open, fully decode and convert to RGB; a file that fails is named in the error."""
+    """Open, fully decode and convert to 8-bit RGB (16-bit grey scaled by `to_rgb`); a file
+    that fails is named in the error."""
     try:
         with Image.open(path) as image:
             image.load()  # decode now: truncated files fail here, not later
-            return image.convert("RGB")
+            return to_rgb(image)
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as error:
         raise bad_path(
             "image file",
