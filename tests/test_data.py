@@ -165,10 +165,17 @@ def test_omniglot_style_nested_classes(tmp_path):
 def test_an_empty_class_folder_is_named(class_folders):
     (class_folders / "class9").mkdir()
     (class_folders / "class9" / "notes.txt").write_text("no images here")
-    with pytest.raises(ValueError, match=r"^class folder=.*class9.*holds no"):
+    with pytest.raises(ValueError, match=r"^root=.*: the class folder .*class9.* holds no"):
         ImageFolderDataset(class_folders)
     with pytest.raises(ValueError, match=r"^root=.*no such folder"):
         ImageFolderDataset(class_folders / "missing")
+
+
+def test_folder_errors_name_the_argument_the_caller_gives(class_folders):
+    with pytest.raises(ValueError, match=r"^--data=.*missing'?: no such folder"):
+        ImageFolderDataset(class_folders / "missing", argument="--data")
+    with pytest.raises(ValueError, match=r"^--data=.*: found no class folders 2 level"):
+        ImageFolderDataset(class_folders, class_depth=2, argument="--data")
 
 
 def _sixteen_bit_ramp() -> np.ndarray:

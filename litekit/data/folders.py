@@ -86,31 +86,38 @@ def has_image_extension(path: str | os.PathLike) -> bool:
     return str(path).lower().endswith(IMAGE_EXTENSIONS)
 
 
-def check_root(root: str | os.PathLike) -> Path:
+def check_root(root: str | os.PathLike, argument: str = "root") -> Path:
+    """``root`` as a Path if it is a folder; otherwise an error naming ``argument``."""
     root = Path(root)
     if not root.is_dir():
-        raise bad_path("root", root, "no such folder; see data/README.md for how to lay data out.")
+        raise bad_path(
+            argument, root, "no such folder; see data/README.md for how to lay data out."
+        )
     return root
 
 
-def class_folders(root: Path, depth: int) -> list[Path]:
-    """Folders ``depth`` levels below ``root``, sorted; each must hold at least one image."""
+def class_folders(root: Path, depth: int, argument: str = "root") -> list[Path]:
+    """Folders ``depth`` levels below ``root``, sorted; each must hold at least one image.
+
+    Errors name ``argument`` (the argument or option ``root`` came from) and ``root``.
+    """
     level = [root]
     for _ in range(depth):
         level = sorted(child for folder in level for child in folder.iterdir() if child.is_dir())
     if not level:
         raise bad_path(
-            "root",
+            argument,
             root,
             f"found no class folders {depth} level(s) down; lay images out as "
-            "root/<class>/<image>.jpg (see data/README.md).",
+            "<folder>/<class>/<image>.jpg (see data/README.md), or set the class depth.",
         )
     for folder in level:
         if not any(f.is_file() and has_image_extension(f) for f in folder.iterdir()):
             raise bad_path(
-                "class folder",
-                folder,
-                f"holds no {'/'.join(IMAGE_EXTENSIONS)} image; add images or remove the folder.",
+                argument,
+                root,
+                f"the class folder {str(folder)!r} holds no {'/'.join(IMAGE_EXTENSIONS)} "
+                "image; add images or remove the folder.",
             )
     return level
 
@@ -125,6 +132,8 @@ class ImageFolderDataset(datasets.ImageFolder):
         class_depth: how many folder levels below ``root`` a class is (1: root/<class>).
         transform: replaces the default resize-crop-to-tensor transform.
         verify: decode every image once now, so a bad file fails at construction.
+        argument: the name errors about ``root`` give it (the command line passes its
+            option, ``"--data"``), so that they name what the user typed.
 
     ``.targets`` and ``.classes`` are as in ``ImageFolder``: the samplers use them without
     loading an image.
@@ -138,10 +147,11 @@ class ImageFolderDataset(datasets.ImageFolder):
         class_depth: int = 1,
         transform: Callable | None = None,
         verify: bool = False,
+        argument: str = "root",
     ) -> None:
-        root = check_root(root)
+        root = check_root(root, argument)
         self.class_depth = check_int("class_depth", class_depth, minimum=1)
-        folders = class_folders(root, self.class_depth)
+        folders = class_folders(root, self.class_depth, argument)
         self._class_names = [str(f.relative_to(root)) for f in folders]
         super().__init__(
             str(root),
