@@ -147,7 +147,7 @@ def labels_of(source: Any) -> np.ndarray:
     return as_label_array("labels", source)
 
 
-_AT_LEAST_TWO_CLASSES = "a task tells classes apart, so it needs at least 2; pass 2 or more."
+_AT_LEAST_TWO_CLASSES = "a task tells classes apart, so it needs at least 2; pass an integer >= 2."
 
 
 def _check_class_count(classes: np.ndarray) -> None:

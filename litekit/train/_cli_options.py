@@ -135,7 +135,7 @@ class _Parser(argparse.ArgumentParser):
         raise ValueError(f"{message} (see {self.prog} --help)")
 
 
-TWO_CLASSES = "a task tells classes apart, so it needs at least 2; pass 2 or more."
+TWO_CLASSES = "a task tells classes apart, so it needs at least 2; pass an integer >= 2."
 
 
 def _integer_option(
