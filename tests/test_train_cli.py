@@ -235,6 +235,17 @@ def test_out_and_checkpoint_must_differ(tmp_path, capsys, no_training):
     assert code == 2 and "--out=" in err and "this is the --checkpoint file too" in err, err
 
 
+def test_the_help_points_to_a_readme_section_and_files_that_exist():
+    root = Path(__file__).resolve().parents[1]
+    text = " ".join(_cli_options.build_parser().format_help().split())  # unwrapped
+    sections = re.findall(r"the README's '([^']+)' section", text)
+    files = set(re.findall(r"\b[\w/]+\.(?:md|py)\b", text))
+    assert sections and {"README.md", "data/README.md"} <= files, text
+    headings = re.findall(r"^#+ (.+)$", (root / "README.md").read_text(), flags=re.M)
+    assert set(sections) <= set(headings), (sections, headings)
+    assert all((root / name).is_file() for name in files), files
+
+
 def test_every_option_names_itself_in_its_errors():
     """Each option's type callable is made with its option's name: a copy-paste slip would
     report another option."""
