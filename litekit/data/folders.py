@@ -7,6 +7,8 @@ torchvision's ``ImageFolder`` works with litekit's samplers as it is (they read 
   that is not an image), instead of failing deep inside PIL; ``verify=True`` checks every
   file up front;
 - resizes to square ``image_size`` tensors, so that episodes can be stacked;
+- reads 16-bit grey images (PNG, TIFF) at their grey levels: Pillow's own conversion to
+  RGB would clip them, turning almost every pixel white (`to_rgb`);
 - takes classes at a deeper level with ``class_depth`` (Omniglot:
   ``images_background/<alphabet>/<character>/*.png`` has class_depth=2).
 """
