@@ -290,7 +290,8 @@ def test_more_processes_than_gpus_on_a_machine_stop_before_training(
     arguments = [*TINY_ANY_DEVICE, *device, "--tasks-per-step", "4"]
     code, out, err = in_process([*arguments, "--out", str(tmp_path / "s.json")], capsys)
     assert code == 2 and out == "", err
-    assert re.search(r"error: --device='cuda': 2 processes on this machine each need a GPU", err)
+    default = "the default when a GPU is visible; " if device == [] else ""
+    assert f"error: --device='cuda': {default}2 processes on this machine each need a GPU" in err
     assert "but 1 GPU(s) are visible; pass --device cpu, or start at most 1 process" in err
     assert list(tmp_path.iterdir()) == []
 
@@ -299,6 +300,13 @@ def test_one_process_per_gpu_is_accepted(one_gpu, monkeypatch):
     monkeypatch.setenv("LOCAL_RANK", "0")
     monkeypatch.setenv("LOCAL_WORLD_SIZE", "1")
     assert _cli_options.resolve_device(None) == torch.device("cuda", 0)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    monkeypatch.setenv("LOCAL_RANK", "1")
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "2")
+    assert _cli_options.resolve_device("cuda") == torch.device("cuda", 1)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    monkeypatch.setenv("LOCAL_RANK", "0")
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "1")
     with pytest.raises(ValueError, match=r"^--device='cuda:1': 1 GPU\(s\) are visible"):
         _cli_options.resolve_device("cuda:1")
 

@@ -90,13 +90,13 @@ def _backbone(option: str) -> Convert:
     def convert(text: str) -> str:
         import torchvision
 
-        if text == "conv4" or text in torchvision.models.list_models(module=torchvision.models):
-            return text
-        try:  # builds nothing for an unknown name: it raises with suggestions first
-            torchvision_backbone(text, argument=option)
-        except ValueError as error:
-            raise argparse.ArgumentTypeError(str(error)) from None
-        return text  # pragma: no cover - unreachable: the name is not a torchvision model
+        known = torchvision.models.list_models(module=torchvision.models)
+        if text != "conv4" and text not in known:
+            try:  # an unknown name: the library raises, with close names, and builds nothing
+                torchvision_backbone(text, argument=option)
+            except ValueError as error:
+                raise argparse.ArgumentTypeError(str(error)) from None
+        return text
 
     return convert
 
@@ -369,12 +369,12 @@ def resolve_device(requested: str | None) -> torch.device:
     if not torch.cuda.is_available():
         raise bad_argument("--device", name, "no CUDA GPU is visible; pass --device cpu.")
     gpus, processes = torch.cuda.device_count(), _processes_per_machine()
-    default = " (the default when a GPU is visible)" if requested is None else ""
     if processes > gpus:
+        default = "the default when a GPU is visible; " if requested is None else ""
         raise bad_argument(
             "--device",
             name,
-            f"{processes} processes on this machine each need a GPU{default}, but {gpus} "
+            f"{default}{processes} processes on this machine each need a GPU, but {gpus} "
             f"GPU(s) are visible; pass --device cpu, or start at most {gpus} process(es) per "
             f"machine (torchrun --nproc_per_node {gpus}).",
         )
@@ -389,6 +389,6 @@ def resolve_device(requested: str | None) -> torch.device:
         raise bad_argument(
             "--device", name, f"{gpus} GPU(s) are visible (cuda:0 to cuda:{gpus - 1})."
         )
-    if "LOCAL_RANK" in os.environ:
+    if device.index is None and "LOCAL_RANK" in os.environ:
         device = torch.device("cuda", int(os.environ["LOCAL_RANK"]))
     return device
