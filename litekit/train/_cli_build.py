@@ -47,7 +47,9 @@ def _backbone(args: argparse.Namespace) -> torch.nn.Module:
     return backbone
 
 
-def _check_folder_tasks(option: str, folder: str, labels: np.ndarray, args: Any) -> None:
+def _check_folder_tasks(
+    option: str, folder: str, labels: np.ndarray, args: argparse.Namespace
+) -> None:
     """The classes under ``folder`` can make the tasks the options ask for.
 
     The same conditions as the samplers' own checks, said in options: a task needs two
