@@ -18,7 +18,7 @@ small images lose):
 3. both are meta-trained for the same steps on the same tasks (same classes, same images,
    rendered at their sizes) from the same initial weights, and scored on the same held-out
    tasks of unseen classes, with 95% confidence intervals (1.96 · s / √n over tasks).
-Target (issue 4): LITE ahead by at least 5 points, with intervals that do not overlap.
+The target: LITE ahead by at least 5 points, with intervals that do not overlap.
 ``--sweep`` also trains with LITE at each listed size (the same h) to show accuracy rising
 with image size, next to an ideal observer's accuracy for this dataset. Torchvision
 backbones start from random weights (no download) with GroupNorm in place of BatchNorm

@@ -3,7 +3,7 @@
     python benchmarks/data_throughput.py                 # 224 px, 1 process and 2 workers
     python benchmarks/data_throughput.py --size 512 --workers 4
 
-Target (issue 4): at least 500 images per second at 224 px on 2 cores. Two figures, in one
+The target: at least 500 images per second at 224 px on 2 cores. Two figures, in one
 run: one process rendering with one thread, and a DataLoader with ``--workers`` worker
 processes (one thread each), which is how training reads the data. Items are spread over
 the whole dataset (a stride through the indices), so no class or image repeats. Prints one

@@ -13,7 +13,9 @@ median over ``--repeats`` steps after one warm-up step.
 The floor for a LITE step is what no LITE step can avoid: a no-grad forward over the N
 support images, plus, per query batch, one forward and backward over h support images and
 the batch. It is timed here on the same machine, and the JSON reports step / floor.
-Prints one JSON document: the rows and the summary ratios the issue's targets refer to.
+Prints one JSON document: the rows, and ratios that summarise them (LITE's peak memory and
+step time at the largest N over the smallest, full back-propagation's peak over LITE's, and
+the largest step / floor).
 """
 
 from __future__ import annotations
@@ -68,7 +70,7 @@ def row_of(config: StepConfig) -> dict:
 
 
 def summarise(rows: list[dict], sizes: list[int]) -> dict:
-    """The ratios the targets refer to."""
+    """LITE at the largest N over the smallest, full over LITE, and step over floor."""
     lite = {r["n"]: r for r in rows if r["kind"] == "lite" and r["step_s"] is not None}
     full = {r["n"]: r for r in rows if r["kind"] == "full" and r["step_s"] is not None}
     small, large = min(sizes), max(sizes)

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# GPU smoke check of python -m litekit.train (issue 6): a run on one GPU, a resume of its
+# GPU smoke check of python -m litekit.train: a run on one GPU, a resume of its
 # checkpoint under torchrun, an unbroken run to compare with, and a bad-input error; then
 # the CPU tests of the command line and torchrun (gloo). Results go to $OUT (default
 # build/scaleout). Usage: bash benchmarks/scaleout_check.sh   (from the repository root)
@@ -37,6 +37,13 @@ for name in ("first", "resumed", "straight"):
 PY
 echo "== bad input on the GPU (expect exit status 2)"
 $PY -m litekit.train --backbone squeezenet1_1 --image-size 16 --device cuda; echo "exit status $?"
-echo "== CPU tests of the command line, torchrun (gloo) and checkpoints"
+GPUS=$($PY -c "import torch; print(torch.cuda.device_count())")
+echo "== one more process than the $GPUS GPU(s), each asking for one (expect every rank's"
+echo "   one-line --device error and a non-zero exit status)"
+$PY -m torch.distributed.run --standalone --nproc_per_node $((GPUS + 1)) -m litekit.train $A \
+    --steps 1 --device cuda --tasks-per-step $((GPUS + 1)) 2>&1 | grep "litekit.train: error"
+echo "exit status ${PIPESTATUS[0]}"
+echo "== CPU tests of the command line, torchrun (gloo), checkpoints and bad inputs"
 timeout 300 $PY -m pytest -q -o addopts="" -p no:cacheprovider tests/test_train_cli.py \
-    tests/test_distributed_fit.py tests/test_checkpoint.py tests/test_distributed.py --durations=5
+    tests/test_distributed_fit.py tests/test_checkpoint.py tests/test_distributed.py \
+    tests/test_bad_inputs.py tests/test_paths.py --durations=5

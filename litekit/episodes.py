@@ -147,6 +147,19 @@ def labels_of(source: Any) -> np.ndarray:
     return as_label_array("labels", source)
 
 
+_AT_LEAST_TWO_CLASSES = "a task tells classes apart, so it needs at least 2; pass an integer >= 2."
+
+
+def _check_class_count(classes: np.ndarray) -> None:
+    """A task needs two classes; labels of one class can make none (whatever ``way`` is)."""
+    if len(classes) < 2:
+        raise bad_argument(
+            "labels",
+            f"all of class {int(classes[0])}",
+            "a task needs at least 2 classes and these labels hold 1; add items of other classes.",
+        )
+
+
 def _episode_rng(seed: int, index: int) -> np.random.Generator:
     """The random stream for episode ``index``: a function of ``(seed, index)`` alone."""
     return np.random.default_rng(np.random.SeedSequence([seed, index]))
@@ -208,7 +221,7 @@ class EpisodeSampler(_SamplerBase):
 
     Args:
         labels: class label of every dataset item, or a dataset with ``.targets``/``.labels``.
-        way: classes per episode.
+        way: classes per episode (at least 2).
         shot: support images per class (the support set has N = way * shot images).
         query: query images per class.
         episodes: how many episodes one pass yields.
@@ -228,17 +241,19 @@ class EpisodeSampler(_SamplerBase):
         *,
         skip_small_classes: bool = False,
     ) -> None:
-        self.way = check_int("way", way, minimum=1)
+        self.way = check_int("way", way, minimum=2, fix=_AT_LEAST_TWO_CLASSES)
         self.shot = check_int("shot", shot, minimum=1)
         self.query = check_int("query", query, minimum=1)
         self.episodes = check_int("episodes", episodes, minimum=1)
         self.seed = check_int("seed", seed, minimum=0)
         classes, members = _class_table(labels_of(labels))
+        _check_class_count(classes)
         if way > len(classes):
             raise bad_argument(
                 "way",
                 way,
-                f"the labels hold only {len(classes)} classes; use way <= {len(classes)}.",
+                f"the labels hold only {len(classes)} classes; use way <= {len(classes)}, or add "
+                "classes.",
             )
         sizes = np.array([len(m) for m in members])
         need = self.shot + self.query
@@ -301,7 +316,7 @@ class VariableEpisodeSampler(_SamplerBase):
     ) -> None:
         self.episodes = check_int("episodes", episodes, minimum=1)
         self.seed = check_int("seed", seed, minimum=0)
-        self.min_way = check_int("min_way", min_way, minimum=1)
+        self.min_way = check_int("min_way", min_way, minimum=2, fix=_AT_LEAST_TWO_CLASSES)
         self.max_way = check_int(
             "max_way", max_way, minimum=self.min_way, fix=f"pass max_way >= min_way={min_way}."
         )
@@ -321,6 +336,7 @@ class VariableEpisodeSampler(_SamplerBase):
             )
         self.min_log_weight, self.max_log_weight = float(min_log_weight), float(max_log_weight)
         classes, members = _class_table(labels_of(labels))
+        _check_class_count(classes)
         sizes = np.array([len(m) for m in members])
         eligible = np.flatnonzero(sizes >= 2)
         if len(eligible) < self.min_way:

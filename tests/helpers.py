@@ -80,3 +80,20 @@ def subsets(n: int, h: int):
 
 def relative_error(estimate: torch.Tensor, truth: torch.Tensor) -> float:
     return float((estimate - truth).norm() / truth.norm())
+
+
+def permissions_bind() -> bool:
+    """True if this process is refused writing to a read-only (0o555) folder: not so for
+    root with its usual capabilities, which tests of read-only folders then skip."""
+    import os
+    import tempfile
+    from pathlib import Path
+
+    with tempfile.TemporaryDirectory() as folder:
+        locked = Path(folder) / "locked"
+        locked.mkdir()
+        locked.chmod(0o555)
+        try:
+            return not os.access(locked, os.W_OK)
+        finally:
+            locked.chmod(0o755)

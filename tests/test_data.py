@@ -17,6 +17,7 @@ from torchvision import datasets, transforms
 from litekit import EpisodeSampler, episode_loader
 from litekit.data import ImageFolderDataset, OrbitFrames, OrbitTaskSampler, ProceduralImages
 from litekit.data import download as downloads
+from litekit.data.folders import to_rgb
 from litekit.data.procedural import band_limit
 
 # --- the procedural dataset -------------------------------------------------------------------
@@ -164,10 +165,52 @@ def test_omniglot_style_nested_classes(tmp_path):
 def test_an_empty_class_folder_is_named(class_folders):
     (class_folders / "class9").mkdir()
     (class_folders / "class9" / "notes.txt").write_text("no images here")
-    with pytest.raises(ValueError, match=r"^class folder=.*class9.*holds no"):
+    with pytest.raises(ValueError, match=r"^root=.*: the class folder .*class9.* holds no"):
         ImageFolderDataset(class_folders)
     with pytest.raises(ValueError, match=r"^root=.*no such folder"):
         ImageFolderDataset(class_folders / "missing")
+
+
+def test_folder_errors_name_the_argument_the_caller_gives(class_folders):
+    with pytest.raises(ValueError, match=r"^--data=.*missing'?: no such folder"):
+        ImageFolderDataset(class_folders / "missing", argument="--data")
+    with pytest.raises(ValueError, match=r"^--data=.*: found no class folders 2 level"):
+        ImageFolderDataset(class_folders, class_depth=2, argument="--data")
+
+
+def _sixteen_bit_ramp() -> np.ndarray:
+    """A 16-bit grey ramp over the whole range 0..65535, as a (32, 32) uint16 array."""
+    return np.linspace(0, 65535, 32 * 32).round().astype(np.uint16).reshape(32, 32)
+
+
+@pytest.mark.parametrize("mode", ["I;16", "I;16B", "I"])
+def test_sixteen_bit_grey_is_scaled_not_clipped(mode):
+    ramp = _sixteen_bit_ramp()
+    image = Image.fromarray(ramp)  # mode "I;16"
+    if mode == "I":
+        image = image.convert("I")
+    elif mode == "I;16B":
+        image = Image.frombytes("I;16B", image.size, ramp.astype(">u2").tobytes())
+    assert image.mode == mode
+    expected = np.rint(ramp.astype(np.float64) / 257).astype(np.uint8)  # 65535 / 255 = 257
+    scaled = np.asarray(to_rgb(image))
+    assert scaled.shape == (32, 32, 3)
+    for channel in range(3):
+        np.testing.assert_array_equal(scaled[..., channel], expected)
+
+
+def test_a_sixteen_bit_png_loads_as_its_scaled_grey_levels(tmp_path):
+    ramp = _sixteen_bit_ramp()
+    path = tmp_path / "ramp" / "a" / "ramp.png"
+    path.parent.mkdir(parents=True)
+    Image.fromarray(ramp).save(path)
+    assert Image.open(path).mode == "I;16"  # what Pillow gives a 16-bit grey PNG
+    _write_image(tmp_path / "ramp" / "b" / "other.png")
+    data = ImageFolderDataset(tmp_path / "ramp", image_size=32)
+    tensor = data[data.targets.index(0)][0]
+    expected = torch.from_numpy(np.rint(ramp / 257) / 255).float()
+    torch.testing.assert_close(tensor, expected.expand(3, 32, 32), rtol=0, atol=1e-6)
+    assert (tensor == 1).float().mean() < 0.01  # clipping made 99.6% of these pixels white
 
 
 @pytest.mark.parametrize("damage", ["garbage", "truncated"])

@@ -222,6 +222,8 @@ def test_variable_sampler_way_and_support_vary():
         (lambda: EpisodeSampler([0.5, 1.5, 2.0], 2, 1, 1, episodes=1), "labels="),
         (lambda: EpisodeSampler(["a", "b"], 2, 1, 1, episodes=1), "labels="),
         (lambda: EpisodeSampler(LABELS, way=0, shot=1, query=1, episodes=1), "way=0"),
+        (lambda: EpisodeSampler(LABELS, way=1, shot=1, query=1, episodes=1), "way=1"),
+        (lambda: VariableEpisodeSampler(LABELS, episodes=1, min_way=1), "min_way=1"),
         (lambda: EpisodeSampler(LABELS, way=2, shot=1, query=1, episodes=0), "episodes=0"),
         (lambda: VariableEpisodeSampler(LABELS, episodes=1, min_way=20), "min_way=20"),
         (lambda: VariableEpisodeSampler(LABELS, episodes=1, max_way=3, min_way=5), "max_way=3"),
@@ -232,6 +234,21 @@ def test_bad_sampler_arguments(call, starts):
     with pytest.raises(ValueError, match="^" + re.escape(starts)) as error:
         call()
     assert len(str(error.value)) > len(starts) + 15, "the message says how to fix it"
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda labels: EpisodeSampler(labels, way=5, shot=1, query=1, episodes=1),
+        lambda labels: VariableEpisodeSampler(labels, episodes=1),
+    ],
+)
+def test_labels_of_one_class_ask_for_more_classes_not_a_smaller_way(make):
+    with pytest.raises(ValueError) as error:
+        make([7] * 10)
+    message = str(error.value)
+    assert message.startswith("labels=") and "at least 2 classes" in message, message
+    assert "add items of other classes" in message and "way <=" not in message
 
 
 def test_small_classes_can_be_skipped_on_request():

@@ -3,6 +3,7 @@ resumes a one-process checkpoint, and bad input stops it before any training or 
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import re
@@ -10,21 +11,28 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
+from helpers import permissions_bind
+from PIL import Image
 
 from litekit import checkpoint as checkpoints
-from litekit.train import cli
+from litekit import paths
+from litekit.train import _cli_options, cli, loop
 
 # A tiny run: 3 tasks per step split over 2 processes (2 + 1), LITE h=2 of N=6 with query
 # batches, validation every step, SGD so that float32 differences stay at rounding level.
-TINY = [
+TINY_ANY_DEVICE = [
     "--backbone", "conv4", "--width", "8", "--image-size", "32",
     "--way", "3", "--shot", "2", "--query", "2", "--classes", "20", "--images-per-class", "8",
     "--h", "2", "--query-batch", "3", "--chunk-size", "4", "--tasks-per-step", "3",
     "--optimizer", "sgd", "--lr", "0.1", "--validation-tasks", "4", "--validate-every", "1",
     "--checkpoint-every", "1", "--quiet",
 ]  # fmt: skip
+# On the CPU explicitly: on a machine with a GPU the default is CUDA, and torchrun's rank 1
+# would ask for a second GPU (and one process on the GPU would not match two on the CPU).
+TINY = [*TINY_ANY_DEVICE, "--device", "cpu"]
 
 
 def torchrun(arguments: list[str], cwd: Path) -> subprocess.CompletedProcess:
@@ -36,6 +44,7 @@ def torchrun(arguments: list[str], cwd: Path) -> subprocess.CompletedProcess:
     }
     environment["OMP_NUM_THREADS"] = "1"
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone"]
+    assert "--device" in arguments, "torchrun tests name the device (see TINY)"
     command += ["--nproc_per_node", "2", "-m", "litekit.train", *arguments]
     return subprocess.run(
         command, capture_output=True, text=True, timeout=150, env=environment, cwd=cwd
@@ -121,7 +130,22 @@ def no_training(monkeypatch):
     def forbidden(*args, **kwargs):
         raise AssertionError("fit was called")
 
-    monkeypatch.setattr(cli, "fit", forbidden)
+    monkeypatch.setattr(loop, "fit", forbidden)
+
+
+def write_image_folder(root: Path, classes: int = 4, images: int = 4, size: int = 20) -> Path:
+    """``root/class<c>/<i>.png``: small images, a different grey per class."""
+    for c in range(classes):
+        (root / f"class{c}").mkdir(parents=True)
+        for i in range(images):
+            pixels = np.full((size, size, 3), 40 * c + i, dtype=np.uint8)
+            Image.fromarray(pixels).save(root / f"class{c}" / f"{i}.png")
+    return root
+
+
+@pytest.fixture(scope="module")
+def image_folder(tmp_path_factory) -> Path:
+    return write_image_folder(tmp_path_factory.mktemp("images") / "train")
 
 
 @pytest.mark.parametrize(
@@ -137,26 +161,161 @@ def no_training(monkeypatch):
             ["--backbone", "squeezenet1_1", "--image-size", "16"],
             r"--image-size=16: squeezenet1_1 cannot embed 16x16 .*smallest size is 17 px",
         ),
-        (["--learner", "maml"], r"--learner='maml': choose one of 'protonets'"),
-        (["--steps", "0"], r"--steps=0: pass an integer >= 1"),
-        (["--lr", "-1"], r"--lr=-1.0: pass a positive learning rate"),
-        (["--h", "-2"], r"--h=-2: leave --h out for full back-propagation"),
-        (["--device", "tpu"], r"--device='tpu': pass 'cpu'"),
-        (["--classes", "2000"], r"--classes=2000: .*pass --classes <= 1024"),
-        (["--data", "/no/such/folder"], r"--data='/no/such/folder': no such folder"),
-        (["--way", "30"], r"--way=30: the labels hold only 20 classes"),
+        (["--way", "5"], r"--data='.*train': holds 4 classes, and --way is 5; lower --way"),
+        (
+            ["--shot", "3"],
+            r"--data='.*train': 4 of its 4 classes have fewer than shot \+ query "
+            r"= 5 images \(the smallest has 4\); lower --shot or --query, or pass "
+            r"--skip-small-classes",
+        ),
     ],
 )
-def test_bad_options_stop_before_training_and_write_nothing(
-    change, message, tmp_path, capsys, no_training
+def test_what_the_backbone_and_the_folder_cannot_do_stops_before_training(
+    change, message, image_folder, tmp_path, capsys, no_training
 ):
-    arguments = [*TINY, "--steps", "2", "--checkpoint", str(tmp_path / "run.pt")]
-    code, out, err = in_process([*arguments, *change, "--out", str(tmp_path / "s.json")], capsys)
-    assert code == 2 and out == ""
-    assert err.startswith("python -m litekit.train: error: "), err
-    assert len(err.strip().splitlines()) == 1
+    arguments = [*TINY, "--data", str(image_folder), "--steps", "2", *change]
+    arguments += ["--checkpoint", str(tmp_path / "run.pt"), "--out", str(tmp_path / "s.json")]
+    code, out, err = in_process(arguments, capsys)
+    assert code == 2 and out == "" and len(err.strip().splitlines()) == 1, err
+    assert err.startswith("python -m litekit.train: error: --"), err
     assert re.search(message, err), err
     assert list(tmp_path.iterdir()) == []
+
+
+def _read_only(folder: Path) -> Path:
+    folder.mkdir()
+    folder.chmod(0o555)
+    return folder / "run" / "file"
+
+
+@pytest.mark.parametrize("option", ["--checkpoint", "--out"])
+@pytest.mark.parametrize(
+    "where, message",
+    [
+        ("below a file", r"'.*notes\.txt' is a file, not a folder, so nothing can be written"),
+        ("a folder", r"this is a folder; pass a file path"),
+        ("not writable", r"the folder '.*locked' is not writable .* so the missing folders"),
+        pytest.param(
+            "read-only",
+            r"the folder '.*read-only' is not writable",
+            marks=pytest.mark.skipif(not permissions_bind(), reason="root ignores them"),
+        ),
+    ],
+)
+def test_unwritable_output_paths_stop_before_training(
+    option, where, message, tmp_path, capsys, no_training, monkeypatch
+):
+    """Found before training, not in a traceback at the end naming a temporary file."""
+    (tmp_path / "notes.txt").write_text("mine")
+    (tmp_path / "locked").mkdir()
+    path = {
+        "below a file": tmp_path / "notes.txt" / "summary.json",
+        "a folder": tmp_path,
+        "not writable": tmp_path / "locked" / "run" / "file",
+        "read-only": tmp_path / "read-only" / "run" / "file",
+    }[where]
+    if where == "read-only":
+        _read_only(tmp_path / "read-only")
+    # What a read-only mount looks like, for any user (root included), simulated:
+    real_access = os.access
+    monkeypatch.setattr(
+        paths.os, "access", lambda p, mode: Path(p).name != "locked" and real_access(p, mode)
+    )
+    before = sorted(tmp_path.rglob("*"))
+    code, _, err = in_process([*TINY, "--steps", "1", option, str(path)], capsys)
+    assert code == 2 and len(err.strip().splitlines()) == 1, err
+    assert f"error: {option}={str(path)!r}: " in err, err
+    assert re.search(message, err), err
+    assert sorted(tmp_path.rglob("*")) == before and (tmp_path / "notes.txt").read_text() == "mine"
+
+
+def test_out_and_checkpoint_must_differ(tmp_path, capsys, no_training):
+    same = str(tmp_path / "run")
+    code, _, err = in_process([*TINY, "--checkpoint", same, "--out", same], capsys)
+    assert code == 2 and "--out=" in err and "this is the --checkpoint file too" in err, err
+
+
+def test_the_help_points_to_a_readme_section_and_files_that_exist():
+    root = Path(__file__).resolve().parents[1]
+    text = " ".join(_cli_options.build_parser().format_help().split())  # unwrapped
+    sections = re.findall(r"the README's '([^']+)' section", text)
+    files = set(re.findall(r"\b[\w/]+\.(?:md|py)\b", text))
+    assert sections and {"README.md", "data/README.md"} <= files, text
+    headings = re.findall(r"^#+ (.+)$", (root / "README.md").read_text(), flags=re.M)
+    assert set(sections) <= set(headings), (sections, headings)
+    assert all((root / name).is_file() for name in files), files
+
+
+def test_every_option_names_itself_in_its_errors():
+    """Each option's type callable is made with its option's name: a copy-paste slip would
+    report another option."""
+    parser = _cli_options.build_parser()
+    checked = [a for a in parser._actions if a.option_strings and a.type is not None]
+    assert len(checked) > 25
+    for action in checked:
+        with pytest.raises(argparse.ArgumentTypeError) as error:
+            action.type("not-a-value")
+        assert str(error.value).startswith(f"{action.option_strings[0]}='not-a-value': ")
+
+
+@pytest.fixture
+def one_gpu(monkeypatch):
+    """This process sees one GPU (there is none here), and joining a process group is a test
+    failure: the device check must come first."""
+
+    def forbidden(*args, **kwargs):
+        raise AssertionError("init_from_environment was called")
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    monkeypatch.setattr(cli, "init_from_environment", forbidden)
+    for name in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE"):
+        monkeypatch.delenv(name, raising=False)
+
+
+@pytest.mark.parametrize(
+    "environment",
+    [
+        {"LOCAL_RANK": "1", "RANK": "1", "WORLD_SIZE": "2", "LOCAL_WORLD_SIZE": "2"},
+        {"LOCAL_RANK": "0", "RANK": "0", "WORLD_SIZE": "2"},  # no LOCAL_WORLD_SIZE
+        {"LOCAL_RANK": "0", "RANK": "2", "WORLD_SIZE": "4", "LOCAL_WORLD_SIZE": "2"},
+    ],
+)
+@pytest.mark.parametrize("device", [["--device", "cuda"], []])  # [] : the default, cuda here
+def test_more_processes_than_gpus_on_a_machine_stop_before_training(
+    environment, device, one_gpu, monkeypatch, tmp_path, capsys, no_training
+):
+    for name, value in environment.items():
+        monkeypatch.setenv(name, value)
+    arguments = [*TINY_ANY_DEVICE, *device, "--tasks-per-step", "4"]
+    code, out, err = in_process([*arguments, "--out", str(tmp_path / "s.json")], capsys)
+    assert code == 2 and out == "", err
+    default = "the default when a GPU is visible; " if device == [] else ""
+    assert f"error: --device='cuda': {default}2 processes on this machine each need a GPU" in err
+    assert "but 1 GPU(s) are visible; pass --device cpu, or start at most 1 process" in err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_one_process_per_gpu_is_accepted(one_gpu, monkeypatch):
+    monkeypatch.setenv("LOCAL_RANK", "0")
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "1")
+    assert _cli_options.resolve_device(None) == torch.device("cuda", 0)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    monkeypatch.setenv("LOCAL_RANK", "1")
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "2")
+    assert _cli_options.resolve_device("cuda") == torch.device("cuda", 1)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    monkeypatch.setenv("LOCAL_RANK", "0")
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "1")
+    with pytest.raises(ValueError, match=r"^--device='cuda:1': 1 GPU\(s\) are visible"):
+        _cli_options.resolve_device("cuda:1")
+
+
+def test_fewer_tasks_per_step_than_processes_stop_before_joining(monkeypatch, capsys, no_training):
+    monkeypatch.setattr(cli, "init_from_environment", lambda *a: pytest.fail("joined a group"))
+    monkeypatch.setenv("WORLD_SIZE", "4")
+    code, _, err = in_process([*TINY, "--tasks-per-step", "3"], capsys)
+    assert code == 2 and "--tasks-per-step=3: 4 processes share each step's tasks" in err, err
 
 
 @pytest.fixture(scope="module")

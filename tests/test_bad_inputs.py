@@ -1,0 +1,456 @@
+"""Every bad input, one row each: the call, the error it raises, and what its message says.
+
+A row is a `Case`: an id, the call (it gets a fresh folder, ``tmp``, made ready by the
+row's ``setup``), the exception type, and phrases. The message must start with the first
+phrase (the argument's name and ``=``: the house style is ``name=value: fix``) and contain
+the others (the fix). A row that writes nothing (all of them, so far) is also checked to
+leave ``tmp`` exactly as ``setup`` left it.
+
+Command-line rows run ``main([...])`` in this process and expect exit status 2 with one
+line on stderr, ``python -m litekit.train: error: <message>``; training is forbidden, so a
+row whose check went missing fails instead of training.
+
+To add rows: append `Case`s to the table of their part, or add a table and list it in
+`CASES`. The lead's tables are marked below.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import io
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+from helpers import permissions_bind
+from PIL import Image
+from torch.utils.data import Dataset
+
+from litekit import EpisodeSampler, VariableEpisodeSampler, episode_loader
+from litekit.data import ImageFolderDataset, ProceduralImages
+from litekit.paths import check_writable_file
+from litekit.train import cli, loop
+
+
+@dataclass(frozen=True)
+class Case:
+    """One bad input: ``call(tmp)`` raises ``error`` with a message that starts with
+    ``phrases[0]`` and contains ``phrases[1:]``."""
+
+    id: str
+    call: Callable[[Path], Any]
+    error: type[BaseException]
+    phrases: tuple[str, ...]
+    setup: Callable[[Path], None] | None = None
+    writes_nothing: bool = True
+    marks: tuple[Any, ...] = field(default=())
+
+
+class CommandLineError(Exception):
+    """What a command-line row raises: the message ``main`` printed after ``error: ``."""
+
+
+PREFIX = "python -m litekit.train: error: "
+# A tiny run on the CPU whose files would land in tmp (checked unchanged afterwards).
+CLI_BASE = [
+    "--backbone", "conv4", "--width", "4", "--image-size", "32", "--way", "3", "--shot", "2",
+    "--query", "2", "--classes", "20", "--images-per-class", "8", "--steps", "1",
+    "--tasks-per-step", "1", "--validation-tasks", "2", "--device", "cpu", "--quiet",
+    "--checkpoint", "{tmp}/run.pt", "--out", "{tmp}/summary.json",
+]  # fmt: skip
+
+
+def command_line(*options: str) -> Callable[[Path], None]:
+    """A row's call: ``main`` with the tiny run's options and then ``options`` (later ones
+    win); ``{tmp}`` in an option stands for the row's folder."""
+
+    def call(tmp: Path) -> None:
+        argv = [o.replace("{tmp}", str(tmp)) for o in (*CLI_BASE, *options)]
+        out, err = io.StringIO(), io.StringIO()
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            code = cli.main(argv)
+        lines = err.getvalue().strip().splitlines()
+        assert code == 2 and out.getvalue() == "", (code, err.getvalue())
+        assert len(lines) == 1 and lines[0].startswith(PREFIX), err.getvalue()
+        raise CommandLineError(lines[0].removeprefix(PREFIX))
+
+    return call
+
+
+def image_folder(classes: int = 4, images: int = 4, name: str = "images") -> Callable:
+    """A setup: ``tmp/<name>/class<c>/<i>.png``, small images."""
+
+    def setup(tmp: Path) -> None:
+        for c in range(classes):
+            (tmp / name / f"class{c}").mkdir(parents=True)
+            for i in range(images):
+                pixels = np.full((20, 20, 3), 30 * c + i, dtype=np.uint8)
+                Image.fromarray(pixels).save(tmp / name / f"class{c}" / f"{i}.png")
+
+    return setup
+
+
+def then(*setups: Callable[[Path], None]) -> Callable[[Path], None]:
+    """One setup that runs ``setups`` in order."""
+
+    def setup(tmp: Path) -> None:
+        for step in setups:
+            step(tmp)
+
+    return setup
+
+
+def a_file(relative: str, data: bytes = b"mine") -> Callable[[Path], None]:
+    def setup(tmp: Path) -> None:
+        (tmp / relative).parent.mkdir(parents=True, exist_ok=True)
+        (tmp / relative).write_bytes(data)
+
+    return setup
+
+
+def a_folder(relative: str) -> Callable[[Path], None]:
+    return lambda tmp: (tmp / relative).mkdir(parents=True)
+
+
+def read_only(relative: str) -> Callable[[Path], None]:
+    return lambda tmp: (tmp / relative).chmod(0o555)
+
+
+class Unlabelled(Dataset):
+    """A dataset with neither ``.targets`` nor ``.labels``."""
+
+    def __len__(self) -> int:
+        return 4
+
+    def __getitem__(self, index: int) -> torch.Tensor:
+        return torch.zeros(3, 4, 4)
+
+
+class Pictures(Dataset):
+    """Items are PIL images (no ToTensor), labels are known."""
+
+    targets = [0, 0, 1, 1]
+
+    def __len__(self) -> int:
+        return 4
+
+    def __getitem__(self, index: int) -> tuple[Image.Image, int]:
+        return Image.new("RGB", (4, 4)), self.targets[index]
+
+
+LABELS = np.repeat(np.arange(12), 10)  # 12 classes of 10 items
+ONE_CLASS = [7] * 10
+
+# --- samplers ----------------------------------------------------------------------------
+
+SAMPLERS = [
+    Case("fixed way 1", lambda t: EpisodeSampler(LABELS, 1, 1, 1, 1), ValueError,
+         ("way=1: ", "needs at least 2")),
+    Case("fixed way not an int", lambda t: EpisodeSampler(LABELS, 2.5, 1, 1, 1), ValueError,
+         ("way=2.5: ", "pass an integer >= 2")),
+    Case("fixed way above the classes", lambda t: EpisodeSampler(LABELS, 13, 1, 1, 1),
+         ValueError, ("way=13: ", "hold only 12 classes", "use way <= 12")),
+    Case("fixed shot 0", lambda t: EpisodeSampler(LABELS, 2, 0, 1, 1), ValueError,
+         ("shot=0: ", "integer >= 1")),
+    Case("fixed query 0", lambda t: EpisodeSampler(LABELS, 2, 1, 0, 1), ValueError,
+         ("query=0: ", "integer >= 1")),
+    Case("fixed episodes 0", lambda t: EpisodeSampler(LABELS, 2, 1, 1, 0), ValueError,
+         ("episodes=0: ", "integer >= 1")),
+    Case("fixed seed negative", lambda t: EpisodeSampler(LABELS, 2, 1, 1, 1, seed=-1),
+         ValueError, ("seed=-1: ", "integer >= 0")),
+    Case("fixed classes too small", lambda t: EpisodeSampler(LABELS, 2, 8, 3, 1), ValueError,
+         ("shot + query=11: ", "lower shot or query", "skip_small_classes=True")),
+    Case("fixed too few classes big enough",
+         lambda t: EpisodeSampler([0] * 9 + [1] * 2 + [2] * 2, 2, 2, 2, 1,
+                                  skip_small_classes=True),
+         ValueError, ("way=2: ", "only 1 classes have shot + query = 4", "lower way")),
+    Case("labels of one class", lambda t: EpisodeSampler(ONE_CLASS, 2, 1, 1, 1), ValueError,
+         ("labels=", "needs at least 2 classes", "add items of other classes")),
+    Case("labels are strings", lambda t: EpisodeSampler(["a", "b"], 2, 1, 1, 1), ValueError,
+         ("labels=", "map class names to ids")),
+    Case("labels are fractions", lambda t: EpisodeSampler([0.5, 1.5], 2, 1, 1, 1), ValueError,
+         ("labels=", "labels must be integers")),
+    Case("labels are 2-D", lambda t: EpisodeSampler([[0, 1], [1, 0]], 2, 1, 1, 1), ValueError,
+         ("labels=", "flat (1-D)")),
+    Case("labels are empty", lambda t: EpisodeSampler([], 2, 1, 1, 1), ValueError,
+         ("labels=", "at least one label")),
+    Case("a dataset without labels", lambda t: EpisodeSampler(Unlabelled(), 2, 1, 1, 1),
+         ValueError, ("labels=", "a .targets or .labels attribute")),
+    Case("variable min_way 1", lambda t: VariableEpisodeSampler(LABELS, 1, min_way=1),
+         ValueError, ("min_way=1: ", "needs at least 2")),
+    Case("variable max_way below min_way",
+         lambda t: VariableEpisodeSampler(LABELS, 1, min_way=5, max_way=3), ValueError,
+         ("max_way=3: ", "max_way >= min_way=5")),
+    Case("variable max_support below max_way",
+         lambda t: VariableEpisodeSampler(LABELS, 1, max_way=20, max_support=10), ValueError,
+         ("max_support=10: ", "max_support >= max_way=20")),
+    Case("variable max_query 0", lambda t: VariableEpisodeSampler(LABELS, 1, max_query=0),
+         ValueError, ("max_query=0: ", "integer >= 1")),
+    Case("variable episodes 0", lambda t: VariableEpisodeSampler(LABELS, 0), ValueError,
+         ("episodes=0: ", "integer >= 1")),
+    Case("variable seed negative", lambda t: VariableEpisodeSampler(LABELS, 1, seed=-1),
+         ValueError, ("seed=-1: ", "integer >= 0")),
+    Case("variable log weights crossed",
+         lambda t: VariableEpisodeSampler(LABELS, 1, min_log_weight=1.0, max_log_weight=0.0),
+         ValueError, ("min_log_weight=1.0: ", "must be <= max_log_weight")),
+    Case("variable min_way above the classes",
+         lambda t: VariableEpisodeSampler(LABELS, 1, min_way=13), ValueError,
+         ("min_way=13: ", "only 12 classes have the 2 items", "lower min_way")),
+    Case("variable labels of one class", lambda t: VariableEpisodeSampler(ONE_CLASS, 1),
+         ValueError, ("labels=", "needs at least 2 classes")),
+]  # fmt: skip
+
+# --- episode_loader ----------------------------------------------------------------------
+
+LOADER = [
+    Case("loader workers negative",
+         lambda t: episode_loader(Pictures(), EpisodeSampler(Pictures(), 2, 1, 1, 1),
+                                  num_workers=-1),
+         ValueError, ("num_workers=-1: ", "integer >= 0")),
+    Case("loader episode id out of range",
+         lambda t: episode_loader(Pictures(), EpisodeSampler(Pictures(), 2, 1, 1, 2),
+                                  episode_ids=[0, 5]),
+         ValueError, ("episode_ids=5: ", "run from 0 to 1")),
+    Case("loader items that are not tensors",
+         lambda t: next(iter(episode_loader(Pictures(), EpisodeSampler(Pictures(), 2, 1, 1, 1)))),
+         ValueError, ("dataset='Image': ", "transform=torchvision.transforms.ToTensor()")),
+]  # fmt: skip
+
+# --- data readers ------------------------------------------------------------------------
+
+DATA = [
+    Case("procedural size below 32", lambda t: ProceduralImages(image_size=16), ValueError,
+         ("image_size=16: ", "from 32 to 512 pixels")),
+    Case("procedural size above 512", lambda t: ProceduralImages(image_size=1024), ValueError,
+         ("image_size=1024: ", "from 32 to 512 pixels")),
+    Case("procedural no classes", lambda t: ProceduralImages(num_classes=0), ValueError,
+         ("num_classes=0: ", "integer >= 1")),
+    Case("procedural more classes than codes", lambda t: ProceduralImages(num_classes=3000),
+         ValueError, ("num_classes=3000: ", "only 2048 codes exist", "lower num_classes")),
+    Case("procedural held-out range past the codes",
+         lambda t: ProceduralImages(num_classes=1000, first_class=1500), ValueError,
+         ("num_classes=1000: ", "first_class=1500", "lower num_classes or first_class")),
+    Case("procedural no images per class", lambda t: ProceduralImages(images_per_class=0),
+         ValueError, ("images_per_class=0: ", "integer >= 1")),
+    Case("procedural seed negative", lambda t: ProceduralImages(seed=-1), ValueError,
+         ("seed=-1: ", "integer >= 0")),
+    Case("procedural orientations not a list", lambda t: ProceduralImages(orientations=4),
+         ValueError, ("orientations=4: ", "one symbol count per level")),
+    Case("procedural noise negative", lambda t: ProceduralImages(noise=-1.0), ValueError,
+         ("noise=-1.0: ", "non-negative")),
+    Case("procedural frequency 0", lambda t: ProceduralImages(min_cycles=0), ValueError,
+         ("min_cycles=0: ", "0 < min_cycles <= max_cycles")),
+    Case("folder missing", lambda t: ImageFolderDataset(t / "missing"), ValueError,
+         ("root=", "missing': no such folder", "data/README.md")),
+    Case("folder without class folders", lambda t: ImageFolderDataset(t / "empty"), ValueError,
+         ("root=", "found no class folders 1 level(s) down", "<folder>/<class>/<image>.jpg"),
+         setup=a_folder("empty")),
+    Case("folder with an empty class folder", lambda t: ImageFolderDataset(t / "images"),
+         ValueError, ("root=", "the class folder", "class9' holds no", "add images"),
+         setup=then(image_folder(), a_file("images/class9/notes.txt"))),
+    Case("folder class depth 0", lambda t: ImageFolderDataset(t / "images", class_depth=0),
+         ValueError, ("class_depth=0: ", "integer >= 1"), setup=image_folder()),
+    Case("folder image size 0", lambda t: ImageFolderDataset(t / "images", image_size=0),
+         ValueError, ("image_size=0: ", "integer >= 1"), setup=image_folder()),
+    Case("folder with a corrupt image, verified",
+         lambda t: ImageFolderDataset(t / "images", verify=True), ValueError,
+         ("image file=", "class1/9.png", "cannot be read as an image", "remove or replace"),
+         setup=then(image_folder(), a_file("images/class1/9.png", b"not a png"))),
+    Case("folder errors under the caller's name",
+         lambda t: ImageFolderDataset(t / "missing", argument="--data"), ValueError,
+         ("--data=", "no such folder")),
+    Case("folder of one class, sampled",
+         lambda t: EpisodeSampler(ImageFolderDataset(t / "images"), 2, 1, 1, 1), ValueError,
+         ("labels=", "needs at least 2 classes"), setup=image_folder(classes=1)),
+]  # fmt: skip
+
+# --- the command line --------------------------------------------------------------------
+
+no_gpu = pytest.mark.skipif(torch.cuda.is_available(), reason="a GPU is visible here")
+
+COMMAND_LINE = [
+    Case("cli steps 0", command_line("--steps", "0"), CommandLineError,
+         ("--steps=0: ", "pass an integer >= 1.")),
+    Case("cli steps not a number", command_line("--steps", "ten"), CommandLineError,
+         ("--steps='ten': ", "pass an integer >= 1.")),
+    Case("cli steps without a value", command_line("--steps"), CommandLineError,
+         ("argument --steps: expected one argument", "--help")),
+    Case("cli unknown option", command_line("--shots", "3"), CommandLineError,
+         ("unrecognized arguments: --shots 3", "--help")),
+    Case("cli way 1", command_line("--way", "1"), CommandLineError,
+         ("--way=1: ", "needs at least 2")),
+    Case("cli lr 0", command_line("--lr", "0"), CommandLineError,
+         ("--lr=0.0: ", "pass a positive number")),
+    Case("cli lr nan", command_line("--lr", "nan"), CommandLineError,
+         ("--lr=nan: ", "pass a positive number")),
+    Case("cli unknown learner", command_line("--learner", "maml"), CommandLineError,
+         ("--learner='maml': ", "choose one of 'protonets', 'simple_cnaps', 'cnaps'")),
+    Case("cli unknown norm", command_line("--norm", "batch"), CommandLineError,
+         ("--norm='batch': ", "choose one of 'model', 'group'")),
+    Case("cli unknown backbone", command_line("--backbone", "resnet81"), CommandLineError,
+         ("--backbone='resnet81': ", "not a torchvision", "'resnet18'", "'conv4'")),
+    Case("cli unknown device", command_line("--device", "tpu"), CommandLineError,
+         ("--device='tpu': ", "pass 'cpu'")),
+    Case("cli cuda without a GPU", command_line("--device", "cuda"), CommandLineError,
+         ("--device='cuda': ", "no CUDA GPU is visible; pass --device cpu"), marks=(no_gpu,)),
+    Case("cli h negative", command_line("--h", "-1"), CommandLineError,
+         ("--h=-1: ", "leave --h out for full back-propagation")),
+    Case("cli seed negative", command_line("--seed", "-1"), CommandLineError,
+         ("--seed=-1: ", "integer >= 0")),
+    Case("cli one class", command_line("--classes", "1"), CommandLineError,
+         ("--classes=1: ", "needs at least 2")),
+    Case("cli one image per class", command_line("--images-per-class", "1"), CommandLineError,
+         ("--images-per-class=1: ", "pass 2 or more")),
+    Case("cli data missing", command_line("--data", "{tmp}/missing"), CommandLineError,
+         ("--data=", "missing': no such folder", "data/README.md")),
+    Case("cli validation data missing",
+         command_line("--data", "{tmp}/images", "--validation-data", "{tmp}/missing"),
+         CommandLineError, ("--validation-data=", "no such folder"), setup=image_folder()),
+    Case("cli validation data without data",
+         command_line("--validation-data", "{tmp}/images"), CommandLineError,
+         ("--validation-data=", "pass --data too"), setup=image_folder()),
+    Case("cli embedded size below 32", command_line("--image-size", "16"), CommandLineError,
+         ("--image-size=16: ", "the embedded dataset renders 32 to 512 px")),
+    Case("cli embedded size above 512", command_line("--image-size", "600"), CommandLineError,
+         ("--image-size=600: ", "the embedded dataset renders 32 to 512 px")),
+    Case("cli embedded classes", command_line("--classes", "2000"), CommandLineError,
+         ("--classes=2000: ", "pass --classes <= 1024")),
+    Case("cli way above the embedded classes", command_line("--way", "30"), CommandLineError,
+         ("--way=30: ", "--classes 20 training classes", "pass --way <= 20")),
+    Case("cli min way above the embedded classes",
+         command_line("--variable", "--min-way", "30", "--max-way", "30"), CommandLineError,
+         ("--min-way=30: ", "pass --min-way <= 20")),
+    Case("cli tasks larger than the embedded classes", command_line("--shot", "7"),
+         CommandLineError, ("--images-per-class=8: ", "shot + query = 9",
+                            "lower --shot or --query")),
+    Case("cli max way below min way", command_line("--variable", "--max-way", "3"),
+         CommandLineError, ("--max-way=3: ", "pass --max-way >= --min-way (5)")),
+    Case("cli max support below max way", command_line("--variable", "--max-support", "10"),
+         CommandLineError, ("--max-support=10: ", "--max-support >= --max-way (20)")),
+    Case("cli out is the checkpoint", command_line("--out", "{tmp}/run.pt"), CommandLineError,
+         ("--out=", "this is the --checkpoint file too")),
+    Case("cli backbone too small for the images",
+         command_line("--data", "{tmp}/images", "--image-size", "8"), CommandLineError,
+         ("--image-size=8: ", "conv4 cannot embed 8x8", "pass --image-size >= 16"),
+         setup=image_folder()),
+    Case("cli folder of one class", command_line("--data", "{tmp}/images"), CommandLineError,
+         ("--data=", "holds 1 class folder", "add class folders, or check --class-depth"),
+         setup=image_folder(classes=1)),
+    Case("cli folder class depth too deep",
+         command_line("--data", "{tmp}/images", "--class-depth", "2"), CommandLineError,
+         ("--data=", "found no class folders 2 level(s) down"), setup=image_folder()),
+    Case("cli folder with an empty class folder", command_line("--data", "{tmp}/images"),
+         CommandLineError, ("--data=", "the class folder", "class9' holds no"),
+         setup=then(image_folder(), a_folder("images/class9"))),
+    Case("cli folder classes too small", command_line("--data", "{tmp}/images", "--shot", "3"),
+         CommandLineError, ("--data=", "have fewer than shot + query = 5 images",
+                            "pass --skip-small-classes"), setup=image_folder()),
+    Case("cli folder way above its classes",
+         command_line("--data", "{tmp}/images", "--way", "5"), CommandLineError,
+         ("--data=", "holds 4 classes, and --way is 5", "lower --way"), setup=image_folder()),
+    Case("cli folder min way above its classes",
+         command_line("--data", "{tmp}/images", "--variable"), CommandLineError,
+         ("--data=", "only 4 of its classes have the 2 images", "lower --min-way (5)"),
+         setup=image_folder()),
+    Case("cli validation folder of one class",
+         command_line("--data", "{tmp}/images", "--validation-data", "{tmp}/held"),
+         CommandLineError, ("--validation-data=", "holds 1 class folder"),
+         setup=then(image_folder(), image_folder(classes=1, name="held"))),
+    Case("cli out below a file", command_line("--out", "{tmp}/notes.txt/summary.json"),
+         CommandLineError, ("--out=", "notes.txt' is a file, not a folder"),
+         setup=a_file("notes.txt")),
+    Case("cli checkpoint is a folder", command_line("--checkpoint", "{tmp}/runs"),
+         CommandLineError, ("--checkpoint=", "this is a folder; pass a file path"),
+         setup=a_folder("runs")),
+    Case("cli checkpoint in a read-only folder",
+         command_line("--checkpoint", "{tmp}/locked/run.pt"), CommandLineError,
+         ("--checkpoint=", "locked' is not writable"),
+         setup=then(a_folder("locked"), read_only("locked")),
+         marks=(pytest.mark.skipif(not permissions_bind(), reason="permissions do not bind"),)),
+    Case("cli out is someone's file", command_line("--out", "{tmp}/notes.json"),
+         CommandLineError, ("--out=", "not a litekit.train summary", "will not overwrite"),
+         setup=a_file("notes.json", b'{"my": "notes"}')),
+    Case("cli checkpoint is someone's file", command_line("--checkpoint", "{tmp}/notes.pt"),
+         CommandLineError, ("--checkpoint=", "not a litekit checkpoint", "will not overwrite"),
+         setup=a_file("notes.pt", b"PK not a checkpoint")),
+]  # fmt: skip
+
+# --- litekit.paths -----------------------------------------------------------------------
+
+PATHS = [
+    Case("path is a folder", lambda t: check_writable_file("out", t), ValueError,
+         ("out=", "this is a folder; pass a file path")),
+    Case("path below a file", lambda t: check_writable_file("out", t / "notes.txt" / "a.json"),
+         ValueError, ("out=", "notes.txt' is a file, not a folder"), setup=a_file("notes.txt")),
+    Case("path below a broken link",
+         lambda t: check_writable_file("out", t / "link" / "a.json"), ValueError,
+         ("out=", "link' is a broken symbolic link"),
+         setup=lambda t: (t / "link").symlink_to(t / "gone")),
+    Case("path in a read-only folder",
+         lambda t: check_writable_file("out", t / "locked" / "new" / "a.json"), ValueError,
+         ("out=", "locked' is not writable", "the missing folders cannot be created"),
+         setup=then(a_folder("locked"), read_only("locked")),
+         marks=(pytest.mark.skipif(not permissions_bind(), reason="permissions do not bind"),)),
+]  # fmt: skip
+
+# --- the lead's tables: Lite, learners, steps, fit/evaluate, checkpoints, the planner ------
+# Add rows here (or a table per part, listed in CASES), in the same form.
+
+LIBRARY: list[Case] = []
+
+CASES = [*SAMPLERS, *LOADER, *DATA, *COMMAND_LINE, *PATHS, *LIBRARY]
+
+
+def state_of(folder: Path) -> list[tuple[str, int, str]]:
+    """Every entry under ``folder``: its path, mode, and its content's hash (files)."""
+    entries = []
+    for path in sorted(folder.rglob("*")):
+        content = ""
+        if path.is_file() and not path.is_symlink():
+            content = hashlib.sha256(path.read_bytes()).hexdigest()
+        entries.append((str(path.relative_to(folder)), path.lstat().st_mode, content))
+    return entries
+
+
+@pytest.fixture(autouse=True)
+def no_training(monkeypatch):
+    """A command-line row whose check went missing would train: make that a failure."""
+
+    def forbidden(*args, **kwargs):
+        raise AssertionError("training started: the bad input was not caught")
+
+    monkeypatch.setattr(loop, "fit", forbidden)
+
+
+def test_the_ids_are_unique():
+    ids = [case.id for case in CASES]
+    assert len(ids) == len(set(ids)), sorted(i for i in ids if ids.count(i) > 1)
+
+
+@pytest.mark.parametrize(
+    "case", [pytest.param(case, id=case.id, marks=case.marks) for case in CASES]
+)
+def test_bad_input(case: Case, tmp_path: Path):
+    folder = tmp_path / "tmp"
+    folder.mkdir()
+    if case.setup is not None:
+        case.setup(folder)
+    before = state_of(folder)
+    try:
+        with pytest.raises(case.error) as raised:
+            case.call(folder)
+        message = str(raised.value)
+        assert message.startswith(case.phrases[0]), message
+        for phrase in case.phrases[1:]:
+            assert phrase in message, f"{phrase!r} is not in {message!r}"
+        if case.writes_nothing:
+            assert state_of(folder) == before
+    finally:
+        for path in [folder, *folder.rglob("*")]:  # let pytest remove read-only folders
+            if path.is_dir() and not path.is_symlink():
+                path.chmod(0o755)
