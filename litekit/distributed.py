@@ -25,9 +25,10 @@ Start the processes with ``torchrun`` (it sets RANK, WORLD_SIZE, MASTER_ADDR, MA
 `init_from_environment` then joins the group, with NCCL on GPUs and gloo on CPUs.
 
 Collective checks. Under torchrun every rank runs the same program; if one rank stopped on
-an error while the others waited in a collective, the run would hang. `agree` runs a check
-(on every rank, or on rank 0 only for files that only rank 0 reads) and shares the outcome,
-so that every rank raises the same error, or none does.
+an error while the others waited in a collective, the run would hang.
+`same_outcome_on_every_rank` runs a check (on every rank, or on rank 0 only for files that
+only rank 0 reads) and shares the outcome, so that every rank raises the same error, or none
+does.
 """
 
 from __future__ import annotations
@@ -47,8 +48,8 @@ T = TypeVar("T")
 
 
 class CollectiveError(ValueError):
-    """A checked error that every rank raises together (from `agree`), so the process group
-    can be closed cleanly: no rank is left waiting in a collective."""
+    """A checked error that every rank raises together (from `same_outcome_on_every_rank`),
+    so the process group can be closed cleanly: no rank is left waiting in a collective."""
 
 
 def is_distributed() -> bool:
@@ -131,7 +132,7 @@ def gather_objects(value: Any) -> list[Any]:
     return values
 
 
-def agree(check: Callable[[], T], *, rank_zero_only: bool = False) -> T:
+def same_outcome_on_every_rank(check: Callable[[], T], *, rank_zero_only: bool = False) -> T:
     """Run ``check`` and make every rank share its outcome: its value or its ValueError.
 
     ``rank_zero_only=False``: every rank runs ``check``; if any raises ValueError, every rank

@@ -50,10 +50,10 @@ from litekit._checks import bad_argument
 from litekit.data.folders import bad_path
 from litekit.distributed import (
     CollectiveError,
-    agree,
     init_from_environment,
     is_distributed,
     rank_and_world,
+    same_outcome_on_every_rank,
 )
 from litekit.paths import check_writable_file
 from litekit.train import loop
@@ -211,8 +211,8 @@ def _run(args: argparse.Namespace) -> dict[str, Any] | None:
     init_from_environment(str(device))
     rank, world = rank_and_world()
     options = _record(args)
-    agree(lambda: _check_files(args, options), rank_zero_only=True)
-    inputs = agree(lambda: build(args, device))
+    same_outcome_on_every_rank(lambda: _check_files(args, options), rank_zero_only=True)
+    inputs = same_outcome_on_every_rank(lambda: build(args, device))
     if inputs.validation is None and args.data is not None and rank == 0 and not args.quiet:
         print("no validation: pass --validation-data for held-out classes", file=sys.stderr)
     history = loop.fit(
@@ -250,7 +250,8 @@ def _shutdown(clean: bool) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Parse, check, train, print the summary (rank 0); 0 on success, 2 on bad input.
+    """Parse, check, train, print the summary (rank 0); 0 on success, 2 on bad input, 130
+    when interrupted (Ctrl-C, or SIGTERM from torchrun; the last whole step is checkpointed).
 
     Bad input is one line on stderr, ``python -m litekit.train: error: --option=value:
     fix`` (with ``(rank r)`` after ``error`` under torchrun, where every rank reports it).
@@ -266,6 +267,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         # Every rank raised a collective error together; any other one left ranks waiting.
         clean = world == 1 or isinstance(error, CollectiveError)
         return 2
+    except KeyboardInterrupt:  # fit has said which step it saved, and where
+        return 130
     finally:
         _shutdown(clean)
     if result is not None:

@@ -43,10 +43,17 @@ from tqdm.auto import tqdm
 from litekit import checkpoint as checkpoints
 from litekit._checks import bad_argument, check_choice, check_int
 from litekit.determinism import use_deterministic_kernels
-from litekit.distributed import agree, broadcast_module, rank_and_world, shard, unwrap
+from litekit.distributed import (
+    broadcast_module,
+    rank_and_world,
+    same_outcome_on_every_rank,
+    shard,
+    unwrap,
+)
 from litekit.episodes import Episode
 from litekit.learners.base import Learner
 from litekit.lite import Lite
+from litekit.paths import check_writable_file
 from litekit.precision import check_precision, grad_scaler
 from litekit.train.evaluation import evaluate
 from litekit.train.step import NONFINITE_POLICIES, StepResult, meta_train_step
@@ -223,13 +230,15 @@ class _Run:
         """Apply the checkpoint at ``path`` if there is one (checked on rank 0, sent to every
         rank), and return the number of steps it holds (0 without one)."""
         path = self.path
-        saved = agree(
+        saved = same_outcome_on_every_rank(
             lambda: None if path is None else checkpoints.prepare(path, resume),
             rank_zero_only=True,
         )
         if saved is None:
             return 0
-        agree(lambda: checkpoints.compare_fingerprints(saved["fingerprint"], self.fingerprint))
+        same_outcome_on_every_rank(
+            lambda: checkpoints.compare_fingerprints(saved["fingerprint"], self.fingerprint)
+        )
         checkpoints.restore(
             saved, self.learner, self.optimizer, self.scheduler, self.generator, self.scaler
         )
@@ -397,7 +406,7 @@ def fit(
         checkpoint_every,
     )
     rank, world = rank_and_world()
-    agree(lambda: _check_distributed(world, tasks_per_step, lite, subset_seed))
+    same_outcome_on_every_rank(lambda: _check_distributed(world, tasks_per_step, lite, subset_seed))
     learner = unwrap(learner)
     lite = _with_layout(lite, precision, channels_last)
     stream = EpisodeStream(episodes)
@@ -419,6 +428,10 @@ def fit(
         use_deterministic_kernels()
     if channels_last:
         learner.to(memory_format=torch.channels_last)
+    if run.path is not None:  # before any work: a run must not fail at its first save
+        same_outcome_on_every_rank(
+            lambda: check_writable_file("checkpoint", run.path), rank_zero_only=True
+        )
     start = run.resume(resume)
     broadcast_module(learner)  # every rank starts from rank 0's weights (as DDP would)
     history = run.history

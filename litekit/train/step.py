@@ -31,7 +31,7 @@ import torch
 import torch.nn.functional as F
 
 from litekit._checks import bad_argument, check_choice, check_int
-from litekit.distributed import agree, finish_step, task_share, unwrap
+from litekit.distributed import finish_step, same_outcome_on_every_rank, task_share, unwrap
 from litekit.episodes import Episode
 from litekit.learners.base import Learner
 from litekit.learners.checks import nonfinite_inputs
@@ -201,7 +201,7 @@ def meta_train_step(
     totals = finish_step(learner.parameters(), share, *tally.sums(share.mine))
     if totals.failed:  # every rank raises the same error; nothing is applied
         optimizer.zero_grad(set_to_none=True)
-        agree(lambda: _raise_if(tally.failure))
+        same_outcome_on_every_rank(lambda: _raise_if(tally.failure))
     if scaler is None and not _gradients_finite(learner):
         optimizer.zero_grad(set_to_none=True)
         if on_nonfinite == "raise":
