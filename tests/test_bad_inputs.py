@@ -27,14 +27,28 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
-from helpers import permissions_bind
+from helpers import make_episode, make_learner, permissions_bind, tiny_backbone
 from PIL import Image
+from torch import nn
 from torch.utils.data import Dataset
 
-from litekit import EpisodeSampler, VariableEpisodeSampler, episode_loader
+from litekit import (
+    Episode,
+    EpisodeSampler,
+    Lite,
+    ProtoNets,
+    VariableEpisodeSampler,
+    episode_loader,
+    evaluate,
+    fit,
+    lite_forward,
+    meta_train_step,
+)
+from litekit import checkpoint as checkpoints
 from litekit.data import ImageFolderDataset, ProceduralImages
 from litekit.paths import check_writable_file
 from litekit.train import cli, loop
+from litekit.train.step import NonFiniteLossError
 
 
 @dataclass(frozen=True)
@@ -398,10 +412,223 @@ PATHS = [
          marks=(pytest.mark.skipif(not permissions_bind(), reason="permissions do not bind"),)),
 ]  # fmt: skip
 
-# --- the lead's tables: Lite, learners, steps, fit/evaluate, checkpoints, the planner ------
-# Add rows here (or a table per part, listed in CASES), in the same form.
+# --- Lite, learners, steps, fit/evaluate, checkpoints ----------------------------------------
 
-LIBRARY: list[Case] = []
+
+def on_a_learner(
+    action: Callable[..., Any], kind: str = "protonets", *, found_mid_step: bool = False
+) -> Callable[[Path], Any]:
+    """A row's call: ``action(learner, optimizer, tmp)`` on a fresh learner whose Adam
+    optimiser has taken one step; when it raises, the learner's weights and gradients, the
+    optimiser's state and torch's random stream must be as they were. A fault that can only
+    be found mid-step (a non-finite loss) leaves the weights and the optimiser as they were,
+    but ``.grad`` cleared and the random stream advanced by the work done."""
+
+    def call(tmp: Path) -> Any:
+        learner = make_learner(kind)
+        optimizer = torch.optim.Adam(learner.parameters(), lr=0.01)
+        meta_train_step(learner, GOOD, optimizer, Lite(2))
+        before = snapshot(learner, optimizer, not found_mid_step)
+        try:
+            return action(learner, optimizer, tmp)
+        finally:
+            after = snapshot(learner, optimizer, not found_mid_step)
+            assert after == before, "a bad input changed the run"
+
+    return call
+
+
+def snapshot(learner: torch.nn.Module, optimizer: torch.optim.Optimizer, all_=True) -> tuple:
+    weights = [v.tolist() for v in learner.state_dict().values()]
+    if not all_:
+        return weights, str(optimizer.state_dict())
+    grads = [None if p.grad is None else p.grad.tolist() for p in learner.parameters()]
+    return weights, str(optimizer.state_dict()), grads, torch.get_rng_state().tolist()
+
+
+def with_(episode: Episode, **changes: Any) -> Episode:
+    """``episode`` with some tensors replaced (built without Episode's own checks)."""
+    values = {name: getattr(episode, name) for name in episode.__dataclass_fields__}
+    task = object.__new__(Episode)
+    for name, value in (values | changes).items():
+        object.__setattr__(task, name, value)
+    return task
+
+
+def nan_pixel(episode: Episode) -> Episode:
+    support = episode.support_images.clone()
+    support[3, 0, 1, 1] = float("nan")
+    return with_(episode, support_images=support)
+
+
+def a_checkpoint(relative: str = "run.pt", cut: int = 0) -> Callable[[Path], None]:
+    """A setup: a sound one-step checkpoint of a ProtoNets run (``cut`` bytes cut off)."""
+
+    def setup(tmp: Path) -> None:
+        learner = make_learner("protonets")
+        fit(
+            learner,
+            [GOOD],
+            torch.optim.Adam(learner.parameters(), lr=0.01),
+            1,
+            checkpoint=tmp / relative,
+            progress=False,
+        )
+        if cut:
+            data = (tmp / relative).read_bytes()
+            (tmp / relative).write_bytes(data[:-cut])
+
+    return setup
+
+
+def fit_run(tmp: Path, learner=None, optimizer=None, **options: Any) -> Any:
+    learner = learner if learner is not None else make_learner("protonets")
+    optimizer = optimizer or torch.optim.Adam(learner.parameters(), lr=0.01)
+    settings = {"steps": 2, "progress": False} | options
+    episodes = settings.pop("episodes", [GOOD])
+    return fit(learner, episodes, optimizer, lite=Lite(2), **settings)
+
+
+GOOD = make_episode(n_support=6, way=3, n_query=4)
+ENCODER = tiny_backbone().double()
+IMAGES = GOOD.support_images
+BATCH_STATISTICS = nn.Sequential(
+    nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4, track_running_stats=False), nn.Flatten()
+)
+
+
+class Squeezing(nn.Module):
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return images.mean(dim=(1, 2, 3))
+
+
+LITE = [
+    Case("Lite negative h", lambda t: Lite(-1), ValueError, ("h=-1", "use 0 for none")),
+    Case("Lite chunk 0", lambda t: Lite(2, chunk_size=0), ValueError,
+         ("chunk_size=0", "chunk_size >= 1")),
+    Case("Lite unknown scaling", lambda t: Lite(2, scaling="orbit"), ValueError,
+         ("scaling='orbit'", "choose one of 'unbiased', 'none', 'loss'")),
+    Case("Lite unknown precision", lambda t: Lite(2, precision="fp8"), ValueError,
+         ("precision='fp8'", "'bf16'")),
+    Case("Lite repeated fixed subset",
+         lambda t: Lite(2, subsets={"features": [0, 0]}).draw(5, ("features",)), ValueError,
+         ("subsets['features']=", "distinct indices in 0..4")),
+    Case("Lite missing path subset",
+         lambda t: Lite(2, subsets={"features": [0]}).draw(5, ("set", "features")), ValueError,
+         ("subsets=", "every path")),
+    Case("lite_forward no images", lambda t: lite_forward(ENCODER, IMAGES[:0], 2), ValueError,
+         ("images=(0,", "at least one image")),
+    Case("lite_forward subset of another size",
+         lambda t: lite_forward(ENCODER, IMAGES, 2, indices=[0, 1, 2]), ValueError,
+         ("indices=", "must hold h=2")),
+    Case("lite_forward cached rows",
+         lambda t: lite_forward(ENCODER, IMAGES, 2, cached=torch.zeros(2, 3)), ValueError,
+         ("cached=(2, 3)", "one embedding per image (6)")),
+]  # fmt: skip
+
+LEARNERS = [
+    Case("backbone that squeezes the batch", lambda t: ProtoNets(Squeezing()), ValueError,
+         ("backbone='output shape", "one row per image")),
+    Case("backbone of another type", lambda t: ProtoNets(42), ValueError,
+         ("backbone=42", "nn.Module or a model name")),
+    Case("backbone mode", lambda t: ProtoNets(ENCODER, backbone_mode="frozen"), ValueError,
+         ("backbone_mode='frozen'", "'eval', 'train'")),
+    Case("grey images into an RGB backbone",
+         on_a_learner(lambda m, o, t: m(IMAGES[:, :1], GOOD.support_labels,
+                                       GOOD.query_images[:, :1])),
+         ValueError, ("support_images=(6, 1, 6, 6)", "takes 3")),
+    Case("float support labels",
+         on_a_learner(lambda m, o, t: m(IMAGES, GOOD.support_labels.float(), GOOD.query_images)),
+         ValueError, ("support_labels=torch.float32", "integer tensor")),
+    Case("a class without support images",
+         on_a_learner(lambda m, o, t: m(IMAGES, torch.tensor([0, 0, 2, 2, 0, 2]),
+                                       GOOD.query_images)),
+         ValueError, ("support_labels=", "classes [1] have no support image")),
+    Case("LITE through batch statistics",
+         lambda t: ProtoNets(BATCH_STATISTICS.double())(
+             IMAGES, GOOD.support_labels, GOOD.query_images, Lite(2)),
+         ValueError, ("lite=", "track_running_stats=False", "GroupNorm")),
+]  # fmt: skip
+
+STEPS = [
+    Case("query label out of range",
+         on_a_learner(lambda m, o, t: meta_train_step(
+             m, [GOOD, with_(GOOD, query_labels=torch.tensor([0, 1, 2, 7]))], o, Lite(2))),
+         ValueError, ("query_labels=[7]", "not in the support set")),
+    Case("float query labels",
+         on_a_learner(lambda m, o, t: meta_train_step(
+             m, with_(GOOD, query_labels=GOOD.query_labels.double()), o)),
+         ValueError, ("query_labels=torch.float64", "labels.long()")),
+    Case("NaN pixel",
+         on_a_learner(lambda m, o, t: meta_train_step(m, [GOOD, nan_pixel(GOOD)], o, Lite(2)),
+                      "simple_cnaps", found_mid_step=True),
+         NonFiniteLossError, ("episode[1]=support_images[3] holds 1 non-finite",
+                              "on_nonfinite='skip'", "nothing was changed")),
+    Case("query batch 0", on_a_learner(lambda m, o, t: meta_train_step(m, GOOD, o,
+                                                                      query_batch=0)),
+         ValueError, ("query_batch=0", ">= 1")),
+    Case("unknown non-finite policy",
+         on_a_learner(lambda m, o, t: meta_train_step(m, GOOD, o, on_nonfinite="ignore")),
+         ValueError, ("on_nonfinite='ignore'", "'raise', 'skip'")),
+    Case("lite of another type", on_a_learner(lambda m, o, t: meta_train_step(m, GOOD, o, "8")),
+         ValueError, ("lite='8'", "Lite(h, ...)")),
+    Case("no episodes", on_a_learner(lambda m, o, t: meta_train_step(m, [], o)), ValueError,
+         ("episode=[]", "non-empty list")),
+    Case("float16 without a scaler",
+         on_a_learner(lambda m, o, t: meta_train_step(m, GOOD, o, precision="fp16")),
+         ValueError, ("scaler=None", "GradScaler")),
+    Case("total tasks in one process",
+         on_a_learner(lambda m, o, t: meta_train_step(m, GOOD, o, total_tasks=5)), ValueError,
+         ("total_tasks=5", "total_tasks=1")),
+]  # fmt: skip
+
+FIT = [
+    Case("fit zero steps", on_a_learner(lambda m, o, t: fit_run(t, m, o, steps=0)), ValueError,
+         ("steps=0", ">= 1")),
+    Case("fit checkpoint below a file",
+         on_a_learner(lambda m, o, t: fit_run(t, m, o, checkpoint=t / "notes.txt" / "run.pt")),
+         ValueError, ("checkpoint=", "notes.txt' is a file, not a folder"),
+         setup=a_file("notes.txt")),
+    Case("fit checkpoint is a folder",
+         on_a_learner(lambda m, o, t: fit_run(t, m, o, checkpoint=t)), ValueError,
+         ("checkpoint=", "folder")),
+    Case("fit optimizer by name",
+         lambda t: fit_run(t, make_learner("protonets"), "adam"), ValueError,
+         ("optimizer='adam'", "torch.optim optimiser")),
+    Case("fit validate every 0",
+         on_a_learner(lambda m, o, t: fit_run(t, m, o, validate_every=0)), ValueError,
+         ("validate_every=0", ">= 1")),
+    Case("fit unknown precision",
+         on_a_learner(lambda m, o, t: fit_run(t, m, o, precision="fp8")), ValueError,
+         ("precision='fp8'", "'fp32'")),
+    Case("fit no episodes", on_a_learner(lambda m, o, t: fit_run(t, m, o, episodes=[])),
+         ValueError, ("episodes=[]", "at least one episode")),
+    Case("fit NaN task stops with the checkpoint as it was",
+         on_a_learner(lambda m, o, t: fit_run(t, m, o, episodes=[nan_pixel(GOOD)],
+                                              checkpoint=t / "run.pt", resume=True),
+                      found_mid_step=True),
+         NonFiniteLossError, ("episode[0]=support_images[3]", "nothing was changed")),
+    Case("fit damaged checkpoint",
+         on_a_learner(lambda m, o, t: fit_run(t, m, o, checkpoint=t / "run.pt")),
+         ValueError, ("checkpoint=", "truncated", "neither loads nor overwrites"),
+         setup=a_checkpoint(cut=9)),
+    Case("fit existing checkpoint without resume",
+         on_a_learner(lambda m, o, t: fit_run(t, m, o, checkpoint=t / "run.pt", resume=False)),
+         ValueError, ("checkpoint=", "resume=True"), setup=a_checkpoint()),
+    Case("fit checkpoint of another learner",
+         on_a_learner(lambda m, o, t: fit_run(t, m, o, checkpoint=t / "run.pt"), "cnaps"),
+         ValueError, ("checkpoint=", "set up differently"), setup=a_checkpoint()),
+    Case("evaluate no episodes", lambda t: evaluate(make_learner("protonets"), []), ValueError,
+         ("episodes=[]", "at least one episode")),
+    Case("evaluate query label out of range",
+         lambda t: evaluate(make_learner("protonets"),
+                            [with_(GOOD, query_labels=torch.tensor([0, 1, 2, 3]))]),
+         ValueError, ("query_labels=[3]", "not in the support set")),
+    Case("read a missing checkpoint", lambda t: checkpoints.read(t / "none.pt"), ValueError,
+         ("checkpoint=", "no such file")),
+]  # fmt: skip
+
+LIBRARY: list[Case] = [*LITE, *LEARNERS, *STEPS, *FIT]
 
 CASES = [*SAMPLERS, *LOADER, *DATA, *COMMAND_LINE, *PATHS, *LIBRARY]
 

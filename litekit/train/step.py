@@ -304,17 +304,17 @@ def _gradients_finite(learner: Learner) -> bool:
 
 
 def _describe_nonfinite(learner: Learner, index: int, task: Episode, where: str) -> str:
-    """What made task ``index``'s loss non-finite, and what to do: for the error message."""
+    """What made task ``index``'s loss non-finite, and what to do, in the house style."""
     found = nonfinite_inputs(support_images=task.support_images, query_images=task.query_images)
     if found is None:
         bad = [name for name, p in learner.named_parameters() if not torch.isfinite(p).all()]
         found = (
             f"the learner's weights are not finite ({bad[0]}, {len(bad)} in all)"
             if bad
-            else "its inputs and the weights are finite (an overflow: lower the learning rate)"
+            else "inputs and weights are finite (an overflow: lower the learning rate)"
         )
     return (
-        f"episode[{index}]: {where} is not finite; {found}. Fix or drop that input, or pass "
+        f"episode[{index}]={found}: {where} is not finite. Fix or drop that input, or pass "
         "on_nonfinite='skip' to leave such tasks out of a step; nothing was changed."
     )
 
