@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from litekit._checks import bad_argument
+from litekit.learners import pretrained
 from litekit.learners.checks import first_conv_channels
 
 _HEAD_ATTRIBUTES = ("fc", "classifier", "heads", "head")
@@ -42,9 +43,10 @@ def torchvision_backbone(
 ) -> nn.Module:
     """A torchvision model by name (``"resnet18"``, ``"efficientnet_b0"``, ...), headless.
 
-    ``weights=None`` gives random initialisation and needs no network. Named weights
-    (``"DEFAULT"``) are downloaded by torchvision unless already in its cache. ``argument``
-    is the name an unknown model is reported under.
+    ``weights=None`` gives random initialisation and needs no network. ``weights`` may name
+    torchvision weights (``"DEFAULT"``, ``"IMAGENET1K_V1"``: read from torchvision's cache,
+    downloaded only when missing) or a state-dict file (`litekit.learners.pretrained`).
+    ``argument`` is the name an unknown model is reported under.
     """
     import torchvision
 
@@ -57,7 +59,15 @@ def torchvision_backbone(
             "not a torchvision classification model; try one of "
             f"{close or ['resnet18', 'efficientnet_b0']}, or 'conv4'.",
         )
-    return strip_classifier(torchvision.models.get_model(name, weights=weights))
+    state = None
+    if weights is not None and not pretrained.is_weights_file(weights):
+        state = pretrained.load_named(pretrained.named_weights(name, weights))
+    model = strip_classifier(torchvision.models.get_model(name, weights=None))
+    if state is not None:
+        pretrained.apply_state(model, state, weights)
+    elif weights is not None:
+        pretrained.apply_state(model, pretrained.load_file(weights), str(weights))
+    return model
 
 
 def conv4(in_channels: int = 3, width: int = 64, depth: int = 4, groups: int = 8) -> nn.Sequential:
@@ -98,17 +108,26 @@ def group_norm(model: nn.Module, groups: int = 8) -> nn.Module:
     return model
 
 
-def as_backbone(backbone: nn.Module | str) -> nn.Module:
-    """Accept a module as is, or build ``"conv4"`` / a torchvision model from its name."""
-    if isinstance(backbone, nn.Module):
-        return backbone
-    if not isinstance(backbone, str):
+def as_backbone(backbone: nn.Module | str, weights: str | None = None) -> nn.Module:
+    """Accept a module as is, or build ``"conv4"`` / a torchvision model from its name, with
+    ``weights`` (a torchvision weights name for named models, or a state-dict file)."""
+    if not isinstance(backbone, nn.Module | str):
         raise bad_argument(
             "backbone", backbone, "pass an nn.Module or a model name such as 'resnet18'."
         )
-    if backbone == "conv4":
-        return conv4()
-    return torchvision_backbone(backbone)
+    if isinstance(backbone, str) and backbone != "conv4":
+        return torchvision_backbone(backbone, weights=weights)
+    module = conv4() if isinstance(backbone, str) else backbone
+    if weights is not None:
+        if not pretrained.is_weights_file(weights):
+            raise bad_argument(
+                "weights",
+                weights,
+                "named weights come with a torchvision model name; for this backbone pass "
+                "the path of a state-dict file.",
+            )
+        pretrained.apply_state(module, pretrained.load_file(weights), str(weights))
+    return module
 
 
 def probe(backbone: nn.Module, size: int, channels: int | None = None) -> torch.Tensor:

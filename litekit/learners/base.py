@@ -44,6 +44,11 @@ class Learner(nn.Module, ABC):
             (``"conv4"``, ``"resnet18"``, ``"efficientnet_b0"``, ...). Checked when the
             learner is built, by one dry forward of a blank 64-pixel image: it must return
             one tensor with a row per image.
+        weights: pretrained weights for the backbone: a torchvision weights name
+            (``"DEFAULT"``) with a model name, or a state-dict file for any backbone
+            (`litekit.learners.pretrained`). Their images expect ImageNet normalisation:
+            pass ``normalization=litekit.learners.pretrained.normalization(weights)`` to the
+            dataset.
         backbone_mode: ``"eval"`` (default) keeps every module that embeds images one by one
             (the backbone, and a set encoder and FiLM generator where there are) in eval mode
             even while the learner trains: batch norm uses its running statistics, and
@@ -57,9 +62,11 @@ class Learner(nn.Module, ABC):
     #: Attributes holding the modules that embed images one by one (see ``backbone_mode``).
     image_encoder_names: tuple[str, ...] = ("backbone",)
 
-    def __init__(self, backbone: nn.Module | str, *, backbone_mode: str = "eval") -> None:
+    def __init__(
+        self, backbone: nn.Module | str, *, backbone_mode: str = "eval", weights: str | None = None
+    ) -> None:
         super().__init__()
-        self.backbone = as_backbone(backbone)
+        self.backbone = as_backbone(backbone, weights)
         self.backbone_mode = check_choice("backbone_mode", backbone_mode, BACKBONE_MODES)
         self._check_backbone_output()
         self.train(self.training)

@@ -60,6 +60,7 @@ class FilmLearner(Learner):
         film_hidden: width of the FiLM generator's hidden layer.
         backbone_mode: see `Learner`.
         image_channels: input channels of the default set encoder.
+        weights: pretrained backbone weights (see `Learner`).
     """
 
     support_paths = ("set", "features")
@@ -75,8 +76,9 @@ class FilmLearner(Learner):
         film_hidden: int = 64,
         backbone_mode: str = "eval",
         image_channels: int = 3,
+        weights: str | None = None,
     ) -> None:
-        super().__init__(backbone, backbone_mode=backbone_mode)
+        super().__init__(backbone, backbone_mode=backbone_mode, weights=weights)
         self.set_encoder = set_encoder or SetEncoder(image_channels, set_dim)
         self.film_layers = find_film_layers(self.backbone, film_layers)
         self.film = FilmGenerator(

@@ -52,6 +52,7 @@ class FineTuner(nn.Module):
             (`litekit.precision`); the head and the tuned copies stay float32, and float16
             fine-tuning scales its loss with a fresh gradient scaler per task.
         channels_last: run the backbone on channels-last images.
+        weights: pretrained backbone weights, as for every learner (`Learner`).
 
     ``learner(support_images, support_labels, query_images, lite=None) -> logits``, as for
     every learner; ``lite`` only sets the chunk size of no-grad feature passes.
@@ -71,9 +72,10 @@ class FineTuner(nn.Module):
         seed: int = 0,
         precision: str = "fp32",
         channels_last: bool = False,
+        weights: str | None = None,
     ) -> None:
         super().__init__()
-        self.backbone = as_backbone(backbone)
+        self.backbone = as_backbone(backbone, weights)
         self.steps = check_int("steps", steps, minimum=1)
         if not lr > 0:
             raise bad_argument("lr", lr, "pass a positive learning rate, e.g. 0.01.")

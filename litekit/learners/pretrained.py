@@ -1,0 +1,115 @@
+"""Pretrained backbone weights: torchvision's named weights, or a state dict on disk.
+
+The paper's learners start from ImageNet weights. Two sources, chosen by ``weights=``:
+- a torchvision weights name for the model (``"DEFAULT"``, ``"IMAGENET1K_V1"``, or the full
+  ``"ResNet18_Weights.IMAGENET1K_V1"``): torchvision keeps the file in its cache folder
+  (``torch.hub.get_dir()/checkpoints``) and downloads it there only when it is missing. With
+  no network, put the file there by hand; the error names the folder and the file;
+- a local file written by ``torch.save(model.state_dict(), path)`` (the whole model's, or the
+  backbone's): loaded on the CPU, never downloaded.
+
+Such weights expect their inputs normalised the way they were trained: `normalization`
+says how (mean and standard deviation per channel), and the datasets take it
+(``normalization=`` in `litekit.data`).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from urllib.parse import urlparse
+
+import torch
+from torch import nn
+
+from litekit._checks import bad_argument
+
+#: What every torchvision ImageNet classification weight expects (mean, std per channel).
+IMAGENET_NORMALIZATION = ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
+Normalization = tuple[tuple[float, ...], tuple[float, ...]]
+
+
+def is_weights_file(weights: str | os.PathLike) -> bool:
+    """True when ``weights`` names a file (a path that exists, or ends in .pt/.pth)."""
+    path = Path(weights)
+    return path.exists() or path.suffix in (".pt", ".pth")
+
+
+def named_weights(model: str, weights: str, argument: str = "weights"):
+    """torchvision's weights enum member for ``model`` and ``weights`` (e.g. "DEFAULT")."""
+    import torchvision
+
+    available = torchvision.models.get_model_weights(model)
+    short = weights.split(".")[-1]
+    if short == "DEFAULT":
+        return available.DEFAULT
+    if short in available.__members__:
+        return available[short]
+    raise bad_argument(
+        argument,
+        weights,
+        f"{model} has weights {['DEFAULT', *available.__members__]}; pass one of them, or "
+        "the path of a state-dict file.",
+    )
+
+
+def cache_file(weights) -> Path:
+    """Where torchvision keeps (or would download) the file of named ``weights``."""
+    name = os.path.basename(urlparse(weights.url).path)
+    return Path(torch.hub.get_dir()) / "checkpoints" / name
+
+
+def load_named(weights, argument: str = "weights") -> dict[str, torch.Tensor]:
+    """The state dict of named ``weights``, from torchvision's cache (downloaded if missing)."""
+    file = cache_file(weights)
+    try:
+        return weights.get_state_dict(progress=False, check_hash=True)
+    except (OSError, RuntimeError, ValueError) as error:  # no network, or a bad download
+        raise bad_argument(
+            argument,
+            str(weights),
+            f"its file {file.name!r} is not in torchvision's cache folder {str(file.parent)!r} "
+            f"and could not be downloaded ({type(error).__name__}); copy it there from a "
+            f"machine with network access ({weights.url}), or pass a local state-dict file.",
+        ) from error
+
+
+def load_file(path: str | os.PathLike, argument: str = "weights") -> dict[str, torch.Tensor]:
+    """A state dict saved with torch.save, read on the CPU with tensors only."""
+    path = Path(path)
+    if not path.is_file():
+        raise bad_argument(argument, str(path), "no such file; pass an existing state-dict file.")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # noqa: BLE001 - anything torch cannot read is not one
+        raise bad_argument(
+            argument, str(path), f"not a state dict torch.load can read ({error})."
+        ) from error
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise bad_argument(
+            argument, str(path), "pass a file written by torch.save(model.state_dict(), path)."
+        )
+    return state
+
+
+def apply_state(backbone: nn.Module, state: dict[str, torch.Tensor], source: str) -> None:
+    """Load ``state`` into ``backbone``: every backbone tensor must be there with its shape;
+    a classifier the backbone no longer has (``fc.*``, ``classifier.*``) may be extra."""
+    own = backbone.state_dict()
+    missing = [k for k in own if k not in state]
+    wrong = [k for k in own if k in state and state[k].shape != own[k].shape]
+    if missing or wrong:
+        raise bad_argument(
+            "weights",
+            source,
+            f"these weights do not fit the backbone (missing {missing[:3]}, other shapes "
+            f"{wrong[:3]}); pass weights saved from the same architecture.",
+        )
+    backbone.load_state_dict({k: state[k] for k in own})
+
+
+def normalization(weights: str | None) -> Normalization | None:
+    """The input normalisation ``weights`` expect: ImageNet's for torchvision weights and
+    for a state-dict file (torchvision's classification weights all use it); None without
+    weights (random initialisation normalises nothing)."""
+    return None if weights is None else IMAGENET_NORMALIZATION
