@@ -69,3 +69,24 @@ def test_pretrained_weights_expect_imagenet_normalisation():
     mean, std = pretrained.normalization("DEFAULT")
     named = pretrained.named_weights("resnet18", "DEFAULT").transforms()
     assert list(mean) == list(named.mean) and list(std) == list(named.std)
+
+
+def test_datasets_apply_the_normalisation_pretrained_weights_expect(tmp_path):
+    from PIL import Image
+
+    from litekit.data import IMAGENET_NORMALIZATION, ImageFolderDataset, ProceduralImages
+
+    mean, std = (torch.tensor(v).view(-1, 1, 1) for v in IMAGENET_NORMALIZATION)
+    plain = ProceduralImages(num_classes=2, images_per_class=2, image_size=32)
+    normalised = ProceduralImages(
+        num_classes=2, images_per_class=2, image_size=32, normalization=IMAGENET_NORMALIZATION
+    )
+    torch.testing.assert_close(normalised[3][0], (plain[3][0] - mean) / std)
+    for c in range(2):
+        (tmp_path / f"c{c}").mkdir()
+        Image.new("RGB", (8, 8), (40 * c, 200, 10)).save(tmp_path / f"c{c}" / "a.png")
+    raw = ImageFolderDataset(tmp_path, 8)[1][0]
+    scaled = ImageFolderDataset(tmp_path, 8, normalization=IMAGENET_NORMALIZATION)[1][0]
+    torch.testing.assert_close(scaled, (raw - mean) / std)
+    with pytest.raises(ValueError, match=r"^normalization=.*one value per channel"):
+        ProceduralImages(normalization=((0.5, 0.5), (0.1,)))

@@ -25,6 +25,7 @@ from PIL import Image
 from torchvision import datasets, transforms
 
 from litekit._checks import check_int
+from litekit.data.normalization import Normalization, check_normalization
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png")
 
@@ -72,16 +73,21 @@ def load_image(path: str | os.PathLike) -> Image.Image:
         ) from error
 
 
-def image_transform(image_size: int) -> Callable[[Image.Image], torch.Tensor]:
-    """Resize the short side to ``image_size``, centre-crop a square, convert to a tensor."""
+def image_transform(
+    image_size: int, normalization: Normalization | None = None
+) -> Callable[[Image.Image], torch.Tensor]:
+    """Resize the short side to ``image_size``, centre-crop a square, convert to a tensor in
+    [0, 1], and normalise it with ``normalization`` = (mean, std) per channel when given (what
+    pretrained weights expect: `litekit.learners.pretrained.normalization`)."""
     image_size = check_int("image_size", image_size, minimum=1)
-    return transforms.Compose(
-        [
-            transforms.Resize(image_size, antialias=True),
-            transforms.CenterCrop(image_size),
-            transforms.ToTensor(),
-        ]
-    )
+    steps = [
+        transforms.Resize(image_size, antialias=True),
+        transforms.CenterCrop(image_size),
+        transforms.ToTensor(),
+    ]
+    if normalization is not None:
+        steps.append(transforms.Normalize(*check_normalization(normalization)))
+    return transforms.Compose(steps)
 
 
 def has_image_extension(path: str | os.PathLike) -> bool:
@@ -136,6 +142,8 @@ class ImageFolderDataset(datasets.ImageFolder):
         verify: decode every image once now, so a bad file fails at construction.
         argument: the name errors about ``root`` give it (the command line passes its
             option, ``"--data"``), so that they name what the user typed.
+        normalization: (mean, std) per channel to normalise with, as pretrained weights
+            expect (`litekit.data.normalization`); None keeps [0, 1] pixels.
 
     ``.targets`` and ``.classes`` are as in ``ImageFolder``: the samplers use them without
     loading an image.
@@ -150,6 +158,7 @@ class ImageFolderDataset(datasets.ImageFolder):
         transform: Callable | None = None,
         verify: bool = False,
         argument: str = "root",
+        normalization: Normalization | None = None,
     ) -> None:
         root = check_root(root, argument)
         self.class_depth = check_int("class_depth", class_depth, minimum=1)
@@ -157,7 +166,9 @@ class ImageFolderDataset(datasets.ImageFolder):
         self._class_names = [str(f.relative_to(root)) for f in folders]
         super().__init__(
             str(root),
-            transform=transform if transform is not None else image_transform(image_size),
+            transform=transform
+            if transform is not None
+            else image_transform(image_size, normalization),
             loader=load_image,
             is_valid_file=lambda path: has_image_extension(path) and Path(path).is_file(),
         )

@@ -29,6 +29,7 @@ import torch
 from torch.utils.data import Dataset
 
 from litekit._checks import bad_argument, check_int
+from litekit.data.normalization import Normalization
 from litekit.data.folders import (
     bad_path,
     check_root,
@@ -91,6 +92,8 @@ class OrbitFrames(Dataset):
         image_size: frames become (3, image_size, image_size) tensors (ORBIT frames are
             1080 × 1080; the LITE paper used 224 px).
         transform: replaces the default resize-crop-to-tensor transform.
+        normalization: (mean, std) per channel for the default transform, as pretrained
+            weights expect (`litekit.data.normalization`); None keeps [0, 1] pixels.
 
     ``targets`` (label per frame), ``videos`` (a `Video` per video) and ``users`` are known
     without loading an image. A folder without frames is an error that names it.
@@ -102,9 +105,12 @@ class OrbitFrames(Dataset):
         image_size: int = 84,
         *,
         transform: Callable | None = None,
+        normalization: Normalization | None = None,
     ) -> None:
         self.root = check_root(root)
-        self.transform = transform if transform is not None else image_transform(image_size)
+        if transform is None:
+            transform = image_transform(image_size, normalization)
+        self.transform = transform
         self.paths: list[Path] = []
         targets: list[int] = []
         self.classes: list[tuple[str, str]] = []

@@ -40,6 +40,7 @@ import torch
 from torch.utils.data import Dataset
 
 from litekit._checks import bad_argument, check_int
+from litekit.data.normalization import Normalization, check_normalization, normalize
 
 MIN_SIZE, MAX_SIZE = 32, 512
 FULL_CONTRAST, NYQUIST = 0.35, 0.5  # cycles per pixel
@@ -88,8 +89,10 @@ class ProceduralImages(Dataset):
             with the same seed and disjoint ranges have disjoint classes (meta-train on
             ``first_class=0``, test on ``first_class=num_train_classes``).
         noise: standard deviation of per-pixel Gaussian noise.
+        normalization: (mean, std) per channel applied to every item (not to `render`), as
+            pretrained weights expect (`litekit.data.normalization`); None keeps [0, 1].
 
-    Images are float32 tensors (3, S, S) in [0, 1]. ``targets`` gives every label without
+    Images are float32 tensors (3, S, S) in [0, 1] (before any normalisation). ``targets`` gives every label without
     rendering, so samplers never touch an image.
     """
 
@@ -106,7 +109,9 @@ class ProceduralImages(Dataset):
         orientations: Sequence[int] = (2, 2, 2, 4, 32),
         first_class: int = 0,
         noise: float = 0.08,
+        normalization: Normalization | None = None,
     ) -> None:
+        self.normalization = None if normalization is None else check_normalization(normalization)
         self.coarse_codes = check_int("coarse_codes", coarse_codes, minimum=1)
         if isinstance(orientations, int | str) or len(orientations) == 0:
             raise bad_argument(
@@ -207,7 +212,8 @@ class ProceduralImages(Dataset):
         if not 0 <= int(index) < len(self):
             raise IndexError(f"index {index} out of range for {len(self)} items")
         label = self.label(index)
-        return self.render(label, int(index) % self.images_per_class), label
+        image = self.render(label, int(index) % self.images_per_class)
+        return normalize(image, self.normalization), label
 
     def render(self, label: int, instance: int, image_size: int | None = None) -> torch.Tensor:
         """Image ``instance`` of class ``label`` at ``image_size`` (default: the dataset's).

@@ -23,10 +23,7 @@ import torch
 from torch import nn
 
 from litekit._checks import bad_argument
-
-#: What every torchvision ImageNet classification weight expects (mean, std per channel).
-IMAGENET_NORMALIZATION = ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
-Normalization = tuple[tuple[float, ...], tuple[float, ...]]
+from litekit.data.normalization import IMAGENET_NORMALIZATION, Normalization
 
 
 def is_weights_file(weights: str | os.PathLike) -> bool:
