@@ -17,11 +17,11 @@ from litekit._checks import bad_argument
 def seeded_generator(*key: int) -> torch.Generator:
     """A CPU ``torch.Generator`` whose stream is a function of ``key`` alone.
 
-    The 62-bit seed is built from two 32-bit words of ``SeedSequence(key)``.
+    Its seed is the first 64-bit word of ``SeedSequence(key)``, less its top bit.
     """
     if not key or any(
         isinstance(word, bool) or not isinstance(word, int | np.integer) or word < 0 for word in key
     ):
         raise bad_argument("key", key, "pass one or more non-negative integers.")
-    words = np.random.SeedSequence([int(word) for word in key]).generate_state(2, np.uint32)
-    return torch.Generator().manual_seed((int(words[0]) << 31) | (int(words[1]) >> 1))
+    word = np.random.SeedSequence([int(w) for w in key]).generate_state(1, dtype=np.uint64)[0]
+    return torch.Generator().manual_seed(int(word) & (2**63 - 1))

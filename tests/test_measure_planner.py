@@ -187,6 +187,7 @@ def measured(monkeypatch):
         (["--budget", "1GiB", "--way", "9", "--n-support", "4"], r"--way=9: .*--way <= 4"),
         (["--budget", "1GiB", "--device", "tpu"], r"--device='tpu': "),
         (["--budget", "1GiB", "--backbone", "resnet1"], r"--backbone='resnet1': .*resnet18"),
+        (["--budget", "1GiB", "--backbone", "resnet18", "--norm", "batch"], r"--norm='batch': "),
         (["--budget", "1GiB", "--margin", "1.5"], r"--margin=1.5: pass a fraction in \[0, 1\)"),
         (["--budget", "1GiB", "--image-sizes", "64", "8"], r"--image-sizes=8: "),
         (["--budget", "1GiB", "--memory", "step"], r"argument --memory: invalid choice: 'step'"),

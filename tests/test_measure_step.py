@@ -223,6 +223,7 @@ def test_build_training_step_is_seeded_and_leaves_the_global_generator_alone():
         ({"device": "tpu"}, "^device='tpu'"),
         ({"query_batch": 0}, "^query_batch=0"),
         ({"norm": "layer"}, "^norm='layer'"),
+        ({"backbone": "resnet18", "norm": "batch"}, "^norm='batch': resnet18"),
     ],
 )
 def test_bad_configurations_are_rejected(change, message):

@@ -219,6 +219,56 @@ def _vmap_terms(
     )
 
 
+def _resolved_method(learner: Learner, method: str) -> str:
+    """``"vmap"`` or ``"loop"``: ``"auto"`` resolved, ``"vmap"`` refused where impossible."""
+    supported, reason = vmap_supported(learner)
+    if method == "vmap" and not supported:
+        raise bad_argument("method", method, f"vmap is not possible here ({reason}); use 'loop'.")
+    return method if method != "auto" else ("vmap" if supported else "loop")
+
+
+def _baselines(
+    learner: Learner, episode: Episode, cache: dict[str, torch.Tensor], chunk_size: int
+) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+    """Each path's baseline gradient and its cotangents (∂L/∂e_n or dL/ds_n).
+
+    Path i's baseline holds earlier paths and path i constant (empty subsets) and keeps the
+    later paths complete; the last path's baseline is g_Q. The cotangents are the gradient
+    reaching path i's cached rows, made leaf tensors for the purpose.
+    """
+    n, paths = episode.n_support, learner.support_paths
+    bases, cotangents = {}, {}
+    for i, path in enumerate(paths):
+        leaves = {p: c.detach().clone().requires_grad_(True) for p, c in cache.items()}
+        lite = fixed_subset_lite(_isolating_subsets(paths, i, [], n), chunk_size)
+        bases[path] = task_gradient(learner, episode, lite, leaves)[0]
+        grad = leaves[path].grad
+        cotangents[path] = (grad if grad is not None else torch.zeros_like(leaves[path])).detach()
+    return bases, cotangents
+
+
+def _loop_terms(
+    learner: Learner,
+    episode: Episode,
+    cache: dict[str, torch.Tensor],
+    bases: dict[str, torch.Tensor],
+    chunk_size: int,
+    progress: bool,
+) -> dict[str, torch.Tensor]:
+    """(N, P) terms per path: the LITE gradient with the fixed subset {n} minus the baseline."""
+    from tqdm.auto import tqdm
+
+    n, paths = episode.n_support, learner.support_paths
+    terms = {}
+    for i, path in enumerate(paths):
+        rows = []
+        for m in tqdm(range(n), desc=f"g_n ({path})", disable=not progress, leave=False):
+            lite = fixed_subset_lite(_isolating_subsets(paths, i, [m], n), chunk_size)
+            rows.append(task_gradient(learner, episode, lite, cache)[0] - bases[path])
+        terms[path] = torch.stack(rows)
+    return terms
+
+
 def per_image_gradients(
     learner: Learner,
     episode: Episode,
@@ -250,48 +300,25 @@ def per_image_gradients(
     check_choice("method", method, METHODS)
     check_learner_and_episode(learner, episode)
     chunk_size = check_int("chunk_size", chunk_size, minimum=1)
-    supported, reason = vmap_supported(learner)
-    if method == "vmap" and not supported:
-        raise bad_argument("method", method, f"vmap is not possible here ({reason}); use 'loop'.")
-    resolved = method if method != "auto" else ("vmap" if supported else "loop")
-    n, paths = episode.n_support, learner.support_paths
+    resolved, paths = _resolved_method(learner, method), learner.support_paths
 
     with preserved_state(learner):
         full, loss = task_gradient(learner, episode, None, None)
         cache = learner.cache_support(episode.support_images, Lite(0, chunk_size=chunk_size))
-        bases, cotangents = {}, {}
-        for i, path in enumerate(paths):
-            # Path i's baseline: earlier paths constant, path i constant, later paths complete.
-            leaves = {p: c.detach().clone().requires_grad_(True) for p, c in cache.items()}
-            lite = fixed_subset_lite(_isolating_subsets(paths, i, [], n), chunk_size)
-            bases[path] = task_gradient(learner, episode, lite, leaves)[0]
-            grad = leaves[path].grad
-            cotangents[path] = (
-                grad if grad is not None else torch.zeros_like(leaves[path])
-            ).detach()
-        query = bases[paths[-1]]
-
-        terms: dict[str, torch.Tensor] = {}
+        bases, cotangents = _baselines(learner, episode, cache, chunk_size)
         if resolved == "vmap":
             encoders = _path_encoders(learner, cache)
             images = episode.support_images.to(learner.device)
-            for path in paths:
-                terms[path] = _vmap_terms(
-                    learner, encoders[path], images, cotangents[path], vmap_chunk_size
-                )
+            terms = {
+                p: _vmap_terms(learner, encoders[p], images, cotangents[p], vmap_chunk_size)
+                for p in paths
+            }
         else:
-            from tqdm.auto import tqdm
-
-            for i, path in enumerate(paths):
-                rows = []
-                for m in tqdm(range(n), desc=f"g_n ({path})", disable=not progress, leave=False):
-                    lite = fixed_subset_lite(_isolating_subsets(paths, i, [m], n), chunk_size)
-                    rows.append(task_gradient(learner, episode, lite, cache)[0] - bases[path])
-                terms[path] = torch.stack(rows)
+            terms = _loop_terms(learner, episode, cache, bases, chunk_size, progress)
 
     named = list(learner.named_parameters())
     return GradientDecomposition(
-        query=query.detach(),
+        query=bases[paths[-1]].detach(),
         paths={p: t.detach() for p, t in terms.items()},
         full=full.detach(),
         cotangents=cotangents,

@@ -57,6 +57,17 @@ def check_backbone_name(name: object, *, argument: str = "backbone") -> str:
     return name
 
 
+def check_norm(backbone: str, norm: object, *, argument: str = "norm") -> str:
+    """Return ``norm`` if it is one of `NORMS` and applies to ``backbone`` ("batch" is for
+    Conv-4 only); ``argument`` is the name an error is reported under."""
+    check_choice(argument, norm, NORMS)
+    if norm == "batch" and backbone != "conv4":
+        raise bad_argument(
+            argument, norm, f"{backbone} keeps its own normalisation: pass 'model' or 'group'."
+        )
+    return norm
+
+
 def _with_batch_norm(model: nn.Module) -> nn.Module:
     """Every GroupNorm of ``model`` replaced by a BatchNorm2d over the same channels."""
     for name, child in model.named_children():
@@ -78,17 +89,13 @@ def backbone_from_name(
     GroupNorm already; ``"batch"`` swaps it for BatchNorm, whose batch statistics (in train
     mode) couple the images of a batch.
     """
-    check_choice("norm", norm, NORMS)
     check_backbone_name(name)
+    check_norm(name, norm)
     if name == "conv4":
         check_int("width", width, minimum=1)
         check_int("depth", depth, minimum=1)
         backbone = conv4(width=width, depth=depth)
         return _with_batch_norm(backbone) if norm == "batch" else backbone
-    if norm == "batch":
-        raise bad_argument(
-            "norm", norm, f"{name} keeps its own normalisation: pass 'model' or 'group'."
-        )
     backbone = torchvision_backbone(name)
     return group_norm(backbone) if norm == "group" else backbone
 

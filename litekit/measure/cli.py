@@ -23,7 +23,7 @@ from typing import NoReturn
 import torch
 
 from litekit._checks import bad_argument, check_int
-from litekit.learners.build import LEARNERS, NORMS, check_backbone_name
+from litekit.learners.build import LEARNERS, NORMS, check_backbone_name, check_norm
 from litekit.measure.planner import (
     SEARCH_FIELDS,
     NothingFits,
@@ -99,6 +99,7 @@ def check_options(args: argparse.Namespace) -> tuple[StepConfig, int | None]:
     """The step configuration and the budget (bytes; None for ``measure``), every option
     checked under its own name first, so that nothing below raises for one of them."""
     check_backbone_name(args.backbone, argument="--backbone")
+    check_norm(args.backbone, args.norm, argument="--norm")
     for field, minimum in INT_MINIMUMS.items():
         if getattr(args, field) is not None:
             check_int(_option(field), getattr(args, field), minimum=minimum)

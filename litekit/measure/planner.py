@@ -251,29 +251,35 @@ def plan_budget(
     margin = check_margin(margin)
     sizes = _check_plan_arguments(config, memory, search, min_chunk_size, image_sizes)
     run = measure or (lambda c: measure_training_step(c, fresh_process=fresh_process))
-    probes: list[Measurement] = []
-    seen: dict[StepConfig, Measurement] = {}
-
-    def probe(candidate: StepConfig) -> Measurement:
-        if candidate not in seen:
-            seen[candidate] = run(candidate)
-            probes.append(seen[candidate])
-        return seen[candidate]
+    seen: dict[StepConfig, Measurement] = {}  # every probe, in the order made
 
     def fits(candidate: StepConfig) -> bool:
-        return probe(candidate).fits(budget_bytes, margin, memory)
+        if candidate not in seen:
+            seen[candidate] = run(candidate)
+        return seen[candidate].fits(budget_bytes, margin, memory)
 
     def nothing_fits(candidate: StepConfig) -> NothingFits:
         return NothingFits(candidate, seen[candidate], budget_bytes, margin, memory)
 
     if sizes is not None:
-        index = _largest(0, len(sizes) - 1, lambda i: fits(replace(config, image_size=sizes[i])))
-        if index is None:
-            raise nothing_fits(replace(config, image_size=sizes[0]))
-        chosen = replace(config, image_size=sizes[index])
+        chosen = _largest_image_size(config, sizes, fits, nothing_fits)
     else:
         chosen = _search(config, search, min_chunk_size, fits, nothing_fits)
-    return Plan(chosen, probe(chosen), budget_bytes, margin, probes, memory)
+    fits(chosen)  # measured already, unless nothing was searched
+    return Plan(chosen, seen[chosen], budget_bytes, margin, list(seen.values()), memory)
+
+
+def _largest_image_size(
+    config: StepConfig,
+    sizes: list[int],
+    fits: Callable[[StepConfig], bool],
+    nothing_fits: Callable[[StepConfig], NothingFits],
+) -> StepConfig:
+    """``config`` at the largest of ``sizes`` (increasing) that fits."""
+    index = _largest(0, len(sizes) - 1, lambda i: fits(replace(config, image_size=sizes[i])))
+    if index is None:
+        raise nothing_fits(replace(config, image_size=sizes[0]))
+    return replace(config, image_size=sizes[index])
 
 
 def _search(

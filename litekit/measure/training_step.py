@@ -35,10 +35,10 @@ import torch
 from litekit._checks import bad_argument, check_choice, check_int
 from litekit.learners.build import (
     LEARNERS,
-    NORMS,
     OPTIMIZERS,
     backbone_from_name,
     check_backbone_name,
+    check_norm,
     learner_from_name,
     optimizer_from_name,
 )
@@ -123,7 +123,7 @@ class StepConfig:
         check_backbone_name(self.backbone)
         check_choice("learner", self.learner, LEARNERS)
         check_choice("optimizer", self.optimizer, OPTIMIZERS)
-        check_choice("norm", self.norm, NORMS)
+        check_norm(self.backbone, self.norm)
         for name, minimum in INT_MINIMUMS.items():
             value = getattr(self, name)
             if value is None and name in _OPTIONAL:
