@@ -190,6 +190,10 @@ def measured(monkeypatch):
         (["--budget", "1GiB", "--backbone", "resnet18", "--norm", "batch"], r"--norm='batch': "),
         (["--budget", "1GiB", "--margin", "1.5"], r"--margin=1.5: pass a fraction in \[0, 1\)"),
         (["--budget", "1GiB", "--image-sizes", "64", "8"], r"--image-sizes=8: "),
+        (
+            ["--budget", "1GiB", "--backbone", "alexnet", "--image-size", "32"],
+            r"--image-size=32: alexnet cannot embed 32x32 images .*smallest size is \d+ px",
+        ),
         (["--budget", "1GiB", "--memory", "step"], r"argument --memory: invalid choice: 'step'"),
         (["--budget", "1GiB", "--n-query", "x"], r"argument --n-query: invalid int value: 'x'"),
     ],

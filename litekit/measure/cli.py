@@ -23,7 +23,14 @@ from typing import NoReturn
 import torch
 
 from litekit._checks import bad_argument, check_int
-from litekit.learners.build import LEARNERS, NORMS, check_backbone_name, check_norm
+from litekit.learners.backbones import check_image_size
+from litekit.learners.build import (
+    LEARNERS,
+    NORMS,
+    backbone_from_name,
+    check_backbone_name,
+    check_norm,
+)
 from litekit.measure.planner import (
     SEARCH_FIELDS,
     NothingFits,
@@ -97,7 +104,12 @@ def _option(field: str) -> str:
 
 def check_options(args: argparse.Namespace) -> tuple[StepConfig, int | None]:
     """The step configuration and the budget (bytes; None for ``measure``), every option
-    checked under its own name first, so that nothing below raises for one of them."""
+    checked under its own name first, so that nothing below raises for one of them.
+
+    Checks the values, the combinations (``--way`` against ``--n-support``, ``--norm``
+    against ``--backbone``), and, by one dry forward, that the backbone embeds the smallest
+    image size asked for.
+    """
     check_backbone_name(args.backbone, argument="--backbone")
     check_norm(args.backbone, args.norm, argument="--norm")
     for field, minimum in INT_MINIMUMS.items():
@@ -113,6 +125,12 @@ def check_options(args: argparse.Namespace) -> tuple[StepConfig, int | None]:
     check_margin(args.margin, "--margin")
     for size in args.image_sizes or ():
         check_int("--image-sizes", size, minimum=INT_MINIMUMS["image_size"])
+    # One dry forward of the smallest image: a backbone that cannot embed it says so here.
+    smallest, name = min([args.image_size, *(args.image_sizes or ())]), "--image-size"
+    if args.image_sizes and smallest < args.image_size:
+        name = "--image-sizes"
+    backbone = backbone_from_name(args.backbone, width=args.width, norm=args.norm)
+    check_image_size(backbone, smallest, name=name, backbone_name=args.backbone)
     budget = None
     if args.command == "plan":
         if args.budget is None:

@@ -140,25 +140,25 @@ class NothingFits(ValueError):
     """
 
     def __init__(
-        self, config: StepConfig, measurement: Measurement, budget_bytes: int, margin: float,
+        self,
+        config: StepConfig,
+        measurement: Measurement,
+        budget_bytes: int,
+        margin: float,
         memory: str,
-    ) -> None:  # fmt: skip
+    ) -> None:
         self.config, self.measurement = config, measurement
         self.budget_bytes, self.margin, self.memory = budget_bytes, margin, memory
-        super().__init__(
-            str(
-                bad_argument(
-                    "budget",
-                    format_bytes(budget_bytes),
-                    f"even {self.smallest()} needs {self.needs()} (limit "
-                    f"{format_bytes(self.limit_bytes)} with margin {margin}); raise the budget "
-                    "or lower the image size, the task size or the margin.",
-                )
-            )
+        fix = (
+            f"even {self.smallest()} needs {self.needs()} (limit "
+            f"{format_bytes(self.limit_bytes)} with margin {margin}); raise the budget or lower "
+            "the image size, the task size or the margin."
         )
+        super().__init__(str(bad_argument("budget", format_bytes(budget_bytes), fix)))
 
     @property
     def limit_bytes(self) -> float:
+        """The usable part of the budget: ``(1 - margin) · budget``."""
         return (1 - self.margin) * self.budget_bytes
 
     def smallest(self) -> str:
