@@ -12,7 +12,7 @@ small images lose):
    (``--small-size``), for a task of N = way · shot support images: on CUDA its peak
    ``max_memory_allocated``; on the CPU its step share, the peak RSS of a fresh process
    minus its RSS just before the step (Python and torch alone take hundreds of MiB);
-2. the planner (`litekit.memory.plan_budget`) finds, by measurement, the largest h (and
+2. the planner (`litekit.measure.plan_budget`) finds, by measurement, the largest h (and
    query batch) whose LITE step on large images (``--large-size``) fits that budget; full
    back-propagation on the large images is measured too, and does not fit;
 3. both are meta-trained for the same steps on the same tasks (same classes, same images,
@@ -36,22 +36,22 @@ from dataclasses import replace
 
 import torch
 
-from litekit import EpisodeSampler, Lite, ProtoNets, SimpleCNAPs, episode_loader, evaluate, fit
+from litekit import EpisodeSampler, Lite, episode_loader, evaluate, fit
 from litekit.data import ProceduralImages
-from litekit.learners import conv4, group_norm, torchvision_backbone
-from litekit.memory import StepConfig, format_bytes, measure_step, parse_bytes, plan_budget
+from litekit.learners import backbone_from_name, learner_from_name
+from litekit.measure import (
+    StepConfig,
+    format_bytes,
+    measure_training_step,
+    parse_bytes,
+    plan_budget,
+)
 
 
 def make_learner(args: argparse.Namespace, device: torch.device):
     torch.manual_seed(args.seed)  # the same initial weights for every run
-    if args.backbone == "conv4":
-        backbone = conv4(width=args.width)
-    else:
-        backbone = torchvision_backbone(args.backbone)
-        if args.norm == "group":
-            backbone = group_norm(backbone)
-    learner = ProtoNets(backbone) if args.learner == "protonets" else SimpleCNAPs(backbone)
-    return learner.to(device)
+    backbone = backbone_from_name(args.backbone, width=args.width, norm=args.norm)
+    return learner_from_name(args.learner, backbone, image_size=args.large_size).to(device)
 
 
 def datasets(args: argparse.Namespace, size: int):
@@ -157,31 +157,31 @@ def main() -> None:
     )
     # On CUDA the budget bounds the allocated peak; on the CPU the step's own share of the
     # process's peak RSS (Python and torch alone take hundreds of MiB before any work).
-    count = "peak" if device.type == "cuda" else "step"
-    full_small = measure_step(small)
-    full_large = measure_step(replace(small, image_size=args.large_size))
-    budget = full_small.used(count) if args.budget is None else parse_bytes(args.budget)
+    bound = "peak" if device.type == "cuda" else "step_share"
+    full_small = measure_training_step(small)
+    full_large = measure_training_step(replace(small, image_size=args.large_size))
+    budget = full_small.used(bound) if args.budget is None else parse_bytes(args.budget, "--budget")
     large = replace(small, image_size=args.large_size)
     if args.h is None:
-        plan = plan_budget(budget, large, margin=args.margin, count=count, search=args.search)
+        plan = plan_budget(budget, large, margin=args.margin, memory=bound, search=args.search)
         h, query_batch, chunk = plan.config.h, plan.config.query_batch, plan.config.chunk_size
         lite = plan.measurement
         probes = len(plan.probes)
     else:
         h, query_batch, chunk = args.h, args.query_batch, args.chunk
-        lite = measure_step(replace(large, h=h, query_batch=query_batch))
+        lite = measure_training_step(replace(large, h=h, query_batch=query_batch))
         probes = 1
     memory = {
         "counted": "cuda max_memory_allocated"
-        if count == "peak"
+        if bound == "peak"
         else "step share of a fresh process's peak RSS (peak minus RSS before the step)",
         "budget_bytes": budget,
         "margin": args.margin,
-        "full_small_bytes": full_small.used(count),
-        "full_large_bytes": full_large.used(count),
-        "lite_large_bytes": lite.used(count),
-        "full_large_fits": full_large.fits(budget, 0.0, count),
-        "lite_large_fits": lite.fits(budget, 0.0, count),
+        "full_small_bytes": full_small.used(bound),
+        "full_large_bytes": full_large.used(bound),
+        "lite_large_bytes": lite.used(bound),
+        "full_large_fits": full_large.fits(budget, 0.0, bound),
+        "lite_large_fits": lite.fits(budget, 0.0, bound),
         "process_peaks_bytes": {
             "full_small": full_small.peak_bytes,
             "full_large": full_large.peak_bytes,
@@ -190,9 +190,9 @@ def main() -> None:
         "planner_measurements": probes,
         "readable": {
             "budget": format_bytes(budget),
-            "full_small": format_bytes(full_small.used(count)),
-            "full_large": format_bytes(full_large.used(count)),
-            "lite_large": format_bytes(lite.used(count)),
+            "full_small": format_bytes(full_small.used(bound)),
+            "full_large": format_bytes(full_large.used(bound)),
+            "lite_large": format_bytes(lite.used(bound)),
         },
     }
     full_run = train_and_score(args, args.small_size, None, None, args.chunk, device)

@@ -4,10 +4,10 @@
     python benchmarks/lite_memory.py --device cuda --backbone efficientnet_b0 \
         --image-size 224 --n 100 1000 --h 8 --query-batch 8 --n-query 40 --chunk 50
 
-Each configuration is measured by `litekit.memory.measure_step` in a fresh Python process,
-so one configuration's allocations never inflate another's peak: on the CPU the peak
-resident set size of that process (and the step's own share, above the resident size just
-before the timed steps), on CUDA ``torch.cuda.max_memory_allocated``. Step time is the
+Each configuration is measured by `litekit.measure.measure_training_step` in a fresh Python
+process, so one configuration's allocations never inflate another's peak: on the CPU the
+peak resident set size of that process (and the step's own share, above the resident size
+just before the timed steps), on CUDA ``torch.cuda.max_memory_allocated``. Step time is the
 median over ``--repeats`` steps after one warm-up step.
 
 The floor for a LITE step is what no LITE step can avoid: a no-grad forward over the N
@@ -27,12 +27,12 @@ import sys
 import torch
 
 from litekit.lite import embed_without_grad
-from litekit.memory import StepConfig, build_step, measure_step, median_seconds
+from litekit.measure import StepConfig, build_training_step, measure_training_step, median_seconds
 
 
 def floor_seconds(config: StepConfig) -> float:
     """No-grad forward over N, plus per query batch a forward and backward over h + batch."""
-    learner, _, episode, _ = build_step(config)
+    learner, _, episode, _ = build_training_step(config)
     device = learner.device
     batch = config.query_batch or config.n_query
     batches = [episode.query_images[i : i + batch] for i in range(0, config.n_query, batch)]
@@ -53,7 +53,7 @@ def floor_seconds(config: StepConfig) -> float:
 
 def row_of(config: StepConfig) -> dict:
     """Measure one configuration (fresh process), plus its floor when it is a LITE step."""
-    measurement = measure_step(config, fresh_process=True)
+    measurement = measure_training_step(config, fresh_process=True)
     row = {
         "kind": "full" if config.full else "lite",
         "n": config.n_support,

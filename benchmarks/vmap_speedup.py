@@ -14,27 +14,17 @@ from __future__ import annotations
 import argparse
 import json
 import platform
-import statistics
-import time
 
 import torch
 
 from litekit.diagnostics import LEARNERS, demo_task, per_image_gradients
+from litekit.measure import median_seconds
 
 
 def timed(function, repeats: int, device: torch.device) -> tuple[float, object]:
-    """Median seconds over ``repeats`` calls after one warm-up call, and the last result."""
+    """Median seconds over ``repeats`` calls after one warm-up call, and the warm-up's result."""
     result = function()
-    seconds = []
-    for _ in range(repeats):
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-        start = time.perf_counter()
-        result = function()
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-        seconds.append(time.perf_counter() - start)
-    return statistics.median(seconds), result
+    return median_seconds(function, device, repeats, warm_up=False), result
 
 
 def run(args: argparse.Namespace) -> dict:

@@ -8,11 +8,11 @@ learner, the whole call ``learner(support, labels, query)``:
 - wall time (median over ``repeats``);
 - peak memory: on CUDA ``torch.cuda.max_memory_allocated`` during the call, above the
   allocation before it; on other devices the peak of the bytes held at once by the tensors
-  the call creates (`TensorMemoryTracker`: every storage an operator returns, counted until
-  it is freed). The CPU's resident set is no substitute inside a long-lived process: glibc
-  keeps freed memory resident and hands it out again, so a call that follows bigger work
-  shows little or no rise (measured: fine-tuning a whole backbone "used" less than one
-  ProtoNets forward pass that ran before it);
+  the call creates (`litekit.measure.CreatedTensorMemory`: every storage an operator returns,
+  counted until it is freed). The CPU's resident set is no substitute inside a long-lived
+  process: glibc keeps freed memory resident and hands it out again, so a call that follows
+  bigger work shows little or no rise (measured: fine-tuning a whole backbone "used" less
+  than one ProtoNets forward pass that ran before it);
 - parameter counts: total, trainable (``requires_grad``, what meta-training updates) and
   tuned per task (what the learner fits by gradient descent at test time: zero for a
   meta-learner).
@@ -20,13 +20,10 @@ learner, the whole call ``learner(support, labels, query)``:
 
 from __future__ import annotations
 
-import weakref
 from dataclasses import asdict, dataclass
 
 import torch
 from torch import nn
-from torch.utils._python_dispatch import TorchDispatchMode
-from torch.utils._pytree import tree_flatten
 from torch.utils.flop_counter import FlopCounterMode
 
 from litekit._checks import check_int
@@ -34,7 +31,9 @@ from litekit.episodes import Episode
 from litekit.learners.film import film_channels
 from litekit.learners.finetuner import FineTuner
 from litekit.lite import Lite
-from litekit.memory import median_seconds
+from litekit.measure.peak import cuda_peak
+from litekit.measure.tensors import CreatedTensorMemory
+from litekit.measure.timing import median_seconds
 
 
 @dataclass(frozen=True)
@@ -61,84 +60,21 @@ def count_flops(function, *args, **kwargs) -> tuple[object, int]:
     return result, int(counter.get_total_flops())
 
 
-class TensorMemoryTracker(TorchDispatchMode):
-    """Count the bytes of the tensors created inside the ``with`` block, and their peak.
-
-    Every storage an operator returns (forward, backward and optimiser alike, on any device)
-    is counted once, from its creation until it is freed; views and in-place results share
-    their storage and add nothing. Tensors that existed before the block (weights, inputs)
-    are not counted. Memory a kernel uses internally without a tensor (a convolution's
-    scratch space) is not seen.
-
-    Attributes:
-        live: bytes of the counted storages still alive now.
-        peak: the largest ``live`` reached inside the block.
-    """
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.live = 0
-        self.peak = 0
-        self._sizes: dict[tuple[str, int], int] = {}
-        self._finalizers: list[weakref.finalize] = []
-
-    def _freed(self, key: tuple[str, int]) -> None:
-        self.live -= self._sizes.pop(key, 0)
-
-    @staticmethod
-    def _storage(value: object) -> tuple[tuple[str, int], torch.UntypedStorage] | None:
-        if not isinstance(value, torch.Tensor):
-            return None
-        try:
-            storage = value.untyped_storage()
-        except (RuntimeError, NotImplementedError):  # sparse and other storage-less layouts
-            return None
-        return (str(storage.device), storage.data_ptr()), storage
-
-    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-        kwargs = kwargs or {}
-        out = func(*args, **kwargs)
-        inputs = {found[0] for v in tree_flatten((args, kwargs))[0] if (found := self._storage(v))}
-        for value in tree_flatten(out)[0]:
-            found = self._storage(value)
-            if found is None:
-                continue
-            key, storage = found
-            size = storage.nbytes()
-            # Views and in-place results alias an input's storage (perhaps one from before
-            # the block): nothing new.
-            if size == 0 or key in inputs or key in self._sizes:
-                continue
-            self._sizes[key] = size
-            self._finalizers.append(weakref.finalize(storage, self._freed, key))
-            self.live += size
-            self.peak = max(self.peak, self.live)
-        return out
-
-    def __exit__(self, *exc) -> None:
-        super().__exit__(*exc)
-        for finalizer in self._finalizers:  # storages that outlive the block: stop watching
-            finalizer.detach()
-        self._finalizers.clear()
-
-
 def peak_memory_of(function, device: torch.device) -> tuple[object, float, str]:
     """Run ``function()`` and return its result, its peak memory in MiB, and how it was read.
 
-    On CUDA: the allocator's peak during the call above its allocation before it. Elsewhere:
-    the peak bytes of the tensors the call creates (`TensorMemoryTracker`).
+    On CUDA: the allocator's peak during the call above its allocation before it
+    (`litekit.measure.cuda_peak`). Elsewhere: the peak bytes of the tensors the call creates
+    (`litekit.measure.CreatedTensorMemory`).
     """
     if device.type == "cuda":
-        torch.cuda.synchronize(device)
-        before = torch.cuda.memory_allocated(device)
-        torch.cuda.reset_peak_memory_stats(device)
+        with cuda_peak(device) as reading:
+            result = function()
+        how = "cuda max_memory_allocated above the resting allocation"
+        return result, reading.above_rest / 2**20, how
+    with CreatedTensorMemory() as created:
         result = function()
-        torch.cuda.synchronize(device)
-        peak = torch.cuda.max_memory_allocated(device) - before
-        return result, peak / 2**20, "cuda max_memory_allocated above the resting allocation"
-    with TensorMemoryTracker() as tracker:
-        result = function()
-    return result, tracker.peak / 2**20, "peak bytes of the tensors the call creates"
+    return result, created.peak / 2**20, "peak bytes of the tensors the call creates"
 
 
 def _device_of(learner: nn.Module) -> torch.device:

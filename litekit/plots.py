@@ -102,7 +102,7 @@ def _log_h_axis(ax: Any, hs: Sequence[int]) -> None:
     ax.xaxis.set_minor_formatter(NullFormatter())
 
 
-def _groups(rows: list[dict], key: str = "convention") -> dict[str, list[dict]]:
+def _groups(rows: list[dict], key: str = "scaling") -> dict[str, list[dict]]:
     """Rows grouped by ``key`` in order of first appearance, each sorted by h."""
     groups: dict[str, list[dict]] = {}
     for row in rows:
@@ -130,7 +130,7 @@ def variance_vs_h(
     out, with a note. The theory line is dashed; its kind (exact, lower bound, linearised) is
     in the legend. ``highlight`` marks one h with a vertical line.
     """
-    rows = _check_rows(rows, ("h", "convention", "trace_cov", "trace_stderr", "theory_trace"))
+    rows = _check_rows(rows, ("h", "scaling", "trace_cov", "trace_stderr", "theory_trace"))
     backend = _backend(backend)
     groups = {
         name: [r for r in members if r["trace_cov"] > 0] for name, members in _groups(rows).items()
@@ -202,7 +202,7 @@ def variance_vs_h(
 
 def cosine_vs_h(rows: list[dict], *, backend: str = "matplotlib") -> Any:
     """Mean cosine between each LITE draw ĝ and the full gradient, against h (log x)."""
-    rows = _check_rows(rows, ("h", "convention", "mean_cosine"))
+    rows = _check_rows(rows, ("h", "scaling", "mean_cosine"))
     backend = _backend(backend)
     groups = _groups(rows)
     title = _title(rows, "Alignment with the full gradient")
@@ -322,11 +322,11 @@ def running_mean(
     sqrt(tr Cov[ĝ]) / ||dL/dθ|| of the unbiased estimator, drawn as the expected error
     noise/√k of an unbiased mean.
     """
-    rows = _check_rows(rows, ("convention", "k", "relative_error"))
+    rows = _check_rows(rows, ("scaling", "k", "relative_error"))
     backend = _backend(backend)
     groups: dict[str, list[dict]] = {}
     for row in rows:
-        groups.setdefault(row["convention"], []).append(row)
+        groups.setdefault(row["scaling"], []).append(row)
     k_max = max(r["k"] for r in rows)
     ks = np.arange(1, k_max + 1)
     h = rows[0].get("h")
@@ -379,14 +379,14 @@ def convention_bias(rows: list[dict], *, backend: str = "matplotlib", floor: flo
     """Relative bias ||E ĝ - dL/dθ|| / ||dL/dθ|| of each convention, grouped by h (log y).
 
     Takes `estimator_stats` rows (error bars: the Monte-Carlo noise ``bias_noise``) or rows
-    of exact enumerations (``h, convention, relative_bias``; no noise). Values below
+    of exact enumerations (``h, scaling, relative_bias``; no noise). Values below
     ``floor`` (float64 round-off) are drawn at the floor.
     """
-    rows = _check_rows(rows, ("h", "convention", "relative_bias"))
+    rows = _check_rows(rows, ("h", "scaling", "relative_bias"))
     backend = _backend(backend)
     hs = sorted({r["h"] for r in rows})
-    names = list(dict.fromkeys(r["convention"] for r in rows))
-    table = {(r["h"], r["convention"]): r for r in rows}
+    names = list(dict.fromkeys(r["scaling"] for r in rows))
+    table = {(r["h"], r["scaling"]): r for r in rows}
 
     def noise(row: dict) -> float:
         if "bias_noise" in row and row.get("full_norm"):

@@ -18,7 +18,7 @@ import ipywidgets as widgets
 import torch
 
 from litekit._checks import check_choice, check_int
-from litekit.diagnostics import CONVENTIONS, LEARNERS, demo_task, estimator_stats
+from litekit.diagnostics import LEARNERS, SCALINGS, demo_task, estimator_stats
 from litekit.plots import BACKENDS, variance_vs_h
 
 MAX_H, MAX_N, MAX_IMAGE_SIZE = 64, 64, 128
@@ -95,7 +95,7 @@ def explore(
         image_size: side of the generated images, in pixels: 32 to 512 (the panel's slider
             stops at 128, where a CPU step stays interactive).
         learner: "protonets", "simple_cnaps" or "cnaps".
-        scaling: an estimator convention from `litekit.diagnostics.CONVENTIONS`.
+        scaling: an estimator from `litekit.diagnostics.SCALINGS`.
         seed: picks the task, the initial weights and the subsets.
         draws: LITE gradients per h (more: smoother curves, slower redraws).
         way, width: classes per task and Conv-4 width of the small learner.
@@ -105,7 +105,7 @@ def explore(
     n = check_int("n", n, minimum=way, fix=f"pass N >= way={way}, one support image per class.")
     image_size = check_int("image_size", image_size, minimum=32, fix="pass 32 to 512 pixels.")
     check_choice("learner", learner, LEARNERS)
-    check_choice("scaling", scaling, tuple(CONVENTIONS))
+    check_choice("scaling", scaling, tuple(SCALINGS))
     seed = check_int("seed", seed, minimum=0)
     draws = check_int("draws", draws, minimum=4)
     check_choice("backend", backend, BACKENDS)
@@ -200,7 +200,7 @@ class VariancePanel(widgets.VBox):
                 options=LEARNERS, value=start["learner"], description="learner"
             ),
             "scaling": widgets.Dropdown(
-                options=list(CONVENTIONS),
+                options=list(SCALINGS),
                 value=start["scaling"],
                 description="convention",
                 style=style,

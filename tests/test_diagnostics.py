@@ -15,19 +15,17 @@ from torch import nn
 
 from litekit import Lite, ProtoNets
 from litekit.diagnostics import (
-    CONVENTIONS,
-    _task_gradient,
-    cost_vs_h,
+    SCALINGS,
     demo_task,
     estimator_stats,
     exact_expectation,
     format_table,
-    measure_step,
     per_image_gradients,
     running_mean_error,
     theory_kind,
     vmap_supported,
 )
+from litekit.diagnostics.common import task_gradient
 
 KINDS = ("protonets", "simple_cnaps", "cnaps")
 FILM = ("simple_cnaps", "cnaps")
@@ -169,18 +167,17 @@ def test_exact_mean_of_the_default_estimator_is_the_full_gradient(decompositions
     assert relative_error(moments.mean, decompositions[kind, "vmap"].full) < 1e-10
 
 
-@pytest.mark.parametrize("convention", ["unbiased", "none", "loss"])
+@pytest.mark.parametrize("scaling", ["unbiased", "none", "loss"])
 @pytest.mark.parametrize("h", [1, 2, 3, 5])
-def test_protonets_moments_match_the_closed_forms(decompositions, convention, h):
-    """E ĝ and tr Cov ĝ by enumeration equal the formulas, for every convention."""
+def test_protonets_moments_match_the_closed_forms(decompositions, scaling, h):
+    """E ĝ and tr Cov ĝ by enumeration equal the formulas, for every scaling."""
     d = decompositions["protonets", "vmap"]
-    moments = exact_expectation(
-        make_learner("protonets"), make_episode(N), h, convention=convention
-    )
-    assert relative_error(moments.mean, d.expected(h, convention)) < 1e-10
-    assert moments.trace_covariance == pytest.approx(d.theory_trace(h, convention), rel=1e-9)
+    moments = exact_expectation(make_learner("protonets"), make_episode(N), h, scaling=scaling)
+    assert moments.scaling == scaling
+    assert relative_error(moments.mean, d.expected(h, scaling)) < 1e-10
+    assert moments.trace_covariance == pytest.approx(d.theory_trace(h, scaling), rel=1e-9)
     bias = relative_error(moments.mean, d.full)
-    assert bias < 1e-10 if convention == "unbiased" else bias > 1e-2
+    assert bias < 1e-10 if scaling == "unbiased" else bias > 1e-2
 
 
 @pytest.mark.parametrize("kind", FILM)
@@ -188,9 +185,7 @@ def test_same_subset_bias_is_exactly_proportional_to_n_minus_h_over_h(decomposit
     full = decompositions[kind, "vmap"].full
     scaled = {}
     for h in (1, 2, 4):
-        moments = exact_expectation(
-            make_learner(kind), make_episode(N), h, convention="same_subset"
-        )
+        moments = exact_expectation(make_learner(kind), make_episode(N), h, scaling="same_subset")
         assert relative_error(moments.mean, full) > 1e-4  # biased ...
         scaled[h] = (moments.mean - full) * h / (N - h)
     assert relative_error(scaled[2], scaled[1]) < 1e-9  # ... by (N-h)/h times one vector
@@ -225,7 +220,7 @@ def _must_not_run(*args, **kwargs):
         (lambda lrn, e: per_image_gradients("protonets", e), "learner"),
         (lambda lrn, e: exact_expectation(lrn, e, N + 1), "h"),
         (lambda lrn, e: exact_expectation(lrn, e, -1), "h"),
-        (lambda lrn, e: exact_expectation(lrn, e, 2, convention="orbit"), "convention"),
+        (lambda lrn, e: exact_expectation(lrn, e, 2, scaling="orbit"), "scaling"),
         (lambda lrn, e: estimator_stats(lrn, e, [1, N + 1], 10, 0), "h"),
         (lambda lrn, e: estimator_stats(lrn, e, [], 10, 0), "hs"),
         (lambda lrn, e: estimator_stats(lrn, e, 3, 10, 0), "hs"),
@@ -234,7 +229,6 @@ def _must_not_run(*args, **kwargs):
         (lambda lrn, e: estimator_stats(lrn, e, [1], 10, 0, scalings="unbiased"), "scalings"),
         (lambda lrn, e: estimator_stats(lrn, e, [1], 10, 0, scalings=["orbit"]), "scalings"),
         (lambda lrn, e: running_mean_error(lrn, e, 0, 10, 0), "h"),
-        (lambda lrn, e: measure_step(lrn, e, None, repeats=0), "repeats"),
     ],
 )
 def test_bad_arguments_are_named_before_any_work(monkeypatch, call, argument):
@@ -269,14 +263,14 @@ def test_monte_carlo_variance_matches_the_theory_for_protonets(protonets_stats):
 def test_monte_carlo_bias_matches_the_exact_bias(protonets_stats, decompositions):
     d = decompositions["protonets", "vmap"]
     for row in protonets_stats:
-        exact = relative_error(d.expected(row["h"], row["convention"]), d.full)
+        exact = relative_error(d.expected(row["h"], row["scaling"]), d.full)
         noise = row["bias_noise"] / row["full_norm"]
         # ||mean - E|| is about noise; the triangle inequality bounds the measured bias.
         assert abs(row["relative_bias"] - exact) < 4 * noise + 1e-12, row
 
 
 def test_variance_falls_and_alignment_rises_with_h(protonets_stats):
-    unbiased = [r for r in protonets_stats if r["convention"] == "unbiased"]
+    unbiased = [r for r in protonets_stats if r["scaling"] == "unbiased"]
     traces = [r["trace_cov"] for r in unbiased]
     cosines = [r["mean_cosine"] for r in unbiased]
     assert traces == sorted(traces, reverse=True) and traces[-1] == 0
@@ -285,7 +279,7 @@ def test_variance_falls_and_alignment_rises_with_h(protonets_stats):
     assert last["h"] == N and last["relative_bias"] < 1e-12 and math.isinf(last["snr"])
 
 
-def test_estimator_stats_rows_depend_only_on_seed_h_and_convention():
+def test_estimator_stats_rows_depend_only_on_seed_h_and_scaling():
     learner, episode = make_learner("cnaps"), make_episode(N)
     d = per_image_gradients(learner, episode)
     both = estimator_stats(learner, episode, [1, 2], 6, 3, ["none", "unbiased"], decomposition=d)
@@ -293,7 +287,7 @@ def test_estimator_stats_rows_depend_only_on_seed_h_and_convention():
     again = estimator_stats(learner, episode, [1, 2], 6, 3, ["none", "unbiased"], decomposition=d)
     other = estimator_stats(learner, episode, [2], 6, 4, ["unbiased"], decomposition=d)
     assert both == again
-    assert [r for r in both if (r["h"], r["convention"]) == (2, "unbiased")] == alone
+    assert [r for r in both if (r["h"], r["scaling"]) == (2, "unbiased")] == alone
     assert other[0]["trace_cov"] != alone[0]["trace_cov"]
     assert {r["theory"] for r in both} == {"lower bound", "linearised"}
 
@@ -303,55 +297,33 @@ def test_running_mean_ends_at_the_stats_mean():
     rows = running_mean_error(learner, episode, 2, 12, 5, ["unbiased", "loss"])
     stats = estimator_stats(learner, episode, [2], 12, 5, ["unbiased", "loss"])
     for row in stats:
-        last = [r for r in rows if r["convention"] == row["convention"]][-1]
+        last = [r for r in rows if r["scaling"] == row["scaling"]][-1]
         assert last["k"] == 12
         assert last["relative_error"] == pytest.approx(row["relative_bias"], rel=1e-12)
 
 
-@pytest.mark.parametrize("convention", list(CONVENTIONS))
-def test_internal_gradient_is_the_training_steps_gradient(convention):
-    """The diagnostics' cached-support gradient equals `accumulate_task_gradient`'s."""
-    scaling, independent = CONVENTIONS[convention]
+@pytest.mark.parametrize("scaling", list(SCALINGS))
+def test_internal_gradient_is_the_training_steps_gradient(scaling):
+    """The diagnostics' gradient on a support pass done once equals the training step's."""
+    lite_scaling, independent = SCALINGS[scaling]
     learner, episode = make_learner("simple_cnaps"), make_episode(N)
     subsets = {"set": [1, 4], "features": [0, 4]}
-    lite = Lite(2, scaling=scaling, independent_subsets=independent, subsets=subsets)
+    lite = Lite(2, scaling=lite_scaling, independent_subsets=independent, subsets=subsets)
     cache = learner.cache_support(episode.support_images, lite)
-    mine = _task_gradient(learner, episode, lite, cache, lite.loss_scale(N))[0]
+    mine, loss = task_gradient(learner, episode, lite, cache)
     assert relative_error(mine, gradient(learner, episode, lite)) < 1e-14
+    assert "cache_support" not in vars(learner)  # the reused pass is gone after the call
+    passes = []
+
+    def own_pass(images, lite):
+        passes.append(1)
+
+    learner.cache_support = own_pass  # shadowed by the reused pass, then back in place
+    task_gradient(learner, episode, lite, cache)
+    assert passes == [] and vars(learner)["cache_support"] is own_pass
 
 
-# --- cost of a step -------------------------------------------------------------------------
-
-
-def test_memory_kept_for_backward_grows_with_h_and_is_deterministic():
-    learner, episode = make_learner("protonets"), make_episode(12)
-    rows = cost_vs_h(learner, episode, [1, 2, 4, 8], repeats=1)
-    again = cost_vs_h(learner, episode, [1, 2, 4, 8], repeats=1)
-    saved = [r["saved_bytes"] for r in rows]
-    assert saved == [r["saved_bytes"] for r in again]
-    assert saved == sorted(saved) and len(set(saved)) == len(saved)
-    assert rows[-1]["method"] == "full" and rows[-1]["h"] == 12
-    assert all(r["peak_bytes"] is None and r["seconds"] > 0 for r in rows)
-    # Each extra support image in the graph keeps the same activations.
-    steps = [
-        (b - a) / (hb - ha)
-        for (a, ha), (b, hb) in zip(
-            zip(saved[:3], [1, 2, 4], strict=True),
-            zip(saved[1:4], [2, 4, 8], strict=True),
-            strict=True,
-        )
-    ]
-    assert max(steps) - min(steps) < 0.01 * min(steps)
-
-
-def test_query_batching_lowers_the_memory_kept_for_backward():
-    learner, episode = make_learner("simple_cnaps"), make_episode(8, n_query=6)
-    lite = Lite(2, generator=torch.Generator().manual_seed(0))
-    whole = measure_step(learner, episode, lite, repeats=1)
-    batched = measure_step(learner, episode, lite, repeats=1, query_batch=2)
-    one_batch = measure_step(learner, episode, lite, repeats=1, query_batch=6)
-    assert batched.saved_bytes < whole.saved_bytes
-    assert one_batch.saved_bytes == whole.saved_bytes
+# --- the small task and the tables ------------------------------------------------------------
 
 
 def test_demo_task_is_a_function_of_its_seed():

@@ -12,14 +12,14 @@ from matplotlib.figure import Figure
 from litekit import plots, widgets
 from litekit.diagnostics import per_image_gradients
 
-CONVENTIONS = ("unbiased", "none")
+SCALINGS = ("unbiased", "none")
 
 
 def stats_rows(n: int = 8) -> list[dict]:
     """A synthetic `estimator_stats` table: exact theory, h = N with zero variance."""
     rows = []
-    for convention in CONVENTIONS:
-        factor = 1.0 if convention == "unbiased" else 0.1
+    for scaling in SCALINGS:
+        factor = 1.0 if scaling == "unbiased" else 0.1
         for h in (1, 2, 4, n):
             theory = factor * n * (n - h) / h
             rows.append(
@@ -27,13 +27,13 @@ def stats_rows(n: int = 8) -> list[dict]:
                     "learner": "ProtoNets",
                     "n": n,
                     "h": h,
-                    "convention": convention,
+                    "scaling": scaling,
                     "trace_cov": theory * 1.05,
                     "trace_stderr": 0.1 * theory,
                     "theory_trace": theory,
                     "theory": "exact",
                     "mean_cosine": h / n,
-                    "relative_bias": 0.0 if convention == "unbiased" else 1 - h / n,
+                    "relative_bias": 0.0 if scaling == "unbiased" else 1 - h / n,
                     "bias_noise": 0.01,
                     "full_norm": 2.0,
                 }
@@ -58,23 +58,23 @@ def test_variance_figure_has_measured_and_theory_lines_on_log_axes():
     ax = figure.axes[0]
     assert (ax.get_xscale(), ax.get_yscale()) == ("log", "log")
     theory = [line for line in ax.get_lines() if line.get_linestyle() == "--"]
-    assert len(theory) == len(CONVENTIONS)
-    unbiased_theory = [r["theory_trace"] for r in rows if r["convention"] == "unbiased"][:3]
+    assert len(theory) == len(SCALINGS)
+    unbiased_theory = [r["theory_trace"] for r in rows if r["scaling"] == "unbiased"][:3]
     np.testing.assert_allclose(theory[0].get_ydata(), unbiased_theory)
-    assert len(ax.containers) == len(CONVENTIONS)  # one errorbar series each
+    assert len(ax.containers) == len(SCALINGS)  # one errorbar series each
     texts = [t.get_text() for t in ax.texts]
     assert texts == ["h = 8 not shown: variance 0"]
     assert any(line.get_linestyle() == ":" for line in ax.get_lines())  # the highlight
     legend = [t.get_text() for t in ax.get_legend().get_texts()]
     assert "exact" in " ".join(legend)
-    # each convention's theory line is labelled with its own formula
+    # each scaling's theory line is labelled with its own formula
     assert "theory N(N-h)/h · tr S² (exact)" in legend
     assert "theory h(N-h)/N · tr S² (exact)" in legend
 
 
 def test_variance_figure_in_plotly():
     figure = plots.variance_vs_h(stats_rows(), backend="plotly")
-    assert len(figure.data) == 2 * len(CONVENTIONS)
+    assert len(figure.data) == 2 * len(SCALINGS)
     assert figure.layout.xaxis.type == figure.layout.yaxis.type == "log"
     assert [trace.line.dash for trace in figure.data[:2]] == [None, "dash"]
     assert list(figure.data[0].x) == [1, 2, 4]
@@ -83,8 +83,8 @@ def test_variance_figure_in_plotly():
 def test_cosine_figure():
     figure = plots.cosine_vs_h(stats_rows())
     ax = figure.axes[0]
-    assert len(ax.get_lines()) == len(CONVENTIONS) and ax.get_ylim() == (0, 1.05)
-    assert len(plots.cosine_vs_h(stats_rows(), backend="plotly").data) == len(CONVENTIONS)
+    assert len(ax.get_lines()) == len(SCALINGS) and ax.get_ylim() == (0, 1.05)
+    assert len(plots.cosine_vs_h(stats_rows(), backend="plotly").data) == len(SCALINGS)
 
 
 def test_contribution_bars_add_up_to_the_gradient_norm(decomposition):
@@ -107,7 +107,7 @@ def test_contribution_bars_add_up_to_the_gradient_norm(decomposition):
 
 def test_running_mean_and_bias_figures():
     rows = [
-        {"convention": c, "h": 2, "k": k, "relative_error": e / np.sqrt(k) + b}
+        {"scaling": c, "h": 2, "k": k, "relative_error": e / np.sqrt(k) + b}
         for c, e, b in (("unbiased", 1.0, 0.0), ("loss", 1.0, 2.0))
         for k in range(1, 51)
     ]
@@ -116,7 +116,7 @@ def test_running_mean_and_bias_figures():
     assert len(plots.running_mean(rows, backend="plotly").data) == 2
     bias = plots.convention_bias(stats_rows(), floor=1e-6)
     heights = [bar.get_height() for bar in bias.axes[0].patches]
-    assert len(heights) == 4 * len(CONVENTIONS)
+    assert len(heights) == 4 * len(SCALINGS)
     assert min(heights) == 1e-6  # exact zeros drawn at the floor of the log axis
     assert plots.convention_bias(stats_rows(), backend="plotly").layout.barmode == "group"
 
@@ -238,7 +238,7 @@ def test_explore_is_deterministic_and_follows_its_controls():
     other = widgets.explore(h=2, learner="simple_cnaps", scaling="same_subset", seed=2, **SMALL)
     assert first.rows == again.rows and first.note == again.note
     assert first.rows != other.rows
-    assert {r["convention"] for r in first.rows} == {"same_subset"}
+    assert {r["scaling"] for r in first.rows} == {"same_subset"}
     assert first.rows[0]["learner"] == "SimpleCNAPs"
     assert "plotly" in type(widgets.explore(backend="plotly", **SMALL).figure).__module__
 

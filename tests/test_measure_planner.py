@@ -1,45 +1,33 @@
-"""litekit.memory: measurements on the CPU (fresh process), and the budget planner."""
+"""litekit.measure's budget planner, on a memory model whose answers are known, on the CPU
+for real, and its command line (``python -m litekit.measure plan``)."""
 
 from __future__ import annotations
 
 import itertools
+import json
+import re
+import subprocess
+import sys
 from dataclasses import replace
-from pathlib import Path
 
 import pytest
-import torch
 
-from litekit.memory import (
+from litekit.measure import (
     Measurement,
+    NothingFits,
     StepConfig,
-    build_step,
+    cli,
     format_bytes,
-    load_reference,
-    measure_here,
-    measure_step,
+    measure_training_step,
     parse_bytes,
     plan_budget,
-    plot_reference,
-    reference_curve,
+    planner,
 )
-
-REFERENCE = Path(__file__).resolve().parents[1] / "benchmarks" / "reference"
 
 TINY = StepConfig(
     image_size=16, n_support=6, way=3, n_query=4, width=4, h=2, query_batch=2, chunk_size=3,
     repeats=1, threads=1,
 )  # fmt: skip
-
-
-def test_build_step_is_seeded_and_leaves_the_global_generator_alone():
-    torch.manual_seed(123)
-    expected = torch.rand(3)
-    torch.manual_seed(123)
-    first, *_ = build_step(TINY)
-    assert torch.equal(torch.rand(3), expected), "build_step must not reseed the caller's RNG"
-    second, *_ = build_step(TINY)
-    for a, b in zip(first.parameters(), second.parameters(), strict=True):
-        assert torch.equal(a, b)
 
 
 def test_parse_and_format_bytes():
@@ -51,38 +39,7 @@ def test_parse_and_format_bytes():
         with pytest.raises(ValueError, match="^budget="):
             parse_bytes(bad)
     assert format_bytes(3 * 2**30) == "3.00 GiB" and format_bytes(5 * 2**20) == "5 MiB"
-
-
-@pytest.mark.parametrize(
-    ("change", "message"),
-    [
-        ({"learner": "maml"}, "^learner='maml'"),
-        ({"h": -1}, "^h=-1"),
-        ({"chunk_size": 0}, "^chunk_size=0"),
-        ({"way": 7}, "^way=7"),
-        ({"device": "tpu"}, "^device='tpu'"),
-        ({"query_batch": 0}, "^query_batch=0"),
-    ],
-)
-def test_bad_configurations_are_rejected(change, message):
-    with pytest.raises(ValueError, match=message):
-        replace(TINY, **change)
-
-
-def test_measure_here_on_the_cpu():
-    m = measure_here(TINY)
-    assert m.error is None and m.device_name == "cpu"
-    assert m.peak_bytes >= m.rest_bytes > 0 and m.step_seconds > 0
-    assert 0 <= m.step_bytes <= m.peak_bytes
-    assert m.fits(m.peak_bytes) and not m.fits(m.peak_bytes, margin=0.5)
-
-
-def test_measure_step_runs_a_fresh_process_on_the_cpu():
-    m = measure_step(TINY)
-    assert m.error is None, m.error
-    assert m.peak_bytes >= m.rest_bytes > 0 and m.step_seconds > 0
-    assert 0 <= m.step_bytes <= m.peak_bytes - m.rest_bytes + 2**20
-    assert m.as_dict()["h"] == 2
+    assert format_bytes(1024) == "1 KiB" and format_bytes(100) == "100 B"  # not "0 MiB"
 
 
 # --- the planner, on a memory model whose answer is known ------------------------------------
@@ -156,8 +113,9 @@ def test_planner_finds_the_largest_image_size_for_a_given_h():
 
 def test_planner_says_what_the_smallest_set_up_needs_when_nothing_fits():
     config = StepConfig(image_size=64, n_support=200, n_query=40)
-    with pytest.raises(ValueError, match=r"^budget='100 MiB'.*needs 108 MiB"):
+    with pytest.raises(NothingFits, match=r"^budget='100 MiB'.*needs 108 MiB") as caught:
         plan_budget(100 * MiB, config, margin=0, measure=modelled)
+    assert caught.value.config.h == 1 and caught.value.measurement.peak_bytes == 108 * MiB
 
 
 def test_planner_rejects_bad_arguments_before_measuring():
@@ -171,72 +129,115 @@ def test_planner_rejects_bad_arguments_before_measuring():
         ({"margin": 1.0}, "^margin=1.0"),
         ({"search": ["width"]}, "^search='width'"),
         ({"image_sizes": [8]}, "^image_sizes=8"),
+        ({"memory": "step"}, "^memory='step'"),
     ]:
         with pytest.raises(ValueError, match=message):
             plan_budget("1GiB", TINY, measure=recording, **kwargs)
-    with pytest.raises(ValueError, match="^budget="):
-        plan_budget("a lot", TINY, measure=recording)
+    for budget in ("a lot", "1KiB", 1000):
+        with pytest.raises(ValueError, match="^budget="):
+            plan_budget(budget, TINY, measure=recording)
     assert calls == []
 
 
 def test_a_real_cpu_plan_fits_its_budget():
     """End to end, in this process: the chosen set-up's own measurement is under the limit."""
     config = replace(TINY, h=None, query_batch=None, n_support=12)
-    budget = measure_here(replace(config, h=None)).peak_bytes * 1.5
+    budget = measure_training_step(config, fresh_process=False).peak_bytes * 1.5
     plan = plan_budget(budget, config, margin=0.1, search=["h"], fresh_process=False)
     assert plan.measurement.peak_bytes <= 0.9 * budget
     assert 1 <= plan.config.h <= 12
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
-def test_measure_on_cuda_reports_allocated_peak():
-    m = measure_step(replace(TINY, device="cuda"))
-    assert m.error is None and m.peak_bytes >= m.rest_bytes >= 0
-
-
 def test_planner_can_bound_the_steps_own_share():
-    """count="step" compares peak minus rest: the 100 MiB at rest is left out."""
+    """memory="step_share" compares peak minus rest: the 100 MiB at rest is left out."""
     config = StepConfig(image_size=64, n_support=200, n_query=40)
-    by_step = plan_budget(300 * MiB, config, margin=0, count="step", measure=modelled)
+    by_step = plan_budget(300 * MiB, config, margin=0, memory="step_share", measure=modelled)
     by_peak = plan_budget(400 * MiB, config, margin=0, measure=modelled)
     assert by_step.config == by_peak.config
     assert by_step.measurement.step_bytes <= 300 * MiB < by_step.measurement.peak_bytes
-    with pytest.raises(ValueError, match="^count='rss'"):
-        plan_budget(300 * MiB, config, count="rss", measure=modelled)
+    assert by_step.as_dict()["memory"] == "step_share" and "step share" in str(by_step)
 
 
-def test_reference_copy_reads_back_the_design_highlights():
-    header, rows = load_reference(REFERENCE / "h200-protonets-step.jsonl")
-    assert header["gpu"] == "NVIDIA H200"
-    full = {n: peak for n, peak, _ in reference_curve(rows, "full", "efficientnet_b0", 224)}
-    lite = {n: peak for n, peak, _ in reference_curve(rows, "lite", "efficientnet_b0", 224)}
-    assert full == {100: 11.485, 500: 44.132, 1000: 84.901}
-    assert lite == {100: 6.598, 500: 6.6, 1000: 6.608}
-    assert reference_curve(rows, "full", "efficientnet_b0", 320)[-1] == (1000, None, None)
-    assert [n for n, *_ in reference_curve(rows, "lite", "efficientnet_b0", 224, h=8)] == [500]
+# --- the command line -------------------------------------------------------------------------
 
 
-def test_plot_reference_draws_both_kinds_and_marks_out_of_memory():
-    import matplotlib
+@pytest.fixture
+def measured(monkeypatch):
+    """The configurations the command line measures, with the memory model as measurement."""
+    calls = []
 
-    matplotlib.use("Agg")
-    _, rows = load_reference(REFERENCE / "h200-protonets-step.jsonl")
-    ax = plot_reference(rows, "efficientnet_b0", 320)
-    labels = [line.get_label() for line in ax.get_lines()]
-    assert "full back-propagation" in labels and "minimal LITE, h=40" in labels
-    assert "full back-propagation: out of memory" in labels
+    def fake(config, fresh_process=None):
+        calls.append(config)
+        return modelled(config)
+
+    monkeypatch.setattr(planner, "measure_training_step", fake)
+    monkeypatch.setattr(cli, "measure_training_step", fake)
+    return calls
 
 
-def test_group_norm_backbone_embeds_each_image_on_its_own():
-    """StepConfig(norm="group") swaps BatchNorm for GroupNorm: per-image, in any mode."""
-    from litekit.learners import group_norm, torchvision_backbone
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        (["--budget", "banana"], r"--budget='banana': pass a positive number of bytes or a size"),
+        (["--budget", "1KiB"], r"--budget='1KiB': that is under 1 MiB"),
+        (["--budget=-2GiB"], r"--budget=.-2GiB.: "),
+        ([], r"--budget=None: plan needs a budget, e.g. --budget 8GiB"),
+        (["--budget", "1GiB", "--h", "-1"], r"--h=-1: pass an integer >= 0"),
+        (["--budget", "1GiB", "--image-size", "8"], r"--image-size=8: pass an integer >= 16"),
+        (["--budget", "1GiB", "--way", "9", "--n-support", "4"], r"--way=9: .*--way <= 4"),
+        (["--budget", "1GiB", "--device", "tpu"], r"--device='tpu': "),
+        (["--budget", "1GiB", "--backbone", "resnet1"], r"--backbone='resnet1': .*resnet18"),
+        (["--budget", "1GiB", "--backbone", "resnet18", "--norm", "batch"], r"--norm='batch': "),
+        (["--budget", "1GiB", "--margin", "1.5"], r"--margin=1.5: pass a fraction in \[0, 1\)"),
+        (["--budget", "1GiB", "--image-sizes", "64", "8"], r"--image-sizes=8: "),
+        (
+            ["--budget", "1GiB", "--backbone", "alexnet", "--image-size", "32"],
+            r"--image-size=32: alexnet cannot embed 32x32 images .*smallest size is \d+ px",
+        ),
+        (["--budget", "1GiB", "--memory", "step"], r"argument --memory: invalid choice: 'step'"),
+        (["--budget", "1GiB", "--n-query", "x"], r"argument --n-query: invalid int value: 'x'"),
+    ],
+)
+def test_bad_plan_options_give_one_line_and_status_2_before_any_measurement(
+    measured, capsys, options, message
+):
+    with pytest.raises(SystemExit) as exited:  # argparse's own errors exit from parsing
+        raise SystemExit(cli.main(["plan", "--device", "cpu", *options]))
+    assert exited.value.code == 2
+    out, err = capsys.readouterr()
+    assert out == "" and len(err.strip().splitlines()) == 1, err
+    assert err.startswith("python -m litekit.measure: error: ")
+    assert re.search(message, err), err
+    assert measured == []
 
-    torch.manual_seed(0)
-    model = group_norm(torchvision_backbone("resnet18")).train()
-    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in model.modules())
-    images = torch.rand(3, 3, 32, 32)
-    with torch.no_grad():
-        together, alone = model(images), model(images[:1])
-    assert torch.allclose(together[:1], alone, atol=1e-5)
-    with pytest.raises(ValueError, match="^norm='layer'"):
-        replace(TINY, norm="layer")
+
+def test_a_plan_that_cannot_fit_says_what_the_smallest_set_up_needs(measured, capsys):
+    status = cli.main(["plan", "--device", "cpu", "--budget", "100MiB", "--margin", "0",
+                       "--n-support", "200", "--n-query", "40"])  # fmt: skip
+    out, err = capsys.readouterr()
+    assert status == 1 and out == "" and len(err.strip().splitlines()) == 1, err
+    assert "--budget='100MiB': even conv4 64px N=200 LITE h=1" in err
+    assert "needs 108 MiB" in err and "raise --budget" in err and " budget=" not in err
+    assert measured  # it did measure: the budget was plausible
+
+
+def test_a_plan_on_the_command_line_prints_the_plan(measured, capsys):
+    options = ["--budget", "400MiB", "--margin", "0", "--n-support", "200", "--n-query", "40"]
+    status = cli.main(["plan", "--device", "cpu", *options, "--memory", "step_share"])
+    result = json.loads(capsys.readouterr().out)
+    assert status == 0 and result["memory"] == "step_share"
+    assert result["chosen"]["step_bytes"] <= 400 * MiB
+    assert result["plan"].startswith("h=")
+
+
+def test_the_module_refuses_a_bad_budget_without_a_traceback():
+    """End to end, the installed entry point: ``python -m litekit.measure plan``."""
+    for budget in ("banana", "1KiB"):
+        out = subprocess.run(
+            [sys.executable, "-m", "litekit.measure", "plan", "--device", "cpu", "--budget",
+             budget],
+            capture_output=True, text=True, check=False,
+        )  # fmt: skip
+        assert out.returncode == 2 and out.stdout == "", out.stderr
+        assert len(out.stderr.strip().splitlines()) == 1, out.stderr
+        assert f"--budget={budget!r}: " in out.stderr
