@@ -196,3 +196,11 @@ def test_set_encoder_default_has_no_batch_coupling():
         SimpleCNAPs(tiny_backbone(), set_encoder=SetEncoder(3, 4, 4, 2)).batch_coupled_layers()
         == []
     )
+
+
+def test_vmap_is_not_offered_through_batch_norm_without_running_statistics():
+    from litekit.diagnostics import vmap_supported
+
+    supported, reason = vmap_supported(ProtoNets(batch_statistics_backbone()))
+    assert not supported and "track_running_stats=False" in reason
+    assert vmap_supported(make_learner("protonets")) == (True, "")

@@ -94,29 +94,6 @@ def preserved_state(learner: nn.Module) -> Iterator[None]:
                 b.copy_(saved)
 
 
-@contextmanager
-def _support_pass_reused(learner: Learner, cache: SupportCache | None) -> Iterator[None]:
-    """Within the block, ``learner.cache_support`` returns ``cache`` instead of a new pass.
-
-    The training step runs its own no-grad pass over the support set; the diagnostics run
-    it once and reuse it for thousands of gradients (and, for the per-image split, pass a
-    cache of leaf tensors whose ``.grad`` they read). An instance attribute shadows the
-    method for the block only; without a cache nothing changes.
-    """
-    if cache is None:
-        yield
-        return
-    shadowed = learner.__dict__.get("cache_support")
-    learner.__dict__["cache_support"] = lambda images, lite: cache
-    try:
-        yield
-    finally:
-        if shadowed is None:
-            del learner.__dict__["cache_support"]
-        else:
-            learner.__dict__["cache_support"] = shadowed
-
-
 def task_gradient(
     learner: Learner,
     episode: Episode,
@@ -133,8 +110,7 @@ def task_gradient(
     from litekit.train import accumulate_task_gradient
 
     learner.zero_grad(set_to_none=True)
-    with _support_pass_reused(learner, cache):
-        loss, _ = accumulate_task_gradient(learner, episode, lite)
+    loss, _ = accumulate_task_gradient(learner, episode, lite, cache=cache)
     return flat_grad(learner), loss
 
 

@@ -146,13 +146,16 @@ def vmap_supported(learner: Learner) -> tuple[bool, str]:
 
     vmap needs to know each support path's per-image encoder (ProtoNets and CNAPs-style
     learners) and a model whose per-image computation does not depend on the batch: batch
-    norm with batch statistics or active dropout rule it out (the loop is used instead).
+    norm with batch statistics (in training mode, or built with track_running_stats=False,
+    which uses them in eval mode too) or active dropout rule it out (the loop is used
+    instead).
     """
     if not isinstance(learner, ProtoNets | FilmLearner):
         return False, f"{type(learner).__name__} has no known per-image encoders"
+    coupled = learner.batch_coupled_layers()
+    if coupled:
+        return False, f"{coupled[0]} is batch norm with batch statistics"
     for name, module in learner.named_modules():
-        if isinstance(module, nn.modules.batchnorm._BatchNorm) and module.training:
-            return False, f"{name} is batch norm with batch statistics (training mode)"
         if isinstance(module, nn.modules.dropout._DropoutNd) and module.training and module.p > 0:
             return False, f"{name} is active dropout"
     return True, ""

@@ -33,7 +33,7 @@ import torch.nn.functional as F
 from litekit._checks import bad_argument, check_choice, check_int
 from litekit.distributed import finish_step, same_outcome_on_every_rank, task_share, unwrap
 from litekit.episodes import Episode
-from litekit.learners.base import Learner
+from litekit.learners.base import Learner, SupportCache
 from litekit.learners.checks import nonfinite_inputs
 from litekit.lite import Lite
 from litekit.precision import check_precision
@@ -101,19 +101,23 @@ def accumulate_task_gradient(
     query_batch: int | None = None,
     weight: float = 1.0,
     scaler: torch.amp.GradScaler | None = None,
+    cache: SupportCache | None = None,
 ) -> tuple[float, float]:
     """Add ``weight`` × (LITE estimate of ∇L) to the parameters' ``.grad``.
 
     Returns the task's loss L (its true value: LITE changes gradients, never values) and its
     query accuracy. Under ``lite.scaling == "loss"`` the back-propagated loss is L · N/h.
-    With a float16 ``scaler`` the loss is scaled before its backward pass. Raises
+    With a float16 ``scaler`` the loss is scaled before its backward pass. ``cache``: the
+    support pass (`Learner.cache_support`) when the caller made it already (the diagnostics
+    reuse one pass for thousands of gradients); None runs it here. Raises
     `NonFiniteLossError` before back-propagating a non-finite batch loss.
     """
     n_query = episode.n_query
     batch = n_query if query_batch is None else check_int("query_batch", query_batch, minimum=1)
     support, labels = episode.support_images, episode.support_labels
     scale = weight * (lite.loss_scale(episode.n_support) if lite is not None else 1.0)
-    cache = learner.cache_support(support, lite)
+    if cache is None:
+        cache = learner.cache_support(support, lite)
     total, correct = 0.0, 0
     for start in range(0, n_query, batch):
         queries = episode.query_images[start : start + batch]
