@@ -55,6 +55,7 @@ from litekit.learners.base import Learner
 from litekit.lite import Lite
 from litekit.paths import check_writable_file
 from litekit.precision import check_precision, grad_scaler
+from litekit.seeding import seeded_generator
 from litekit.train.evaluation import evaluate
 from litekit.train.step import NONFINITE_POLICIES, StepResult, meta_train_step
 from litekit.train.stream import EpisodeStream
@@ -103,7 +104,6 @@ class History:
         """Training accuracy (running mean over ``smooth`` steps) and validation accuracy
         with its 95% interval, against the step, on a matplotlib axis."""
         import matplotlib.pyplot as plt
-        import numpy as np
 
         if ax is None:
             _, ax = plt.subplots(figsize=(6, 3.5))
@@ -139,13 +139,12 @@ _SUBSET_STREAM = 0x4C495445  # "LITE": keeps these streams apart from the sample
 def subset_generator(seed: int, position: int) -> torch.Generator:
     """The LITE subset generator of the task at global position ``position`` of a run.
 
-    A function of ``(seed, position)`` alone (through numpy's SeedSequence, with a constant
-    that sets these streams apart from the episode samplers', which also hash (seed, k)), so
-    a task's subsets are the same whichever process trains it, and tasks get independent
-    streams.
+    A function of ``(seed, position)`` alone (`litekit.seeding.seeded_generator`, with a
+    constant that sets these streams apart from the episode samplers', which also hash
+    (seed, k)), so a task's subsets are the same whichever process trains it, and tasks get
+    independent streams.
     """
-    words = np.random.SeedSequence([seed, position, _SUBSET_STREAM]).generate_state(2, np.uint32)
-    return torch.Generator().manual_seed((int(words[0]) << 31) | (int(words[1]) >> 1))
+    return seeded_generator(seed, position, _SUBSET_STREAM)
 
 
 def _check_distributed(world: int, tasks_per_step: int, lite: Lite | None, subset_seed) -> None:
