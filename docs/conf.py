@@ -1,9 +1,9 @@
-"""Sphinx configuration of the litekit site (built by ``make docs``, see docs/tools/site.py).
+"""Sphinx configuration of the litekit site (built by ``make docs``, see docs/sitetools/site.py).
 
 The sources Sphinx reads are staged in build/docs-src/ (this folder's pages, the executed
 tutorials and one generated page per module of docs/api_modules.txt); this file stays here
 and is passed with ``-c docs``. Nothing on the built pages loads from the network: MathJax
-and plotly.js are copied from installed packages (docs/tools/assets.py), intersphinx is off.
+and plotly.js are copied from installed packages (docs/sitetools/assets.py), intersphinx is off.
 """
 
 from __future__ import annotations
@@ -16,11 +16,11 @@ ROOT = DOCS.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(DOCS))
 
-from tools.assets import vendor  # noqa: E402
+from sitetools.assets import vendor  # noqa: E402
 
 project = "litekit"
 author = "the litekit authors"
-copyright = "the litekit authors, MIT licence"  # noqa: A001 - Sphinx's name
+copyright = "the litekit authors, MIT licence"
 release = version = "0.1.0"
 
 extensions = [
@@ -28,7 +28,6 @@ extensions = [
     "sphinx.ext.autodoc",
     "sphinx.ext.napoleon",
     "sphinx.ext.mathjax",
-    "sphinx.ext.viewcode",
     "sphinx_codeautolink",
 ]
 
@@ -122,6 +121,7 @@ html_theme_options = {
     "use_repository_button": False,
 }
 html_show_sourcelink = False
+html_context = {"default_mode": "light"}  # figures have white backgrounds; the switch stays
 
 
 def add_plotly(app, pagename, templatename, context, doctree) -> None:

@@ -97,8 +97,12 @@ def control_value(values: dict) -> Any:
 
 
 def static_widget(tree: WidgetTree) -> list[dict]:
-    """The outputs that stand for one widget on a static page (none for a progress bar)."""
-    if tree.progress and not tree.outputs:
+    """The outputs that stand for one widget on a static page.
+
+    None for a progress bar (it holds no output) or a widget whose state the run did not
+    save (nothing to show).
+    """
+    if not tree.found or (tree.progress and not tree.outputs):
         return []
     parts = [
         f'<p class="admonition-title">{LIVE_TITLE}</p>',

@@ -4,7 +4,7 @@ one of its figures, its frozen panel, and an API page.
 The site is served from 127.0.0.1 by Python's own HTTP server and opened in Debian's
 Chromium (/usr/bin/chromium, or ``LITEKIT_CHROMIUM``) through Playwright, headless.
 
-    python docs/tools/screenshots.py        # PNGs in build/docs-screenshots/
+    python docs/sitetools/screenshots.py        # PNGs in build/docs-screenshots/
 """
 
 from __future__ import annotations

@@ -9,7 +9,7 @@
 3. Sphinx, with the configuration in docs/conf.py, warnings as errors (``-W``): a broken
    cross-reference, a missing image or a maths error fails the build.
 
-    python docs/tools/site.py            # full; LITEKIT_DOCS_FAST=1 for the quick one
+    python docs/sitetools/site.py            # full; LITEKIT_DOCS_FAST=1 for the quick one
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ import importlib
 import inspect
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -26,10 +27,10 @@ from collections.abc import Iterable
 from pathlib import Path
 from types import ModuleType
 
-if __package__ in (None, ""):  # run as a script: make `tools` importable
+if __package__ in (None, ""):  # run as a script: make `sitetools` importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tools import executed, outputs
+from sitetools import executed, outputs
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCS = ROOT / "docs"
@@ -164,7 +165,9 @@ def stage(copies: Iterable[Path], stage_dir: Path = STAGE, docs: Path = DOCS) ->
 
 
 def sphinx(stage_dir: Path = STAGE, out: Path = OUT, doctrees: Path = DOCTREES) -> int:
-    """sphinx-build, fresh each time (``-E``) so that every warning shows and fails."""
+    """sphinx-build into an emptied ``out``, fresh each time (``-E``): every warning shows
+    and fails, and no page of an earlier build survives to hide a broken link."""
+    shutil.rmtree(out, ignore_errors=True)
     command = [sys.executable, "-m", "sphinx", "-b", "html", "-c", str(DOCS), "-E", "-W"]
     command += ["--keep-going", "-d", str(doctrees), str(stage_dir), str(out)]
     return subprocess.run(command, cwd=ROOT).returncode

@@ -13,7 +13,7 @@ edit made while a notebook runs leaves its copy stale. A copy that failed, or wa
 interrupted, has no stamp (papermill writes the output as it goes; the stamp is added only
 after the last cell succeeded), so it is never reused.
 
-    python docs/tools/executed.py run --into build notebooks/01_*.ipynb ...   # make demo
+    python docs/sitetools/executed.py run --into build notebooks/01_*.ipynb ...   # make demo
 """
 
 from __future__ import annotations
@@ -111,7 +111,6 @@ def execute(
     Raises papermill's error when a cell fails; ``dest`` then holds the failed run (open it
     to read the traceback) without a stamp.
     """
-    import nbformat
     import papermill
 
     expected = fingerprint(source, parameters, root)
@@ -126,16 +125,26 @@ def execute(
             progress_bar=progress,
             execution_timeout=timeout,
         )
-    notebook = nbformat.read(dest, as_version=4)
+    return stamp(dest, expected, parameters, source, root)
+
+
+def stamp(copy: Path, expected: str, parameters: dict, source: Path, root: Path = ROOT) -> Path:
+    """Record in ``copy`` the fingerprint its run started from (written atomically).
+
+    ``expected`` must be computed before the run started (see the module docstring).
+    """
+    import nbformat
+
+    notebook = nbformat.read(copy, as_version=4)
     notebook.metadata[STAMP] = {
         "fingerprint": expected,
         "parameters": parameters,
         "source": source.relative_to(root).as_posix(),
     }
-    partial = dest.with_name(dest.name + ".stamping")
+    partial = copy.with_name(copy.name + ".stamping")
     nbformat.write(notebook, partial)
-    os.replace(partial, dest)
-    return dest
+    os.replace(partial, copy)
+    return copy
 
 
 def replies_polled():
@@ -195,7 +204,7 @@ def ensure_executed(
 ) -> list[Path]:
     """An up-to-date executed copy of each source: reused, or run now (``jobs`` at a time).
 
-    Each notebook runs in its own process (``python docs/tools/executed.py run``), so two
+    Each notebook runs in its own process (``python docs/sitetools/executed.py run``), so two
     kernels use two cores; any failure stops the build, naming the notebook.
     """
     copies: dict[Path, Path] = {}
