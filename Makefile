@@ -44,7 +44,7 @@ test: $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
-	$(BIN)/ruff format --check litekit tests benchmarks
+	$(BIN)/ruff format --check litekit tests benchmarks docs
 
 notebooks: $(STAMP)
 	@for nb in $(NOTEBOOKS); do \

@@ -29,6 +29,7 @@ extensions = [
     "sphinx.ext.napoleon",
     "sphinx.ext.mathjax",
     "sphinx_codeautolink",
+    "sphinx.ext.githubpages",  # writes .nojekyll, so GitHub Pages serves _static/
 ]
 
 # Pages: MyST markdown and executed notebooks, which Sphinx never runs again.

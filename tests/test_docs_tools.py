@@ -159,7 +159,7 @@ def test_a_panel_becomes_its_first_drawing_with_its_controls_and_a_note():
     assert [list(o["data"]) for o in converted] == [["text/html"], ["image/png"]]
     box = converted[0]["data"]["text/html"]
     assert outputs.LIVE_TITLE in box and "JupyterLab" in box
-    assert "h = <code>8</code>" in box and "learner = <code>&#x27;cnaps&#x27;</code>" in box
+    assert "h = <code>8</code>" in box and "learner = <code>cnaps</code>" in box
     assert "<span>h = 8 of N = 20</span>" in box
     assert converted[1]["data"]["image/png"] == PNG
 

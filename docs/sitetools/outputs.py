@@ -110,7 +110,7 @@ def static_widget(tree: WidgetTree) -> list[dict]:
     ]
     if tree.controls:
         values = ", ".join(
-            f"{html.escape(label or 'value')} = <code>{html.escape(repr(value))}</code>"
+            f"{html.escape(label or 'value')} = <code>{html.escape(str(value))}</code>"
             for label, value in tree.controls
         )
         parts.append(f'<p class="litekit-widget-controls">Controls: {values}.</p>')
