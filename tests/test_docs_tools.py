@@ -113,6 +113,19 @@ def test_builds_prefer_make_demos_copy_and_only_fast_builds_take_small_runs(proj
     assert executed.own_copy(source, fast=False, root=project) != demo_copy, "never over demo's"
 
 
+def test_bad_jobs_and_missing_notebooks_are_refused_before_anything_runs(project: Path):
+    source = project / "notebooks" / "01_demo.ipynb"
+    for jobs in (0, -1, 1.5, True):
+        with pytest.raises(ValueError, match=r"^jobs=.*: run at least one notebook"):
+            executed.ensure_executed([source], fast=True, jobs=jobs, root=project)
+    assert not (project / "build").exists()
+    with pytest.raises(ValueError, match=r"^notebook=.*: pass existing .ipynb files"):
+        executed.main(
+            ["run", "--into", str(project / "out"), str(source.with_name("missing.ipynb"))]
+        )
+    assert not (project / "out").exists()
+
+
 def test_ensure_executed_runs_nothing_when_every_copy_is_up_to_date(project: Path):
     source = project / "notebooks" / "01_demo.ipynb"
     copy = stamped_copy(
@@ -202,7 +215,7 @@ def test_the_module_list_skips_comments_and_must_not_be_empty(tmp_path: Path):
     listing.write_text("# modules\nlitekit  # the top level\n\nlitekit.data\n")
     assert site.api_modules(listing) == ["litekit", "litekit.data"]
     listing.write_text("# nothing\n")
-    with pytest.raises(ValueError, match="no module listed"):
+    with pytest.raises(ValueError, match="list at least one module"):
         site.api_modules(listing)
 
 

@@ -207,6 +207,7 @@ def ensure_executed(
     Each notebook runs in its own process (``python docs/sitetools/executed.py run``), so two
     kernels use two cores; any failure stops the build, naming the notebook.
     """
+    check_jobs(jobs)
     copies: dict[Path, Path] = {}
     missing = []
     for source in sources:
@@ -227,10 +228,26 @@ def ensure_executed(
             raise RuntimeError(f"{source.name} failed; its partial run is in {dest}")
         return dest
 
-    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
+    with ThreadPoolExecutor(max_workers=jobs) as pool:
         for source, dest in zip(missing, pool.map(run, missing), strict=True):
             copies[source] = dest
     return [copies[source] for source in sources]
+
+
+def check_jobs(jobs: int) -> None:
+    if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
+        from litekit._checks import bad_argument
+
+        raise bad_argument("jobs", jobs, "run at least one notebook at a time (jobs >= 1).")
+
+
+def check_notebooks(paths: Sequence[Path]) -> None:
+    """Every path an existing notebook, before anything runs."""
+    for path in paths:
+        if path.suffix != ".ipynb" or not path.is_file():
+            from litekit._checks import bad_argument
+
+            raise bad_argument("notebook", str(path), "pass existing .ipynb files.")
 
 
 def main(argv: Iterable[str] | None = None) -> int:
@@ -243,6 +260,7 @@ def main(argv: Iterable[str] | None = None) -> int:
     run.add_argument("--progress", action="store_true", help="papermill's progress bar")
     run.add_argument("--root", type=Path, default=ROOT, help="the project (for the fingerprint)")
     args = parser.parse_args(None if argv is None else list(argv))
+    check_notebooks(args.notebooks)
     for source in args.notebooks:
         source = source.resolve()
         execute(

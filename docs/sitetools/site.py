@@ -49,7 +49,9 @@ def api_modules(path: Path = API_LIST) -> list[str]:
         if name:
             names.append(name)
     if not names:
-        raise ValueError(f"{path}: no module listed")
+        from litekit._checks import bad_argument
+
+        raise bad_argument("module list", str(path), "list at least one module, one per line.")
     return names
 
 
