@@ -229,6 +229,27 @@ def test_an_object_exported_twice_is_documented_once_on_the_first_page():
     assert "litekit.learners" in pages["api/index.md"]
 
 
+def test_a_package_without_all_documents_what_it_imports_from_its_submodules(
+    tmp_path: Path, monkeypatch
+):
+    package = tmp_path / "splitpkg"
+    package.mkdir()
+    (package / "figures.py").write_text(
+        'def draw():\n    "A figure."\n\n\nclass Canvas:\n    "Where figures go."\n'
+    )
+    (package / "__init__.py").write_text(
+        '"""Figures, split into submodules."""\n\nfrom pathlib import Path\n\n'
+        "from splitpkg.figures import Canvas, draw\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    page = site.api_pages(["splitpkg"])["api/splitpkg.md"]
+    assert ".. autofunction:: splitpkg.draw" in page
+    assert ".. autoclass:: splitpkg.Canvas" in page
+    assert "Path" not in page, "only what the package's own submodules define"
+    again = site.api_pages(["splitpkg", "splitpkg.figures"])["api/splitpkg.figures.md"]
+    assert ":exclude-members: " in again and "autofunction" not in again
+
+
 def test_the_documented_modules_exist():
     for name in site.api_modules():
         assert site.summary(name), f"{name}: add a module docstring (its first line is listed)"

@@ -61,17 +61,40 @@ def summary(module: str) -> str:
     return doc.strip().splitlines()[0] if doc.strip() else ""
 
 
+def defined_in(value: object, module: str, *, below: bool = False) -> bool:
+    """A public class or function defined in ``module`` (or, with ``below``, a submodule)."""
+    if not (inspect.isclass(value) or inspect.isfunction(value)):
+        return False
+    home = getattr(value, "__module__", "") or ""
+    return home.startswith(module + ".") if below else home == module
+
+
+def reexported(module: ModuleType) -> list[str]:
+    """Names a package without ``__all__`` imports from its own submodules.
+
+    autodoc leaves them out (they are imported); the page documents them one by one, so a
+    module split into a package keeps its reference page without listing its names twice.
+    """
+    if hasattr(module, "__all__") or not hasattr(module, "__path__"):
+        return []
+    return [
+        name
+        for name, value in vars(module).items()
+        if not name.startswith("_") and defined_in(value, module.__name__, below=True)
+    ]
+
+
 def public_members(module: ModuleType) -> dict[str, object]:
-    """The names autodoc documents for ``module``: its ``__all__``, or what it defines."""
+    """The names a page documents for ``module``: its ``__all__``, or what it defines and
+    what it re-exports from its submodules."""
     if hasattr(module, "__all__"):
         return {name: getattr(module, name) for name in module.__all__}
-    return {
-        name: value
+    own = [
+        name
         for name, value in vars(module).items()
-        if not name.startswith("_")
-        and (inspect.isclass(value) or inspect.isfunction(value))
-        and value.__module__ == module.__name__
-    }
+        if not name.startswith("_") and defined_in(value, module.__name__)
+    ]
+    return {name: getattr(module, name) for name in own + reexported(module)}
 
 
 def identity(value: object) -> tuple:
@@ -80,32 +103,41 @@ def identity(value: object) -> tuple:
     return (module, qualname) if module and qualname else ("id", id(value))
 
 
-def api_pages(modules: list[str]) -> dict[str, str]:
-    """Markdown of api/index.md and one api/<module>.md per module.
+def module_page(name: str, documented: dict[tuple, str]) -> str:
+    """The markdown of one module's page; records in ``documented`` what it documents.
 
     A name that an earlier page documents (``litekit.ProtoNets`` before
-    ``litekit.learners.ProtoNets``) is left out of later pages, which link to it instead:
-    one description per object, so every reference has one target.
+    ``litekit.learners.ProtoNets``) is left out and linked instead: one description per
+    object, so every reference has one target.
     """
+    module = importlib.import_module(name)
+    repeated, new = [], []
+    for member, value in public_members(module).items():
+        key = identity(value)
+        if key in documented:
+            repeated.append((member, documented[key]))
+        else:
+            documented[key] = f"{name}.{member}"
+            new.append(member)
+    rst = [f".. automodule:: {name}"]
+    if repeated:
+        rst.append("   :exclude-members: " + ", ".join(m for m, _ in repeated))
+    for member in reexported(module):
+        if member in new:
+            kind = "class" if inspect.isclass(getattr(module, member)) else "function"
+            rst += ["", f".. auto{kind}:: {name}.{member}"]
+    see = ""
+    if repeated:
+        links = ", ".join(f"{{py:obj}}`{m} <{target}>`" for m, target in repeated)
+        see = f"\nAlso exported here, documented on an earlier page: {links}.\n"
+    return f"# `{name}`\n{see}\n```{{eval-rst}}\n" + "\n".join(rst) + "\n```\n"
+
+
+def api_pages(modules: list[str]) -> dict[str, str]:
+    """Markdown of api/index.md and one api/<module>.md per module, in the list's order."""
     pages, rows, documented = {}, [], {}
     for name in modules:
-        module = importlib.import_module(name)
-        repeated = []
-        for member, value in public_members(module).items():
-            key = identity(value)
-            if key in documented:
-                repeated.append((member, documented[key]))
-            else:
-                documented[key] = f"{name}.{member}"
-        options = ""
-        see = ""
-        if repeated:
-            options = "   :exclude-members: " + ", ".join(m for m, _ in repeated) + "\n"
-            links = ", ".join(f"{{py:obj}}`{m} <{target}>`" for m, target in repeated)
-            see = f"\n\nAlso exported here, documented on an earlier page: {links}.\n"
-        pages[f"api/{name}.md"] = (
-            f"# `{name}`\n{see}\n```{{eval-rst}}\n.. automodule:: {name}\n{options}```\n"
-        )
+        pages[f"api/{name}.md"] = module_page(name, documented)
         rows.append(f"- [`{name}`]({name}.md): {summary(name)}")
     toctree = "\n".join(modules)
     pages["api/index.md"] = (
