@@ -1,11 +1,12 @@
-# litekit: `make demo` runs the tutorials, `make test` runs the checks. Both set up .venv first.
+# litekit: `make demo` runs the tutorials, `make docs` builds the site, `make test` runs the checks.
+# Each sets up .venv first.
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.litekit-installed
 NOTEBOOKS := $(sort $(wildcard notebooks/[0-9][0-9]_*.ipynb))
 
-.PHONY: install demo test lint notebooks lab bench clean
+.PHONY: install demo docs screenshots test lint notebooks lab bench clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -16,22 +17,34 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
+# The tutorials run with INTERACTIVE=True (plotly figures, panels) and are stamped with what
+# they ran from, so that `make docs` reuses them while they are up to date.
 demo: $(STAMP)
 	@mkdir -p build
 	$(BIN)/python -m litekit.quickstart --out build/quickstart.json
 	@for nb in $(NOTEBOOKS); do \
 		echo "== $$nb"; \
-		$(BIN)/papermill --cwd notebooks --kernel python3 --progress-bar "$$nb" "build/$$(basename $$nb)" || exit 1; \
+		$(BIN)/python docs/sitetools/executed.py run --progress --into build "$$nb" || exit 1; \
 	done
-	@echo "Results are in build/: quickstart.json and the executed notebooks (open with make lab)."
+	@echo "Results are in build/: quickstart.json and the executed notebooks (make docs shows them)."
 
+# The site, in build/docs/. LITEKIT_DOCS_FAST=1 runs missing notebooks with their CI parameters.
+docs: $(STAMP)
+	$(BIN)/python docs/sitetools/site.py
+
+screenshots: $(STAMP)
+	$(BIN)/python docs/sitetools/screenshots.py
+
+# The fast site first (warnings are errors): the notebook tests reuse its executed copies and
+# tests/browser/test_docs.py checks the pages.
 test: $(STAMP)
 	$(BIN)/ruff check .
+	LITEKIT_DOCS_FAST=1 $(BIN)/python docs/sitetools/site.py
 	$(BIN)/python -m pytest
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
-	$(BIN)/ruff format --check litekit tests benchmarks
+	$(BIN)/ruff format --check litekit tests benchmarks docs
 
 notebooks: $(STAMP)
 	@for nb in $(NOTEBOOKS); do \

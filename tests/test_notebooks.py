@@ -12,6 +12,7 @@ default parameters and compares the cells marked ``# NBVAL_CHECK_OUTPUT``):
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import nbformat
@@ -26,6 +27,9 @@ from nbtools import (
 )
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "docs"))
+from sitetools import executed  # noqa: E402  (docs/sitetools: the site's executed copies)
+
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
 CELL_TIMEOUT = 300  # seconds, per cell
 MAX_BYTES = 200_000  # no embedded JavaScript bundles or images in committed notebooks
@@ -144,9 +148,21 @@ def test_notebook_runs_headless_with_small_parameters(path: Path, tmp_path: Path
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
-def test_interactive_branch_runs_too(path: Path, tmp_path: Path):
-    """INTERACTIVE=True: plotly figures (as JSON, no inlined library) and, in 03, the panel."""
-    ran = run_notebook(path, tmp_path / path.name, interactive=True)
+def test_interactive_branch_runs_too(path: Path):
+    """INTERACTIVE=True: plotly figures (as JSON, no inlined library) and, in 03, the panel.
+
+    This run is also the documentation site's copy of the notebook for its fast build, kept
+    with its stamp in build/docs-notebooks/fast/. When `make test` has just built the site,
+    that copy is up to date (same notebook, package and parameters) and is checked here
+    instead of running the notebook a second time.
+    """
+    copy = executed.own_copy(path, fast=True)
+    parameters = executed.parameters_for(path, fast=True)
+    if not executed.is_up_to_date(copy, path, parameters):
+        expected = executed.fingerprint(path, parameters)
+        run_notebook(path, copy, interactive=True)
+        executed.stamp(copy, expected, parameters, path)
+    ran = nbformat.read(copy, as_version=4)
     kinds = output_types(ran)
     assert PLOTLY in kinds and "text/html" not in kinds
     if "03_" in path.name:
