@@ -496,6 +496,8 @@ def test_accuracy_vs_size_labels_sizes_in_pixels():
     assert (ideal.label, ideal.x, ideal.colour) == ("ideal, 5-way", (32, 64, 512), "grey")
     assert full.label == "full: 60.0% ± 5.0" and full.error == (0.05,) and lite.x == (64,)
     assert panel.x.log and panel.x.ticks == (32, 64, 128, 256, 512) and chart.title == "T"
+    ends = training.accuracy_vs_size_chart(points, ideal=([24, 224], [0.5, 0.9])).panels[0]
+    assert ends.x.ticks == (24, 32, 64, 128, 224)  # the curve's ends, the points, powers of 2
     with pytest.raises(ValueError, match="^ideal="):
         training.accuracy_vs_size_chart(points, ideal=([32, 64], [0.5]))
 

@@ -267,22 +267,3 @@ def test_panel_redraws_through_the_plain_callback_without_a_kernel():
         "scaling": "unbiased",
         "seed": 0,
     }
-
-
-def test_is_interactive_only_in_a_server_started_kernel(monkeypatch):
-    import IPython
-
-    class ZMQInteractiveShell:  # the name is what the check looks at
-        pass
-
-    monkeypatch.setattr(IPython, "get_ipython", lambda: ZMQInteractiveShell())
-    monkeypatch.setenv("JPY_SESSION_NAME", "notebooks/03.ipynb")
-    monkeypatch.setenv("LITEKIT_HEADLESS", "0")
-    assert widgets.is_interactive()
-    monkeypatch.setenv("LITEKIT_HEADLESS", "1")
-    assert not widgets.is_interactive()
-    monkeypatch.setenv("LITEKIT_HEADLESS", "")
-    monkeypatch.delenv("JPY_SESSION_NAME")
-    assert not widgets.is_interactive()  # papermill, nbval, nbconvert
-    monkeypatch.setattr(IPython, "get_ipython", lambda: None)
-    assert not widgets.is_interactive()  # plain Python

@@ -127,7 +127,7 @@ def accuracy_vs_size_chart(
         curve = tuple(int(s) for s in ideal[0])
         series.append(Series(curve, numbers(ideal[1]), ideal_label, colour="grey"))
         low, high = min(curve), max(curve)
-        sizes |= {2**k for k in range(4, 14) if low <= 2**k <= high}
+        sizes |= {low, high} | {2**k for k in range(4, 14) if low <= 2**k <= high}
     for i, row in enumerate(rows):
         series.append(
             Series(
