@@ -261,7 +261,8 @@ FIGURES = {
                                 [Decomposition()], {}),
     "step_cost": (plots.step_cost, cost.step_cost_chart, [cost_rows(peak=True)], {}),
     "memory_and_time": (plots.memory_and_time, cost.memory_and_time_chart, [measured_rows()],
-                        {"memory_label": "MiB, peak", "title": "memory and time"}),
+                        {"memory_label": "MiB, peak", "title": "memory and time",
+                         "names": {"full": "full back-propagation"}}),
     "reference_memory": (plots.reference_memory, cost.reference_memory_chart,
                          [reference_rows(), [("resnet18", 224), ("efficientnet_b0", 320)]], {}),
     "accuracy_vs_cost": (plots.accuracy_vs_cost, cost.accuracy_vs_cost_chart, [learner_rows()],
@@ -392,6 +393,11 @@ def test_memory_and_time_sorts_each_kind_and_keeps_one_legend():
     assert memory.series[0].colour == plots.COLOURS["full"]
     assert time.series[1].y == pytest.approx((0.25, 0.5, 1.0))
     assert memory.y.label == "MiB, peak" and chart.legend == "first"
+    named = cost.memory_and_time_chart(measured_rows(), names={"lite": "LITE, h=10"})
+    assert [s.label for s in named.panels[1].series] == ["full", "LITE, h=10"]
+    assert named.panels[1].series[1].colour == plots.COLOURS["lite"]
+    with pytest.raises(ValueError, match="^names="):
+        plots.memory_and_time(measured_rows(), names=["full"])
     figure = plots.memory_and_time(measured_rows(), backend="plotly")
     assert [t.showlegend for t in figure.data] == [True, True, False, False]
     assert [t.legendgroup for t in figure.data] == ["full", "lite", "full", "lite"]

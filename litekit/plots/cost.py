@@ -96,9 +96,13 @@ def memory_and_time_chart(
     xlabel: str = "support-set size N",
     memory_label: str = "MiB",
     title: str = "",
+    names: dict[str, str] | None = None,
 ) -> Chart:
     """Memory and step time against ``x``, one line per kind; see `memory_and_time`."""
     rows = check_rows(rows, ["kind", x, "mib", "seconds"])
+    if names is not None and not isinstance(names, dict):
+        raise bad_argument("names", names, "pass {kind: legend name}, or None.")
+    names = names or {}
     panels = []
     columns = (("mib", memory_label, "memory"), ("seconds", "seconds per step", "step time"))
     for key, unit, name in columns:
@@ -106,7 +110,7 @@ def memory_and_time_chart(
             Series(
                 tuple(r[x] for r in members),
                 numbers([r[key] for r in members]),
-                label=str(kind),
+                label=str(names.get(kind, kind)),
                 colour=COLOURS.get(kind),
                 marker="circle",
             )
@@ -124,20 +128,24 @@ def memory_and_time(
     memory_label: str = "MiB",
     backend: str = "matplotlib",
     title: str = "",
+    names: dict[str, str] | None = None,
 ) -> Any:
     """Memory and step time against ``x``, one line per ``kind`` (full, LITE, ...).
 
-    ``rows``: dicts with ``kind`` (the legend entry; ``"full"`` and ``"lite"`` get the house
-    colours), the ``x`` column, ``mib`` and ``seconds``.
+    ``rows``: dicts with ``kind``, the ``x`` column, ``mib`` and ``seconds``. The kinds
+    ``"full"`` and ``"lite"`` get the house colours; ``names`` maps a kind to its legend
+    entry (``{"lite": "LITE, h=10"}``), by default the kind itself.
     """
     backend = check_backend(backend)
-    chart = memory_and_time_chart(rows, x=x, xlabel=xlabel, memory_label=memory_label, title=title)
+    chart = memory_and_time_chart(
+        rows, x=x, xlabel=xlabel, memory_label=memory_label, title=title, names=names
+    )
     return draw(chart, backend)
 
 
 REFERENCE_KINDS = (
-    ("full", "full back-propagation", "#ff7f0e"),
-    ("lite", "minimal LITE", "#1f77b4"),
+    ("full", "full back-propagation", COLOURS["full"]),
+    ("lite", "minimal LITE", COLOURS["lite"]),
 )
 
 
