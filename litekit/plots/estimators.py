@@ -47,7 +47,8 @@ def variance_vs_h_chart(rows: list[dict], *, highlight: int | None = None) -> Ch
             )
         )
         theory = numbers([r["theory_trace"] for r in shown])
-        series.append(Series(hs, theory, _theory_label(name, shown), colour=colour, dash="dash"))
+        label = _theory_label(name, shown)
+        series.append(Series(hs, theory, label=label, colour=colour, dash="dash"))
     dropped = sorted({r["h"] for r in rows if r["trace_cov"] <= 0})
     rules = ()
     if highlight is not None:

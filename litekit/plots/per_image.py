@@ -37,9 +37,11 @@ def per_image_contributions_chart(decomposition: Any) -> Chart:
     parts = contributions(decomposition)
     n = len(next(iter(decomposition.paths.values())))
     ticks = tuple(f"{i}·c{label}" for i, label in enumerate(decomposition.support_labels.tolist()))
-    series = [Series(("Q",), numbers(parts["query"]), "g_Q (query path)", "bar", COLOURS["query"])]
+    query = numbers(parts["query"])
+    series = [Series(("Q",), query, label="g_Q (query path)", kind="bar", colour=COLOURS["query"])]
     for path in decomposition.paths:
-        series.append(Series(ticks, numbers(parts[path]), f"g_n^{path}", "bar", COLOURS.get(path)))
+        terms, colour = numbers(parts[path]), COLOURS.get(path)
+        series.append(Series(ticks, terms, label=f"g_n^{path}", kind="bar", colour=colour))
     total = float(decomposition.full.double().norm())
     summed = sum(float(v.sum()) for v in parts.values())
     panel = Panel(
