@@ -3,14 +3,13 @@
 The panel is a thin shell: every redraw calls `explore`, a plain function that builds a
 seeded task, measures LITE's gradient statistics against h and returns the figure and a
 one-line note. Tests and headless notebook runs call `explore` directly; only an
-interactive session (`is_interactive`) builds the sliders.
+interactive session (`litekit.notebook.is_interactive`) builds the sliders.
 """
 
 from __future__ import annotations
 
 import html
 import io
-import os
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,26 +21,6 @@ from litekit.diagnostics import LEARNERS, SCALINGS, demo_task, estimator_stats
 from litekit.plots import BACKENDS, variance_vs_h
 
 MAX_H, MAX_N, MAX_IMAGE_SIZE = 64, 64, 128
-
-
-def is_interactive() -> bool:
-    """True in a notebook kernel started by a Jupyter server (JupyterLab, Notebook).
-
-    Kernels started by papermill, nbval or ``jupyter nbconvert --execute`` have no server
-    behind them (no ``JPY_SESSION_NAME`` in their environment), and ``LITEKIT_HEADLESS=1``
-    forces False. Notebooks expose the answer as their ``INTERACTIVE`` parameter, so any
-    front end that this check misses can set it by hand.
-    """
-    if os.environ.get("LITEKIT_HEADLESS", "") not in ("", "0"):
-        return False
-    try:
-        from IPython import get_ipython
-    except ImportError:  # pragma: no cover - IPython ships with ipywidgets
-        return False
-    shell = get_ipython()
-    if shell is None or type(shell).__name__ != "ZMQInteractiveShell":
-        return False
-    return "JPY_SESSION_NAME" in os.environ
 
 
 @dataclass
@@ -153,7 +132,7 @@ def _displayable(figure: Any) -> Any:
 def variance_panel(
     initial: Exploration | None = None, *, draws: int = 30, backend: str = "matplotlib", **values
 ) -> Any:
-    """Sliders for h, N and image size, choices of learner, convention and seed; redraws live.
+    """Sliders for h, N and image size, choices of learner, scaling and seed; redraws live.
 
     ``values`` sets the starting controls (keywords of `explore`); ``initial`` is an
     `explore` result for those values, shown without recomputing it. Returns a
@@ -202,7 +181,7 @@ class VariancePanel(widgets.VBox):
             "scaling": widgets.Dropdown(
                 options=list(SCALINGS),
                 value=start["scaling"],
-                description="convention",
+                description="scaling",
                 style=style,
             ),
             "seed": widgets.BoundedIntText(start["seed"], min=0, max=10**6, description="seed"),

@@ -76,7 +76,7 @@ def test_variance_figure_in_plotly():
     figure = plots.variance_vs_h(stats_rows(), backend="plotly")
     assert len(figure.data) == 2 * len(SCALINGS)
     assert figure.layout.xaxis.type == figure.layout.yaxis.type == "log"
-    assert [trace.line.dash for trace in figure.data[:2]] == [None, "dash"]
+    assert [trace.line.dash for trace in figure.data[:2]] == ["solid", "dash"]
     assert list(figure.data[0].x) == [1, 2, 4]
 
 
@@ -114,11 +114,11 @@ def test_running_mean_and_bias_figures():
     figure = plots.running_mean(rows, noise=1.0)
     assert len(figure.axes[0].get_lines()) == 3
     assert len(plots.running_mean(rows, backend="plotly").data) == 2
-    bias = plots.convention_bias(stats_rows(), floor=1e-6)
+    bias = plots.scaling_bias(stats_rows(), floor=1e-6)
     heights = [bar.get_height() for bar in bias.axes[0].patches]
     assert len(heights) == 4 * len(SCALINGS)
     assert min(heights) == 1e-6  # exact zeros drawn at the floor of the log axis
-    assert plots.convention_bias(stats_rows(), backend="plotly").layout.barmode == "group"
+    assert plots.scaling_bias(stats_rows(), backend="plotly").layout.barmode == "group"
 
 
 def test_cost_figure_shows_lite_against_full():
@@ -129,10 +129,10 @@ def test_cost_figure_shows_lite_against_full():
     figure = plots.step_cost(rows)
     memory, time = figure.axes
     np.testing.assert_allclose(memory.get_lines()[0].get_ydata(), [1, 2, 4])
-    assert memory.get_lines()[1].get_ydata()[0] == 8  # full back-propagation, dashed
-    assert list(memory.get_lines()[2].get_xydata()[0]) == [8, 8]  # ... and marked at h = N
+    assert list(memory.get_lines()[1].get_xydata()[0]) == [8, 8]  # full, marked at h = N
+    assert memory.get_lines()[2].get_ydata()[0] == 8  # ... and dashed across the panel
     assert len(time.get_lines()) == 3
-    assert len(plots.step_cost(rows, backend="plotly").data) == 2
+    assert len(plots.step_cost(rows, backend="plotly").data) == 4  # LITE and the h = N mark
 
 
 def cost_rows() -> list[dict]:
@@ -173,9 +173,9 @@ def test_accuracy_against_cost_in_plotly():
     figure = plots.accuracy_vs_cost(cost_rows(), backend="plotly")
     assert len(figure.data) == 3 * 2  # one trace per learner and panel
     assert figure.layout.xaxis.type == figure.layout.xaxis2.type == "log"
-    assert [t.showlegend for t in figure.data] == [True, False] * 3
-    assert list(figure.data[2].x) == [9e10] and list(figure.data[3].x) == [3.0]
-    assert list(figure.data[2].error_y.array) == [0.04]
+    assert [t.showlegend for t in figure.data] == [True] * 3 + [False] * 3  # panel by panel
+    assert list(figure.data[1].x) == [9e10] and list(figure.data[4].x) == [3.0]
+    assert list(figure.data[1].error_y.array) == [0.04]
     assert figure.data[0].marker.color == plots.COLOURS["lite"]
     ruled = plots.accuracy_vs_cost(cost_rows(), reference=("ideal", 0.8), backend="plotly")
     assert [shape.y0 for shape in ruled.layout.shapes] == [0.8, 0.8]
@@ -267,22 +267,3 @@ def test_panel_redraws_through_the_plain_callback_without_a_kernel():
         "scaling": "unbiased",
         "seed": 0,
     }
-
-
-def test_is_interactive_only_in_a_server_started_kernel(monkeypatch):
-    import IPython
-
-    class ZMQInteractiveShell:  # the name is what the check looks at
-        pass
-
-    monkeypatch.setattr(IPython, "get_ipython", lambda: ZMQInteractiveShell())
-    monkeypatch.setenv("JPY_SESSION_NAME", "notebooks/03.ipynb")
-    monkeypatch.setenv("LITEKIT_HEADLESS", "0")
-    assert widgets.is_interactive()
-    monkeypatch.setenv("LITEKIT_HEADLESS", "1")
-    assert not widgets.is_interactive()
-    monkeypatch.setenv("LITEKIT_HEADLESS", "")
-    monkeypatch.delenv("JPY_SESSION_NAME")
-    assert not widgets.is_interactive()  # papermill, nbval, nbconvert
-    monkeypatch.setattr(IPython, "get_ipython", lambda: None)
-    assert not widgets.is_interactive()  # plain Python

@@ -36,7 +36,6 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from tqdm.auto import tqdm
 
@@ -102,34 +101,15 @@ class History:
 
     def plot(self, ax=None, *, label: str | None = None, smooth: int = 10):
         """Training accuracy (running mean over ``smooth`` steps) and validation accuracy
-        with its 95% interval, against the step, on a matplotlib axis."""
+        with its 95% interval, against the step, on a matplotlib axis
+        (`litekit.plots.learning_curves`, which also draws plotly and several runs)."""
         import matplotlib.pyplot as plt
+
+        from litekit import plots
 
         if ax is None:
             _, ax = plt.subplots(figsize=(6, 3.5))
-        name = f"{label}: " if label else ""
-        if self.step:
-            window = max(1, min(smooth, len(self.accuracy)))
-            running = np.convolve(self.accuracy, np.ones(window) / window, mode="valid")
-            (line,) = ax.plot(
-                self.step[window - 1 :], running, alpha=0.5, label=f"{name}training tasks"
-            )
-            colour = line.get_color()
-        else:
-            colour = None
-        if self.val_step:
-            ax.errorbar(
-                self.val_step,
-                self.val_accuracy,
-                yerr=self.val_ci95,
-                marker="o",
-                capsize=3,
-                color=colour,
-                label=f"{name}validation (95% CI)",
-            )
-        ax.set_xlabel("optimiser step")
-        ax.set_ylabel("query accuracy")
-        ax.legend(loc="lower right", fontsize="small")
+        plots.learning_curves(self if label is None else {label: self}, smooth=smooth, ax=ax)
         return ax
 
 

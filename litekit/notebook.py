@@ -1,0 +1,107 @@
+"""How a tutorial notebook starts: interactive or headless, which device, how many threads.
+
+Every notebook has an ``INTERACTIVE`` parameter (None: detect) and most a ``DEVICE`` and a
+``THREADS`` one; `setup_notebook` turns them into what the cells use, in one call:
+
+    interactive, device = setup_notebook(INTERACTIVE, device=DEVICE, threads=THREADS)
+
+Interactive runs (a kernel behind JupyterLab or Jupyter Notebook) show sliders, progress
+bars and plotly figures; headless runs (papermill, nbval, ``jupyter nbconvert --execute``)
+show static figures only, so their outputs stay small and comparable.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any, NamedTuple
+
+import torch
+
+from litekit._checks import bad_argument, check_int
+
+PLOTLY_RENDERER = "plotly_mimetype"  # JupyterLab draws plotly's JSON with its own extension
+
+
+def is_interactive() -> bool:
+    """True in a notebook kernel started by a Jupyter server (JupyterLab, Notebook).
+
+    Kernels started by papermill, nbval or ``jupyter nbconvert --execute`` have no server
+    behind them (no ``JPY_SESSION_NAME`` in their environment), and ``LITEKIT_HEADLESS=1``
+    forces False. Notebooks expose the answer as their ``INTERACTIVE`` parameter, so any
+    front end that this check misses can set it by hand.
+    """
+    if os.environ.get("LITEKIT_HEADLESS", "") not in ("", "0"):
+        return False
+    try:
+        from IPython import get_ipython
+    except ImportError:  # pragma: no cover - IPython ships with ipykernel
+        return False
+    shell = get_ipython()
+    if shell is None or type(shell).__name__ != "ZMQInteractiveShell":
+        return False
+    return "JPY_SESSION_NAME" in os.environ
+
+
+class NotebookSetup(NamedTuple):
+    """What `setup_notebook` decided: unpack it as ``interactive, device = ...``."""
+
+    interactive: bool
+    device: torch.device
+
+
+def _device(device: Any) -> torch.device:
+    """``"auto"`` (CUDA when present, else the CPU), ``"cpu"``, ``"cuda"`` or ``"cuda:N"``."""
+    fix = "pass 'auto' (CUDA when present), 'cpu', 'cuda' or 'cuda:N'."
+    if not isinstance(device, str):
+        raise bad_argument("device", device, fix)
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        chosen = torch.device(device)
+    except (RuntimeError, ValueError) as error:
+        raise bad_argument("device", device, fix) from error
+    if chosen.type == "cpu":
+        return torch.device("cpu")
+    if chosen.type != "cuda":
+        raise bad_argument("device", device, fix)
+    if not torch.cuda.is_available():
+        raise bad_argument("device", device, "this machine has no CUDA device; pass 'cpu'.")
+    if chosen.index is not None and chosen.index >= torch.cuda.device_count():
+        count = torch.cuda.device_count()
+        raise bad_argument("device", device, f"there are {count} CUDA devices, from cuda:0.")
+    return chosen
+
+
+def setup_notebook(
+    interactive: bool | None = None, *, device: str = "auto", threads: int | None = None
+) -> NotebookSetup:
+    """Set up a notebook run from its parameters; every argument is checked first.
+
+    Args:
+        interactive: the notebook's ``INTERACTIVE`` parameter: True or False, or None to
+            detect it (`is_interactive`).
+        device: the ``DEVICE`` parameter: ``"auto"`` picks CUDA when present, else the
+            CPU; or ``"cpu"``, ``"cuda"``, ``"cuda:N"`` (an error if there is no such
+            device, before the notebook builds anything).
+        threads: the ``THREADS`` parameter: torch's CPU threads in this process
+            (``torch.set_num_threads``), or None to leave torch's default.
+
+    When interactive, plotly figures render as ``plotly_mimetype``: JupyterLab draws them
+    from their JSON, without inlining the 3 MB plotly.js library in every output.
+
+    Returns:
+        a `NotebookSetup`: ``(interactive, device)``.
+    """
+    if interactive is not None and not isinstance(interactive, bool):
+        raise bad_argument("interactive", interactive, "pass True, False or None (detect).")
+    chosen = _device(device)
+    if threads is not None:
+        threads = check_int("threads", threads, minimum=1)
+    interactive = is_interactive() if interactive is None else interactive
+    if threads is not None:
+        torch.set_num_threads(threads)
+    if interactive:
+        import plotly.io as pio
+
+        pio.renderers.default = PLOTLY_RENDERER
+    return NotebookSetup(interactive, chosen)

@@ -1,0 +1,61 @@
+"""Figures for LITE, each as a static matplotlib or an interactive plotly figure.
+
+Every figure function takes plain data (the row dicts `litekit.diagnostics` returns, a
+`GradientDecomposition`, a training `History`, ...) and ``backend="matplotlib"`` (a
+`matplotlib.figure.Figure`, built without pyplot so nothing global changes) or
+``backend="plotly"`` (a `plotly.graph_objects.Figure`). The same data always gives the same
+figure.
+
+Inside, each figure is written once: a ``*_chart`` function in a topic module prepares a
+`litekit.plots.chart.Chart` (series, axes, titles, reference lines), and
+`litekit.plots.to_matplotlib` or `litekit.plots.to_plotly` draws it.
+
+- the estimator ĝ (`estimators`): `variance_vs_h` (tr Cov[ĝ] against h with the theory
+  line), `cosine_vs_h` (alignment with the full gradient), `running_mean` (the mean of
+  LITE draws converging, or not, to the full gradient), `scaling_bias` (the bias of each
+  scaling);
+- the split of the task gradient (`per_image`): `per_image_contributions` (how much
+  each g_n and g_Q adds along the full gradient), `contributions` (those numbers);
+- cost (`cost`): `step_cost` (memory and time of one step against h), `memory_and_time`
+  (against N or image size), `reference_memory` (the H200 reference measurements),
+  `accuracy_vs_cost` (accuracy against the cost to personalise, log x);
+- training (`training`): `learning_curves` (one `History` or several runs),
+  `accuracy_vs_size` (held-out accuracy against image size with the ideal observer);
+- pictures (`images`): `image_strip` (images side by side with captions).
+"""
+
+from litekit.plots.backends import BACKENDS, draw
+from litekit.plots.cost import (
+    COST_AXES,
+    accuracy_vs_cost,
+    memory_and_time,
+    reference_memory,
+    step_cost,
+)
+from litekit.plots.estimators import cosine_vs_h, running_mean, scaling_bias, variance_vs_h
+from litekit.plots.images import image_strip
+from litekit.plots.per_image import contributions, per_image_contributions
+from litekit.plots.style import COLOURS, FAMILY_COLOURS, LABELS
+from litekit.plots.training import accuracy_vs_size, learning_curves
+
+__all__ = [
+    "BACKENDS",
+    "COLOURS",
+    "COST_AXES",
+    "FAMILY_COLOURS",
+    "LABELS",
+    "accuracy_vs_cost",
+    "accuracy_vs_size",
+    "contributions",
+    "scaling_bias",
+    "cosine_vs_h",
+    "draw",
+    "image_strip",
+    "learning_curves",
+    "memory_and_time",
+    "per_image_contributions",
+    "reference_memory",
+    "running_mean",
+    "step_cost",
+    "variance_vs_h",
+]
