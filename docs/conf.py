@@ -73,42 +73,6 @@ nitpick_ignore_regex = [
     (r"py:class", r"litekit\.data\.orbit\.Video"),  # not exported from litekit.data
 ]
 
-# Docstrings that are not valid reStructuredText yet (indented formulas after a paragraph
-# with no blank line, |H| read as a substitution, "X: y" lines read as types). They show as
-# plain text until they are fixed; remove each name once its docstring is valid.
-# LITEKIT_DOCS_ALL_RST=1 parses them all, to see what is left to fix.
-PLAIN_TEXT_DOCSTRINGS = {
-    "litekit.cost",
-    "litekit.data.orbit.OrbitTaskSampler",
-    "litekit.diagnostics",
-    "litekit.diagnostics.CONVENTIONS",
-    "litekit.diagnostics.GradientDecomposition.theory_trace",
-    "litekit.episodes",
-    "litekit.episodes.VariableEpisodeSampler",
-    "litekit.learners.cnaps.CNAPs",
-    "litekit.lite",
-    "litekit.lite.Lite",
-    "litekit.memory",
-    "litekit.memory.Plan.limit_bytes",
-}
-if os.environ.get("LITEKIT_DOCS_ALL_RST"):
-    PLAIN_TEXT_DOCSTRINGS = set()
-
-
-def canonical_name(name: str, obj: object) -> str:
-    """Where an object is defined (litekit.lite.Lite), whatever name documents it."""
-    module, qualname = getattr(obj, "__module__", None), getattr(obj, "__qualname__", None)
-    if isinstance(module, str) and isinstance(qualname, str) and module.startswith("litekit"):
-        return f"{module}.{qualname}"
-    return name
-
-
-def plain_text(app, what, name, obj, options, lines) -> None:
-    """Show a docstring of PLAIN_TEXT_DOCSTRINGS as a literal block (before napoleon runs)."""
-    if name in PLAIN_TEXT_DOCSTRINGS or canonical_name(name, obj) in PLAIN_TEXT_DOCSTRINGS:
-        lines[:] = ["::", ""] + [f"    {line}" for line in lines] + [""]
-
-
 # Links from the tutorials' code to the API pages.
 codeautolink_concat_default = True
 codeautolink_autodoc_inject = False
@@ -137,4 +101,3 @@ def add_plotly(app, pagename, templatename, context, doctree) -> None:
 
 def setup(app) -> None:
     app.connect("html-page-context", add_plotly)
-    app.connect("autodoc-process-docstring", plain_text, priority=100)

@@ -3,6 +3,7 @@
 A meta-learner personalises with one forward pass over the support set; a fine-tuner with
 many forward and backward passes. `personalisation_cost` measures, for one task and one
 learner, the whole call ``learner(support, labels, query)``:
+
 - FLOPs, counted by ``torch.utils.flop_counter.FlopCounterMode`` (2 per multiply-add,
   forward and backward alike; matrix products and convolutions, which dominate);
 - wall time (median over ``repeats``);

@@ -5,6 +5,7 @@ adapts to, and a query set it is scored on. Samplers work on labels alone and ne
 image; `episode_loader` turns their index lists into `Episode` tensors.
 
 Invariants every sampler keeps (and the tests check):
+
 - episode ``k`` depends only on ``(seed, k)``, so the same seed gives the same episodes in any
   order, in any worker process, with any number of workers;
 - support and query indices are disjoint, and every index belongs to one of ``class_ids``;
@@ -288,13 +289,15 @@ class VariableEpisodeSampler(_SamplerBase):
     """Meta-Dataset-style tasks of varying way and shot, including large, imbalanced ones.
 
     Per episode (Triantafillou et al., 2020, the procedure the LITE paper trains with):
+
     1. way ~ Uniform{min_way, ..., min(max_way, number of usable classes)};
     2. query per class q = min(max_query, floor(min class size / 2));
     3. total support size S = min(max_support, Σ_k ceil(β · min(max_support_per_class,
-       |class_k| - q))) with β ~ Uniform(0, 1), and at least one image per class;
+       n_k - q))) with β ~ Uniform(0, 1), n_k the size of class k, and at least one image
+       per class;
     4. shares: r_k = exp(Uniform(min_log_weight, max_log_weight)) jitters class size, and
-       class k gets 1 + floor(r_k |class_k| / Σ_j r_j |class_j| · (S - way)) images, capped at
-       what class k has left after its query images.
+       class k gets 1 + floor(r_k n_k / Σ_j r_j n_j · (S - way)) images, capped at what
+       class k has left after its query images.
 
     Invariants: way within its bounds; 1 <= q <= max_query; every class has >= 1 shot;
     N = Σ shots <= max_support.

@@ -21,12 +21,14 @@ estimator is written. `Lite` holds a learner's settings (h, chunk size, subsets,
 and draws the subsets; `support_scale` and `loss_scale` are the two scale rules.
 
 Scaling conventions (``scaling=``):
+
 - ``"unbiased"`` (default): s = N/h, the estimator above;
 - ``"none"``: s = 1, as the VTAB+MD code does; the support path is h/N times too small;
 - ``"loss"``: s = 1 on the rows, and the whole loss is multiplied by N/h (`loss_scale`), as
   the ORBIT code does; that also inflates the exact query path g_Q by N/h.
   `litekit.train.meta_train_step` applies the loss factor; a caller of `lite_forward` must
   apply it to its own loss, or its ``"loss"`` is the same as ``"none"``.
+
 Only ``"unbiased"`` estimates the task gradient without bias; the others are for teaching.
 """
 
@@ -242,7 +244,7 @@ class Lite:
     `lite_forward` with the cached no-grad embeddings of that path.
 
     Args:
-        h: support images back-propagated through per path (the paper's |H|). ``h = 0``
+        h: support images back-propagated through per path (the paper's size of H). ``h = 0``
             trains the query path only (`litekit.train.meta_train_step` warns about it).
         chunk_size: images per no-grad forward call.
         generator: torch.Generator for the subsets; seed it for reproducibility.
@@ -252,7 +254,7 @@ class Lite:
             two support sums (set encoder × feature extractor) is unbiased only when the
             two subsets are independent; ``False`` shares one subset (biased, for comparison).
         subsets: fixed subsets per path, for exact enumeration; overrides random draws. Each
-            may have its own size (0..N); the N/|subset| scale is per path.
+            may have its own size (0..N); the N/(subset size) scale is per path.
         precision: ``"fp32"`` (default), ``"bf16"`` or ``"fp16"``: the backbone's passes
             under ``torch.autocast`` (`litekit.precision`); fp16 steps need a GradScaler.
         channels_last: run the backbone's passes on channels-last images.

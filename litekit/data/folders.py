@@ -16,7 +16,7 @@ torchvision's ``ImageFolder`` works with litekit's samplers as it is (they read 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Sequence, Callable
 from pathlib import Path
 
 import numpy as np
@@ -74,7 +74,7 @@ def load_image(path: str | os.PathLike) -> Image.Image:
 
 
 def image_transform(
-    image_size: int, normalization: Normalization | None = None
+    image_size: int, normalization: tuple[Sequence[float], Sequence[float]] | None = None
 ) -> Callable[[Image.Image], torch.Tensor]:
     """Resize the short side to ``image_size``, centre-crop a square, convert to a tensor in
     [0, 1], and normalise it with ``normalization`` = (mean, std) per channel when given (what
@@ -158,7 +158,7 @@ class ImageFolderDataset(datasets.ImageFolder):
         transform: Callable | None = None,
         verify: bool = False,
         argument: str = "root",
-        normalization: Normalization | None = None,
+        normalization: tuple[Sequence[float], Sequence[float]] | None = None,
     ) -> None:
         root = check_root(root, argument)
         self.class_depth = check_int("class_depth", class_depth, minimum=1)

@@ -105,7 +105,7 @@ class OrbitFrames(Dataset):
         image_size: int = 84,
         *,
         transform: Callable | None = None,
-        normalization: Normalization | None = None,
+        normalization: tuple[Sequence[float], Sequence[float]] | None = None,
     ) -> None:
         self.root = check_root(root)
         if transform is None:
@@ -163,6 +163,7 @@ class OrbitTaskSampler(_SamplerBase):
     from others (the ORBIT benchmark's task structure).
 
     Episode k (a pure function of ``(seed, k)``):
+
     1. a user, uniformly among those with at least ``min_way`` usable objects (an object is
        usable if it has a context video and a different target video);
     2. way = min(max_way, the user's usable objects) of their objects, in random order

@@ -109,7 +109,7 @@ class ProceduralImages(Dataset):
         orientations: Sequence[int] = (2, 2, 2, 4, 32),
         first_class: int = 0,
         noise: float = 0.08,
-        normalization: Normalization | None = None,
+        normalization: tuple[Sequence[float], Sequence[float]] | None = None,
     ) -> None:
         self.normalization = None if normalization is None else check_normalization(normalization)
         self.coarse_codes = check_int("coarse_codes", coarse_codes, minimum=1)

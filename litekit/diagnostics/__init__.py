@@ -31,7 +31,7 @@ of a CNAPs-style model (``"same_subset"``). The time and memory of a step are me
 
 Models with a set encoder (CNAPs, Simple CNAPs) use the support set twice: codes
 s_n = s_φ(x_n) are averaged into z = (1/N) Σ_n s_n, which generates FiLM parameters for the
-backbone, e_n = f_θ(x_n; z). Their per-image term has two parts, g_n = g_n^set + g_n^features:
+backbone, e_n = f_θ(x_n; z). Their per-image term has two parts, g_n = g_n^set + g_n^features::
 
     g_n^features = (∂L/∂e_n)(∂e_n/∂θ)            (z held at its value),
     g_n^set      = (dL/dz)(1/N)(∂s_n/∂φ)          (dL/dz total: through the queries and

@@ -99,7 +99,7 @@ class GradientDecomposition:
         return float((g - g.mean(0)).pow(2).sum() / (g.shape[0] - 1))
 
     def theory_trace(self, h: int, scaling: str = "unbiased") -> float:
-        """tr Cov[ĝ] of the linear estimator g_Q + c·Σ_{n∈H} g_n, |H| = h.
+        """tr Cov[ĝ] of the linear estimator g_Q + c·Σ_{n∈H} g_n, H of size h.
 
         c = N/h ("unbiased", "same_subset", and "loss", whose extra N/h on g_Q does not change
         the covariance): N(N-h)/h · tr S². c = 1 ("none"): h(N-h)/N · tr S². Exact for

@@ -156,10 +156,13 @@ class SimpleCNAPs(FilmLearner):
 class CNAPs(FilmLearner):
     """CNAPs (Requeima et al., 2019): FiLM-adapted backbone, generated linear classifier.
 
-    Extra args:
+    Takes the arguments of `FilmLearner`, and:
+
+    Args:
         feature_dim: embedding size; inferred from one forward of an example image of
             ``example_size`` pixels when not given.
         classifier_hidden: width of the classifier generator.
+        example_size: side of that example image, in pixels.
     """
 
     def __init__(

@@ -16,6 +16,7 @@ says how (mean and standard deviation per channel), and the datasets take it
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -23,7 +24,7 @@ import torch
 from torch import nn
 
 from litekit._checks import bad_argument
-from litekit.data.normalization import IMAGENET_NORMALIZATION, Normalization
+from litekit.data.normalization import IMAGENET_NORMALIZATION
 
 
 def is_weights_file(weights: str | os.PathLike) -> bool:
@@ -105,7 +106,7 @@ def apply_state(backbone: nn.Module, state: dict[str, torch.Tensor], source: str
     backbone.load_state_dict({k: state[k] for k in own})
 
 
-def normalization(weights: str | None) -> Normalization | None:
+def normalization(weights: str | None) -> tuple[Sequence[float], Sequence[float]] | None:
     """The input normalisation ``weights`` expect: ImageNet's for torchvision weights and
     for a state-dict file (torchvision's classification weights all use it); None without
     weights (random initialisation normalises nothing)."""

@@ -107,7 +107,7 @@ class Plan:
 
     @property
     def limit_bytes(self) -> float:
-        """The usable part of the budget: ``(1 - margin) · budget``."""
+        """Bytes of the budget a plan may use, ``(1 - margin) · budget``."""
         return (1 - self.margin) * self.budget_bytes
 
     def as_dict(self) -> dict:
@@ -158,7 +158,7 @@ class NothingFits(ValueError):
 
     @property
     def limit_bytes(self) -> float:
-        """The usable part of the budget: ``(1 - margin) · budget``."""
+        """Bytes of the budget a plan may use, ``(1 - margin) · budget``."""
         return (1 - self.margin) * self.budget_bytes
 
     def smallest(self) -> str:

@@ -25,6 +25,7 @@ Inside, each figure is written once: a ``*_chart`` function in a topic module pr
 """
 
 from litekit.plots.backends import BACKENDS, draw
+from litekit.plots.chart import Axis, Chart, Panel, Rule, Series
 from litekit.plots.cost import (
     COST_AXES,
     accuracy_vs_cost,
@@ -39,8 +40,13 @@ from litekit.plots.style import COLOURS, FAMILY_COLOURS, LABELS
 from litekit.plots.training import accuracy_vs_size, learning_curves
 
 __all__ = [
+    "Axis",
     "BACKENDS",
     "COLOURS",
+    "Chart",
+    "Panel",
+    "Rule",
+    "Series",
     "COST_AXES",
     "FAMILY_COLOURS",
     "LABELS",
