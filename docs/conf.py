@@ -8,7 +8,6 @@ and plotly.js are copied from installed packages (docs/sitetools/assets.py), int
 
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 
