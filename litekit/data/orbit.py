@@ -158,6 +158,30 @@ class OrbitFrames(Dataset):
         return [v for v in self.videos if v.label == label and (kind is None or v.kind == kind)]
 
 
+def _optional_count(name: str, value: int | None) -> int | None:
+    return None if value is None else check_int(name, value, minimum=1)
+
+
+def _check_kinds(context_kind: str | None, target_kind: str | None) -> tuple:
+    """Both kinds or neither, and two different ones (else the same videos would be support
+    and query)."""
+    if (context_kind is None) != (target_kind is None):
+        raise bad_argument(
+            "context_kind",
+            context_kind,
+            f"give both context_kind and target_kind (target_kind={target_kind!r}), or "
+            "neither for a random split of each object's videos.",
+        )
+    if context_kind is not None and context_kind == target_kind:
+        raise bad_argument(
+            "target_kind",
+            target_kind,
+            f"must differ from context_kind={context_kind!r}: the same videos would be "
+            "support and query; pass two kinds (e.g. 'clean' and 'clutter').",
+        )
+    return context_kind, target_kind
+
+
 class OrbitTaskSampler(_SamplerBase):
     """Per-user tasks: a user's objects, context frames from some videos, target frames
     from others (the ORBIT benchmark's task structure).
@@ -211,35 +235,11 @@ class OrbitTaskSampler(_SamplerBase):
         self.seed = check_int("seed", seed, minimum=0)
         self.min_way = check_int("min_way", min_way, minimum=1)
         self.max_way = None if max_way is None else check_int("max_way", max_way, minimum=min_way)
-        self.context_videos = (
-            None
-            if context_videos is None
-            else check_int("context_videos", context_videos, minimum=1)
-        )
+        self.context_videos = _optional_count("context_videos", context_videos)
         self.target_videos = check_int("target_videos", target_videos, minimum=1)
-        self.context_frames = (
-            None
-            if context_frames is None
-            else check_int("context_frames", context_frames, minimum=1)
-        )
-        self.target_frames = (
-            None if target_frames is None else check_int("target_frames", target_frames, minimum=1)
-        )
-        if (context_kind is None) != (target_kind is None):
-            raise bad_argument(
-                "context_kind",
-                context_kind,
-                f"give both context_kind and target_kind (target_kind={target_kind!r}), or "
-                "neither for a random split of each object's videos.",
-            )
-        if context_kind is not None and context_kind == target_kind:
-            raise bad_argument(
-                "target_kind",
-                target_kind,
-                f"must differ from context_kind={context_kind!r}: the same videos would be "
-                "support and query; pass two kinds (e.g. 'clean' and 'clutter').",
-            )
-        self.context_kind, self.target_kind = context_kind, target_kind
+        self.context_frames = _optional_count("context_frames", context_frames)
+        self.target_frames = _optional_count("target_frames", target_frames)
+        self.context_kind, self.target_kind = _check_kinds(context_kind, target_kind)
         chosen_users = frames.users if users is None else list(users)
         unknown = sorted(set(chosen_users) - set(frames.users))
         if unknown:
