@@ -101,7 +101,7 @@ def train_and_score(args, size: int, h: int | None, query_batch, chunk: int, dev
     }
 
 
-def main() -> None:
+def parse_options() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--backbone", default="conv4")
@@ -134,13 +134,16 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=0)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--progress", action="store_true")
-    args = parser.parse_args()
-    if args.threads is not None:
-        torch.set_num_threads(args.threads)
-    device = torch.device(args.device)
-    n, n_query = args.way * args.shot, args.way * args.query
-    began = time.perf_counter()
+    return parser.parse_args()
 
+
+def equal_memory(args: argparse.Namespace, device: torch.device) -> tuple[dict, int, int, int]:
+    """The budget (full back-propagation's, small images), the LITE set-up for large images
+    that fits it (planned by measurement unless --h is given), and the memory report.
+
+    Returns (report, h, query batch, chunk size).
+    """
+    n, n_query = args.way * args.shot, args.way * args.query
     small = StepConfig(
         backbone=args.backbone,
         learner=args.learner,
@@ -171,7 +174,7 @@ def main() -> None:
         h, query_batch, chunk = args.h, args.query_batch, args.chunk
         lite = measure_training_step(replace(large, h=h, query_batch=query_batch))
         probes = 1
-    memory = {
+    report = {
         "counted": "cuda max_memory_allocated"
         if bound == "peak"
         else "step share of a fresh process's peak RSS (peak minus RSS before the step)",
@@ -195,6 +198,17 @@ def main() -> None:
             "lite_large": format_bytes(lite.used(bound)),
         },
     }
+    return report, h, query_batch, chunk
+
+
+def main() -> None:
+    args = parse_options()
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
+    device = torch.device(args.device)
+    n, n_query = args.way * args.shot, args.way * args.query
+    began = time.perf_counter()
+    memory, h, query_batch, chunk = equal_memory(args, device)
     full_run = train_and_score(args, args.small_size, None, None, args.chunk, device)
     lite_run = train_and_score(args, args.large_size, h, query_batch, chunk, device)
     sweep = []
