@@ -42,11 +42,11 @@ def named_weights(model: str, weights: str, argument: str = "weights"):
         return available.DEFAULT
     if short in available.__members__:
         return available[short]
+    names = ["DEFAULT", *(m for m in available.__members__ if m != "DEFAULT")]
     raise bad_argument(
         argument,
         weights,
-        f"{model} has weights {['DEFAULT', *available.__members__]}; pass one of them, or "
-        "the path of a state-dict file.",
+        f"{model} has weights {names}; pass one of them, or the path of a state-dict file.",
     )
 
 
