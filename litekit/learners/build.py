@@ -102,10 +102,8 @@ def check_weights(
     if weights is None:
         return None
     if not isinstance(weights, str | os.PathLike) or not str(weights):
-        raise bad_argument(
-            argument, weights, "pass a torchvision weights name such as 'DEFAULT', or the "
-            "path of a state-dict file.",
-        )  # fmt: skip
+        fix = "pass a torchvision weights name such as 'DEFAULT', or a state-dict file."
+        raise bad_argument(argument, weights, fix)
     if pretrained.is_weights_file(weights):
         if not Path(weights).is_file():
             raise bad_argument(
