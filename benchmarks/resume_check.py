@@ -8,8 +8,9 @@ Three runs of ``python -m litekit.train`` with the same options and ``--determin
 ``torchrun`` with one process when ``--torchrun``); and an unbroken ``--steps 4`` run into
 another checkpoint. Prints the largest absolute difference between the two final
 checkpoints, over the learner's weights and the optimiser's state, and the tensor where it
-is, and writes it with the runs' summaries to ``<out>/resume_check.json``. Exit status 0
-when the largest difference is exactly 0, 1 when it is not (or a run failed).
+is, and writes it with the runs' summaries to ``<out>/resume_check.json``. The checkpoints
+go to a temporary folder (``--work`` to keep them), so ``--out`` holds small files only.
+Exit status 0 when the largest difference is exactly 0, 1 when it is not (or a run failed).
 
 Deterministic kernels (`litekit.determinism`) are what makes this hold on a GPU: without
 them cuDNN may choose another convolution algorithm in the resumed process, and atomic
@@ -23,6 +24,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -80,30 +82,40 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--out", default="build/resume-check")
+    parser.add_argument("--work", default=None, help="keep the checkpoints here")
     parser.add_argument("--torchrun", action="store_true", help="resume under torchrun")
     parser.add_argument("train_options", nargs="*", help="after --: the runs' options")
     args = parser.parse_args(argv)
-    from litekit import checkpoint as checkpoints
-
     folder = Path(args.out)
     folder.mkdir(parents=True, exist_ok=True)
-    for name in ("run.pt", "straight.pt", "first.json", "resumed.json", "straight.json"):
+    if args.work is None:
+        with tempfile.TemporaryDirectory(prefix="litekit-resume-") as work:
+            return check(args, folder, Path(work))
+    Path(args.work).mkdir(parents=True, exist_ok=True)
+    return check(args, folder, Path(args.work))
+
+
+def check(args: argparse.Namespace, folder: Path, work: Path) -> int:
+    """The three runs (checkpoints in ``work``, summaries in ``folder``), then the comparison."""
+    from litekit import checkpoint as checkpoints
+
+    for path in (work / "run.pt", work / "straight.pt"):
+        path.unlink(missing_ok=True)
+    for name in ("first.json", "resumed.json", "straight.json"):
         (folder / name).unlink(missing_ok=True)
     options = [*args.train_options, "--device", args.device]
     codes = {
-        "first": train(options, 2, folder / "run.pt", folder / "first.json", False),
-        "resumed": train(options, 4, folder / "run.pt", folder / "resumed.json", args.torchrun),
-        "straight": train(options, 4, folder / "straight.pt", folder / "straight.json", False),
+        "first": train(options, 2, work / "run.pt", folder / "first.json", False),
+        "resumed": train(options, 4, work / "run.pt", folder / "resumed.json", args.torchrun),
+        "straight": train(options, 4, work / "straight.pt", folder / "straight.json", False),
     }
     result: dict[str, Any] = {"device": args.device, "torchrun": args.torchrun, "exit": codes}
     if any(codes.values()):
         result["largest_difference"] = None
         print(f"resume_check: a run failed: {codes}")
     else:
-        resumed, straight = (
-            checkpoints.load(folder / "run.pt"),
-            checkpoints.load(folder / "straight.pt"),
-        )
+        resumed = checkpoints.load(work / "run.pt")
+        straight = checkpoints.load(work / "straight.pt")
         worst, where = largest_difference(resumed, straight)
         result.update(steps=[resumed["step"], straight["step"]], largest_difference=worst,
                       where=where)  # fmt: skip
