@@ -17,10 +17,16 @@ learner, the whole call ``learner(support, labels, query)``:
 - parameter counts: total, trainable (``requires_grad``, what meta-training updates) and
   tuned per task (what the learner fits by gradient descent at test time: zero for a
   meta-learner).
+
+``precision`` and ``channels_last`` measure the call in that precision and memory layout
+(`litekit.precision`): a meta-learner's through the `Lite` settings of its pass, a
+`FineTuner` through its own fields, set for the measurement and restored afterwards.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 
 import torch
@@ -33,8 +39,10 @@ from litekit.learners.film import film_channels
 from litekit.learners.finetuner import FineTuner
 from litekit.lite import Lite
 from litekit.measure.peak import cuda_peak
+from litekit.measure.task_gradient import with_layout
 from litekit.measure.tensors import CreatedTensorMemory
 from litekit.measure.timing import median_seconds
+from litekit.precision import channels_last_weights, check_precision
 
 
 @dataclass(frozen=True)
@@ -49,6 +57,8 @@ class PersonalisationCost:
     parameters: int
     trainable_parameters: int
     tuned_per_task: int
+    precision: str = "fp32"
+    channels_last: bool = False
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -94,6 +104,21 @@ def tuned_per_task(learner: nn.Module, episode: Episode) -> int:
     return tuned + film + dim * episode.way + episode.way
 
 
+@contextmanager
+def _finetuner_layout(learner: nn.Module, precision: str, channels_last: bool) -> Iterator[None]:
+    """A `FineTuner`'s ``precision`` and ``channels_last`` set for the block, then restored
+    (any other learner takes them from its `Lite`)."""
+    if not isinstance(learner, FineTuner):
+        yield
+        return
+    kept = (learner.precision, learner.channels_last)
+    learner.precision, learner.channels_last = precision, channels_last
+    try:
+        yield
+    finally:
+        learner.precision, learner.channels_last = kept
+
+
 def personalisation_cost(
     learner: nn.Module,
     episode: Episode,
@@ -101,11 +126,26 @@ def personalisation_cost(
     name: str | None = None,
     lite: Lite | None = None,
     repeats: int = 3,
+    precision: str | None = None,
+    channels_last: bool | None = None,
 ) -> PersonalisationCost:
-    """Measure one task's cost to personalise (and classify its queries) for ``learner``."""
+    """Measure one task's cost to personalise (and classify its queries) for ``learner``.
+
+    ``precision`` and ``channels_last`` (None: the learner's own, a `FineTuner`'s fields or
+    ``lite``'s settings) set the precision and memory layout of the call's backbone passes;
+    the learner's convolution kernels are channels-last for the measurement only.
+    """
     repeats = check_int("repeats", repeats, minimum=1)
+    if precision is not None:
+        check_precision(precision)
     device = _device_of(learner)
     lite = lite if lite is not None else Lite(0, chunk_size=64)
+    if isinstance(learner, FineTuner):
+        precision = learner.precision if precision is None else precision
+        channels_last = learner.channels_last if channels_last is None else bool(channels_last)
+    else:
+        lite = with_layout(lite, precision, channels_last)
+        precision, channels_last = lite.precision, lite.channels_last
     learner.eval()
 
     @torch.no_grad()
@@ -114,9 +154,13 @@ def personalisation_cost(
             episode.support_images, episode.support_labels, episode.query_images, lite=lite
         )
 
-    _, flops = count_flops(call)
-    _, peak, how = peak_memory_of(call, device)
-    seconds = median_seconds(call, device, repeats)
+    with (
+        _finetuner_layout(learner, precision, channels_last),
+        channels_last_weights(learner, channels_last),
+    ):
+        _, flops = count_flops(call)
+        _, peak, how = peak_memory_of(call, device)
+        seconds = median_seconds(call, device, repeats)
     return PersonalisationCost(
         learner=name or type(learner).__name__,
         flops=flops,
@@ -126,4 +170,6 @@ def personalisation_cost(
         parameters=sum(p.numel() for p in learner.parameters()),
         trainable_parameters=sum(p.numel() for p in learner.parameters() if p.requires_grad),
         tuned_per_task=tuned_per_task(learner, episode),
+        precision=precision,
+        channels_last=channels_last,
     )

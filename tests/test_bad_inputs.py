@@ -23,6 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 import numpy as np
 import pytest
@@ -46,6 +47,8 @@ from litekit import (
 )
 from litekit import checkpoint as checkpoints
 from litekit.data import ImageFolderDataset, ProceduralImages
+from litekit.measure import StepConfig, measure_floor, plan_budget
+from litekit.measure import cli as measure_cli
 from litekit.paths import check_writable_file
 from litekit.train import cli, loop
 from litekit.train.step import NonFiniteLossError
@@ -94,6 +97,42 @@ def command_line(*options: str) -> Callable[[Path], None]:
         raise CommandLineError(lines[0].removeprefix(PREFIX))
 
     return call
+
+
+MEASURE_PREFIX = "python -m litekit.measure: error: "
+
+
+def measure_command_line(*options: str) -> Callable[[Path], None]:
+    """A row's call: ``python -m litekit.measure measure --device cpu`` and ``options``, in
+    this process, with measuring and planning forbidden; expects exit status 2 and one line."""
+
+    def forbidden(*args, **kwargs):
+        raise AssertionError("a measurement started: the bad input was not caught")
+
+    def call(tmp: Path) -> None:
+        argv = [o.replace("{tmp}", str(tmp)) for o in ("measure", "--device", "cpu", *options)]
+        out, err = io.StringIO(), io.StringIO()
+        with (
+            contextlib.redirect_stdout(out),
+            contextlib.redirect_stderr(err),
+            mock.patch.object(measure_cli, "measure_training_step", forbidden),
+            mock.patch.object(measure_cli, "plan_budget", forbidden),
+        ):
+            try:
+                code = measure_cli.main(argv)
+            except SystemExit as stop:  # argparse's own errors (choices)
+                code = stop.code
+        lines = err.getvalue().strip().splitlines()
+        assert code == 2 and out.getvalue() == "", (code, err.getvalue())
+        assert len(lines) == 1 and lines[0].startswith(MEASURE_PREFIX), err.getvalue()
+        raise CommandLineError(lines[0].removeprefix(MEASURE_PREFIX))
+
+    return call
+
+
+def a_state_dict(relative: str, module: nn.Module) -> Callable[[Path], None]:
+    """A setup: ``module``'s state dict saved at ``tmp/<relative>``."""
+    return lambda tmp: torch.save(module.state_dict(), tmp / relative)
 
 
 def image_folder(classes: int = 4, images: int = 4, name: str = "images") -> Callable:
@@ -392,7 +431,57 @@ COMMAND_LINE = [
     Case("cli checkpoint is someone's file", command_line("--checkpoint", "{tmp}/notes.pt"),
          CommandLineError, ("--checkpoint=", "not a litekit checkpoint", "will not overwrite"),
          setup=a_file("notes.pt", b"PK not a checkpoint")),
+    Case("cli unknown precision", command_line("--precision", "fp8"), CommandLineError,
+         ("--precision='fp8': ", "choose one of 'fp32', 'bf16', 'fp16'")),
+    Case("cli weights file missing", command_line("--weights", "{tmp}/absent.pt"),
+         CommandLineError, ("--weights=", "absent.pt': no such file")),
+    Case("cli weights name unknown to the backbone",
+         command_line("--backbone", "resnet18", "--weights", "IMAGENET9K"), CommandLineError,
+         ("--weights='IMAGENET9K': ", "resnet18 has weights ['DEFAULT', 'IMAGENET1K_V1']")),
+    Case("cli named weights for conv4", command_line("--weights", "DEFAULT"), CommandLineError,
+         ("--weights='DEFAULT': ", "named weights come with a torchvision model name")),
+    Case("cli group norm with named weights",
+         command_line("--backbone", "resnet18", "--weights", "DEFAULT", "--norm", "group"),
+         CommandLineError, ("--norm='group': ", "trained with BatchNorm", "('model')")),
+    Case("cli weights of another architecture", command_line("--weights", "{tmp}/other.pt"),
+         CommandLineError, ("--weights=", "do not fit the backbone"),
+         setup=a_state_dict("other.pt", nn.Conv2d(3, 4, 3))),
 ]  # fmt: skip
+
+# --- python -m litekit.measure, the planner, the floor ----------------------------------------
+
+TINY_STEP = StepConfig(image_size=16, n_support=6, way=3, n_query=4, width=4, h=2, repeats=1)
+
+MEASURE = [
+    Case("measure unknown precision", measure_command_line("--precision", "fp8"),
+         CommandLineError, ("argument --precision: invalid choice: 'fp8'", "--help")),
+    Case("measure weights file missing", measure_command_line("--weights", "{tmp}/absent.pt"),
+         CommandLineError, ("--weights=", "absent.pt': no such file")),
+    Case("measure named weights for conv4", measure_command_line("--weights", "DEFAULT"),
+         CommandLineError, ("--weights='DEFAULT': ", "named weights come with")),
+    Case("measure weights of another architecture",
+         measure_command_line("--weights", "{tmp}/other.pt"), CommandLineError,
+         ("--weights=", "do not fit the backbone"),
+         setup=a_state_dict("other.pt", nn.Conv2d(3, 4, 3))),
+    Case("plan in an unknown precision",
+         lambda t: plan_budget("1GiB", StepConfig(precision="fp8"), measure=_no_measure),
+         ValueError, ("precision='fp8': ", "choose one of 'fp32', 'bf16', 'fp16'")),
+    Case("plan with channels_last not a bool",
+         lambda t: plan_budget("1GiB", StepConfig(channels_last="yes"), measure=_no_measure),
+         ValueError, ("channels_last='yes': ", "pass True or False")),
+    Case("step config with a missing weights file",
+         lambda t: StepConfig(weights=str(t / "absent.pt")), ValueError,
+         ("weights=", "no such file")),
+    Case("floor of full back-propagation", lambda t: measure_floor(StepConfig()), ValueError,
+         ("config='conv4 64px N=50 full': ", "the floor is that of a LITE step")),
+    Case("floor over 3 repeats", lambda t: measure_floor(TINY_STEP, repeats=3), ValueError,
+         ("repeats=3: ", "pass at least 10")),
+]  # fmt: skip
+
+
+def _no_measure(config: StepConfig) -> Any:
+    raise AssertionError("the planner measured: the bad input was not caught")
+
 
 # --- litekit.paths -----------------------------------------------------------------------
 
@@ -630,7 +719,7 @@ FIT = [
 
 LIBRARY: list[Case] = [*LITE, *LEARNERS, *STEPS, *FIT]
 
-CASES = [*SAMPLERS, *LOADER, *DATA, *COMMAND_LINE, *PATHS, *LIBRARY]
+CASES = [*SAMPLERS, *LOADER, *DATA, *COMMAND_LINE, *MEASURE, *PATHS, *LIBRARY]
 
 
 def state_of(folder: Path) -> list[tuple[str, int, str]]:

@@ -7,7 +7,12 @@ import torch
 from torch import nn
 
 from litekit.learners import CNAPs, ProtoNets, SimpleCNAPs, conv4
-from litekit.learners.build import backbone_from_name, check_backbone_name, learner_from_name
+from litekit.learners.build import (
+    backbone_from_name,
+    check_backbone_name,
+    check_weights,
+    learner_from_name,
+)
 
 
 def same_weights(a: nn.Module, b: nn.Module) -> bool:
@@ -70,5 +75,88 @@ def test_group_norm_backbone_embeds_each_image_on_its_own():
     ],
 )
 def test_bad_names_and_sizes_are_named(call, message):
+    with pytest.raises(ValueError, match=message):
+        call()
+
+
+# --- pretrained weights --------------------------------------------------------------------
+
+
+def saved_state(module: nn.Module, path) -> dict[str, torch.Tensor]:
+    torch.save(module.state_dict(), path)
+    return module.state_dict()
+
+
+def test_a_weights_file_reaches_the_backbone_and_every_learner(tmp_path):
+    torch.manual_seed(5)
+    state = saved_state(conv4(width=4), tmp_path / "conv4.pt")
+    built = backbone_from_name("conv4", width=4, weights=tmp_path / "conv4.pt")
+    assert all(torch.equal(v, state[k]) for k, v in built.state_dict().items())
+    for name in ("protonets", "simple_cnaps", "cnaps"):
+        learner = learner_from_name(name, conv4(width=4), image_size=32,
+                                    weights=str(tmp_path / "conv4.pt"))  # fmt: skip
+        assert all(torch.equal(v, state[k]) for k, v in learner.backbone.state_dict().items())
+
+
+def test_weights_are_loaded_after_the_norm_swap(tmp_path):
+    """A Conv-4 with BatchNorm loads its own file; GroupNorm weights lack its statistics."""
+    torch.manual_seed(1)
+    batch = backbone_from_name("conv4", width=4, norm="batch")
+    state = saved_state(batch, tmp_path / "batch.pt")
+    again = backbone_from_name("conv4", width=4, norm="batch", weights=tmp_path / "batch.pt")
+    assert all(torch.equal(v, state[k]) for k, v in again.state_dict().items())
+    saved_state(conv4(width=4), tmp_path / "group.pt")
+    with pytest.raises(ValueError, match=r"^weights=.*group.pt': these weights do not fit"):
+        backbone_from_name("conv4", width=4, norm="batch", weights=tmp_path / "group.pt")
+    with pytest.raises(ValueError, match=r"^weights=.*batch.pt': these weights hold BatchNorm"):
+        backbone_from_name("conv4", width=4, norm="model", weights=tmp_path / "batch.pt")
+
+
+def test_batch_norm_weights_are_refused_by_a_group_norm_model(tmp_path):
+    import torchvision
+
+    saved_state(torchvision.models.resnet18(), tmp_path / "resnet18.pt")
+    with pytest.raises(ValueError, match=r"^--weights=.*hold BatchNorm statistics for \['bn1'"):
+        backbone_from_name(
+            "resnet18", norm="group", weights=tmp_path / "resnet18.pt", argument_prefix="--"
+        )
+
+
+def test_named_weights_are_checked_by_name_and_loaded_from_the_cache(monkeypatch):
+    """No network: the cache loader is a stand-in."""
+    import torchvision
+
+    from litekit.learners import pretrained
+
+    torch.manual_seed(2)
+    state = torchvision.models.resnet18().state_dict()
+    asked = []
+    monkeypatch.setattr(pretrained, "load_named", lambda w, a="weights": asked.append(w) or state)
+    built = backbone_from_name("resnet18", weights="IMAGENET1K_V1")
+    assert asked == [pretrained.named_weights("resnet18", "DEFAULT")]
+    assert torch.equal(built.conv1.weight, state["conv1.weight"])
+    assert check_weights("resnet18", "DEFAULT") == "DEFAULT" and len(asked) == 1  # not loaded
+    assert check_weights("conv4", None) is None
+
+
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        (lambda: check_weights("conv4", "DEFAULT"), "^weights='DEFAULT': named weights come"),
+        (lambda: check_weights("resnet18", "IMAGENET9K"), r"^weights='IMAGENET9K': resnet18 has"),
+        (lambda: check_weights("resnet18", "absent.pt"), "^weights='absent.pt': no such file"),
+        (lambda: check_weights("resnet18", 3), "^weights=3: pass a torchvision weights name"),
+        (lambda: check_weights("resnet18", "DEFAULT", norm="group", norm_argument="--norm"),
+         "^--norm='group': the pretrained weights 'DEFAULT' were trained with BatchNorm"),
+        (lambda: backbone_from_name("resnet18", norm="group", weights="DEFAULT"),
+         "^norm='group': the pretrained weights"),
+        (lambda: backbone_from_name("conv4", weights="DEFAULT", argument_prefix="--"),
+         "^--weights='DEFAULT': named weights"),
+    ],
+)  # fmt: skip
+def test_bad_weights_are_named_before_anything_is_loaded(call, message, monkeypatch):
+    from litekit.learners import pretrained
+
+    monkeypatch.setattr(pretrained, "load_named", lambda *a, **k: pytest.fail("loaded"))
     with pytest.raises(ValueError, match=message):
         call()

@@ -188,3 +188,59 @@ def test_memory_measure_does_not_depend_on_what_ran_before():
     again = personalisation_cost(proto, episode, repeats=1)
     assert again.peak_memory_mib == first.peak_memory_mib > 0
     assert again.flops == first.flops
+
+
+# --- the cost in a precision and memory layout ---------------------------------------------
+
+
+def float32_episode(n_support: int = 8) -> object:
+    episode = make_episode(n_support=n_support)
+    return type(episode)(
+        episode.support_images.float(), episode.support_labels,
+        episode.query_images.float(), episode.query_labels, episode.class_ids,
+    )  # fmt: skip
+
+
+def dtypes_seen(module: nn.Module) -> list[tuple[torch.dtype, bool]]:
+    """Output dtype of the first convolution, and whether its kernel was channels-last, for
+    every call on more than one image (one-image calls probe the embedding size)."""
+    seen = []
+
+    def hook(conv: nn.Conv2d, inputs, output) -> None:
+        if inputs[0].shape[0] > 1:
+            seen.append(
+                (output.dtype, conv.weight.is_contiguous(memory_format=torch.channels_last))
+            )
+
+    next(m for m in module.modules() if isinstance(m, nn.Conv2d)).register_forward_hook(hook)
+    return seen
+
+
+def test_a_meta_learners_cost_is_measured_in_its_lites_precision():
+    episode = float32_episode()
+    proto = ProtoNets(tiny_backbone().float())
+    seen = dtypes_seen(proto)
+    cost = personalisation_cost(proto, episode, repeats=1, precision="bf16", channels_last=True)
+    assert (cost.precision, cost.channels_last) == ("bf16", True)
+    assert seen and set(seen) == {(torch.bfloat16, True)}
+    assert proto.backbone[0].weight.is_contiguous()  # the kernels as they were
+    seen.clear()
+    default = personalisation_cost(proto, episode, repeats=1, lite=Lite(0, precision="fp16"))
+    assert default.precision == "fp16" and set(seen) == {(torch.float16, False)}
+    assert cost.as_dict()["precision"] == "bf16"
+
+
+def test_a_finetuners_cost_uses_its_own_fields_set_for_the_measurement():
+    episode = float32_episode()
+    tuner = FineTuner(tiny_backbone().float(), steps=2, tune="all")
+    seen = dtypes_seen(tuner.backbone)
+    cost = personalisation_cost(tuner, episode, repeats=1, precision="fp16", channels_last=True)
+    assert (cost.precision, cost.channels_last) == ("fp16", True)
+    assert seen and set(seen) == {(torch.float16, True)}
+    assert (tuner.precision, tuner.channels_last) == ("fp32", False)  # restored
+    seen.clear()
+    own = personalisation_cost(FineTuner(tuner.backbone, steps=2, precision="bf16"), episode,
+                               repeats=1)  # fmt: skip
+    assert own.precision == "bf16" and set(seen) == {(torch.bfloat16, False)}
+    with pytest.raises(ValueError, match="^precision='fp8'"):
+        personalisation_cost(tuner, episode, precision="fp8")

@@ -3,21 +3,26 @@
 The command line (`python -m litekit.train`), the measurements (`litekit.measure`), the
 diagnostics' small task (`litekit.diagnostics.demo_task`), the notebooks and the benchmarks
 take names (and a few sizes) and build what they mean here, so that a measured step, a
-diagnosed learner and a trained run are the same model. Weights are random (nothing is
-downloaded): seed torch's global generator first for repeatable ones. Construction draws
-the weights in a fixed order (backbone, set encoder, FiLM generator, classifier).
+diagnosed learner and a trained run are the same model. Weights are random unless
+``weights=`` names pretrained ones (a torchvision weights name, read from torchvision's
+cache, or a state-dict file; `litekit.learners.pretrained`): seed torch's global generator
+first for repeatable ones. Construction draws the weights in a fixed order (backbone, set
+encoder, FiLM generator, classifier).
 """
 
 from __future__ import annotations
 
 import difflib
+import os
 from collections.abc import Iterable
 from functools import lru_cache
+from pathlib import Path
 
 import torch
 from torch import nn
 
 from litekit._checks import bad_argument, check_choice, check_int
+from litekit.learners import pretrained
 from litekit.learners.backbones import conv4, group_norm, torchvision_backbone
 from litekit.learners.base import BACKBONE_MODES, Learner
 from litekit.learners.cnaps import CNAPs, SetEncoder, SimpleCNAPs
@@ -78,8 +83,68 @@ def _with_batch_norm(model: nn.Module) -> nn.Module:
     return model
 
 
+def check_weights(
+    backbone: str,
+    weights: object,
+    *,
+    norm: str = "model",
+    argument: str = "weights",
+    norm_argument: str = "norm",
+) -> str | os.PathLike | None:
+    """Return ``weights`` if ``backbone`` can start from them, checked without loading.
+
+    None (random initialisation); the path of a file that exists (what is in it is checked
+    when it is loaded); or a torchvision weights name of the model (``"DEFAULT"``,
+    ``"IMAGENET1K_V1"``), which Conv-4 has none of. Named weights were trained with
+    BatchNorm, so they refuse ``norm="group"`` (reported under ``norm_argument``).
+    ``argument`` is the name the other errors are reported under.
+    """
+    if weights is None:
+        return None
+    if not isinstance(weights, str | os.PathLike) or not str(weights):
+        fix = "pass a torchvision weights name such as 'DEFAULT', or a state-dict file."
+        raise bad_argument(argument, weights, fix)
+    if pretrained.is_weights_file(weights):
+        if not Path(weights).is_file():
+            raise bad_argument(
+                argument, str(weights), "no such file; pass an existing state-dict file."
+            )
+        return weights
+    if backbone == "conv4":
+        raise bad_argument(
+            argument,
+            weights,
+            "named weights come with a torchvision model name; for conv4 pass the path of a "
+            "state-dict file.",
+        )
+    pretrained.named_weights(backbone, str(weights), argument)
+    if norm == "group":
+        raise bad_argument(
+            norm_argument,
+            norm,
+            f"the pretrained weights {weights!r} were trained with BatchNorm, whose "
+            "statistics GroupNorm would throw away; keep the model's own normalisation "
+            "('model').",
+        )
+    return weights
+
+
+def _load_weights(backbone: str, weights: str | os.PathLike, argument: str) -> dict:
+    """The state dict of checked ``weights``: a file, or torchvision's cached named ones."""
+    if pretrained.is_weights_file(weights):
+        return pretrained.load_file(weights, argument)
+    named = pretrained.named_weights(backbone, str(weights), argument)
+    return pretrained.load_named(named, argument)
+
+
 def backbone_from_name(
-    name: str, *, width: int = 64, depth: int = 4, norm: str = "model"
+    name: str,
+    *,
+    width: int = 64,
+    depth: int = 4,
+    norm: str = "model",
+    weights: str | os.PathLike | None = None,
+    argument_prefix: str = "",
 ) -> nn.Module:
     """``"conv4"`` (``depth`` blocks of ``width`` channels) or a torchvision model by name.
 
@@ -88,21 +153,36 @@ def backbone_from_name(
     a randomly initialised model trains from scratch with LITE's split exact. Conv-4 has
     GroupNorm already; ``"batch"`` swaps it for BatchNorm, whose batch statistics (in train
     mode) couple the images of a batch.
+
+    ``weights`` (`check_weights`): None for random initialisation, a torchvision weights
+    name (from torchvision's cache folder, downloaded only when missing), or a state-dict
+    file saved from the same backbone (after its ``norm`` swap). Their images expect ImageNet
+    normalisation (`litekit.learners.pretrained.normalization`). Errors name the arguments
+    with ``argument_prefix`` in front (``"--"`` for a command line's options).
     """
-    check_backbone_name(name)
-    check_norm(name, norm)
+    named = {key: argument_prefix + key for key in ("backbone", "norm", "weights")}
+    check_backbone_name(name, argument=named["backbone"])
+    check_norm(name, norm, argument=named["norm"])
+    check_weights(name, weights, norm=norm, argument=named["weights"], norm_argument=named["norm"])
     if name == "conv4":
-        check_int("width", width, minimum=1)
-        check_int("depth", depth, minimum=1)
+        check_int(argument_prefix + "width", width, minimum=1)
+        check_int(argument_prefix + "depth", depth, minimum=1)
         backbone = conv4(width=width, depth=depth)
-        return _with_batch_norm(backbone) if norm == "batch" else backbone
-    backbone = torchvision_backbone(name)
-    return group_norm(backbone) if norm == "group" else backbone
+        if norm == "batch":
+            backbone = _with_batch_norm(backbone)
+    else:
+        backbone = torchvision_backbone(name)
+        if norm == "group":
+            backbone = group_norm(backbone)
+    if weights is not None:
+        state = _load_weights(name, weights, named["weights"])
+        pretrained.apply_state(backbone, state, str(weights), named["weights"])
+    return backbone
 
 
 def learner_from_name(
     name: str,
-    backbone: nn.Module,
+    backbone: nn.Module | str,
     *,
     image_size: int = 64,
     backbone_mode: str = "eval",
@@ -111,12 +191,13 @@ def learner_from_name(
     set_depth: int = 4,
     film_hidden: int = 64,
     classifier_hidden: int = 128,
+    weights: str | os.PathLike | None = None,
 ) -> Learner:
     """ProtoNets, Simple CNAPs or CNAPs around ``backbone``.
 
     Args:
         name: one of `LEARNERS`.
-        backbone: the feature extractor (e.g. from `backbone_from_name`).
+        backbone: the feature extractor (e.g. from `backbone_from_name`), or its name.
         image_size: CNAPs finds its embedding size with one probe image of this size.
         backbone_mode: ``"eval"`` (fixed normalisation statistics) or ``"train"``; see
             `litekit.learners.Learner`.
@@ -124,6 +205,9 @@ def learner_from_name(
             blocks (Simple CNAPs and CNAPs; `litekit.learners.SetEncoder`).
         film_hidden: hidden width of the FiLM generator (Simple CNAPs and CNAPs).
         classifier_hidden: hidden width of CNAPs' classifier generator.
+        weights: pretrained weights loaded into ``backbone`` by the learner (`Learner`): a
+            state-dict file for a module, or a torchvision weights name when ``backbone`` is
+            a model name. (`backbone_from_name` takes them too, with its ``norm``.)
 
     ProtoNets has no set encoder: the set, FiLM and classifier sizes do not apply to it. The
     defaults are the learners' own.
@@ -135,12 +219,13 @@ def learner_from_name(
     for argument, value in sizes.items():
         check_int(argument, value, minimum=1)
     if name == "protonets":
-        return ProtoNets(backbone, backbone_mode=backbone_mode)
+        return ProtoNets(backbone, backbone_mode=backbone_mode, weights=weights)
     film = dict(
         set_encoder=SetEncoder(3, dim=set_dim, width=set_width, depth=set_depth),
         set_dim=set_dim,
         film_hidden=film_hidden,
         backbone_mode=backbone_mode,
+        weights=weights,
     )
     if name == "simple_cnaps":
         return SimpleCNAPs(backbone, **film)

@@ -43,11 +43,11 @@ def named_weights(model: str, weights: str, argument: str = "weights"):
         return available.DEFAULT
     if short in available.__members__:
         return available[short]
+    names = ["DEFAULT", *(m for m in available.__members__ if m != "DEFAULT")]
     raise bad_argument(
         argument,
         weights,
-        f"{model} has weights {['DEFAULT', *available.__members__]}; pass one of them, or "
-        "the path of a state-dict file.",
+        f"{model} has weights {names}; pass one of them, or the path of a state-dict file.",
     )
 
 
@@ -90,18 +90,45 @@ def load_file(path: str | os.PathLike, argument: str = "weights") -> dict[str, t
     return state
 
 
-def apply_state(backbone: nn.Module, state: dict[str, torch.Tensor], source: str) -> None:
+def _statistics_without_batch_norm(backbone: nn.Module, state: dict[str, torch.Tensor]) -> list:
+    """Layers of ``backbone`` that ``state`` gives BatchNorm running statistics but that are
+    not BatchNorm here (a BatchNorm model's weights offered to its GroupNorm variant)."""
+    modules = dict(backbone.named_modules())
+    layers = {k.rsplit(".", 1)[0] for k in state if k.endswith("running_mean")}
+    return sorted(
+        layer
+        for layer in layers
+        if layer in modules and not isinstance(modules[layer], nn.modules.batchnorm._BatchNorm)
+    )
+
+
+def apply_state(
+    backbone: nn.Module, state: dict[str, torch.Tensor], source: str, argument: str = "weights"
+) -> None:
     """Load ``state`` into ``backbone``: every backbone tensor must be there with its shape;
-    a classifier the backbone no longer has (``fc.*``, ``classifier.*``) may be extra."""
+    a classifier the backbone no longer has (``fc.*``, ``classifier.*``) may be extra.
+
+    Weights with BatchNorm statistics for a layer that is another normalisation here (say
+    GroupNorm, put in place of BatchNorm) are refused: their scale and shift were learnt
+    for normalised batch statistics, so they would load but not mean the same."""
     own = backbone.state_dict()
     missing = [k for k in own if k not in state]
     wrong = [k for k in own if k in state and state[k].shape != own[k].shape]
     if missing or wrong:
         raise bad_argument(
-            "weights",
+            argument,
             source,
             f"these weights do not fit the backbone (missing {missing[:3]}, other shapes "
             f"{wrong[:3]}); pass weights saved from the same architecture.",
+        )
+    renormalised = _statistics_without_batch_norm(backbone, state)
+    if renormalised:
+        raise bad_argument(
+            argument,
+            source,
+            f"these weights hold BatchNorm statistics for {renormalised[:3]}, which are not "
+            "BatchNorm in this backbone; keep the model's own normalisation (norm 'model'), "
+            "or pass weights saved from this backbone.",
         )
     backbone.load_state_dict({k: state[k] for k in own})
 

@@ -2,7 +2,8 @@
 
 One module per idea:
 
-- `timing`: `median_seconds`, the one timing helper (CUDA synchronised around each call);
+- `timing`: `median_seconds`, the one timing helper (CUDA events around each call on CUDA,
+  the wall clock elsewhere);
 - `peak`: `cuda_peak`, the one reading of the CUDA allocator's peak above its resting
   allocation;
 - `tensors`: memory counted from tensors, on any device: `SavedTensorMemory` (bytes autograd
@@ -10,8 +11,10 @@ One module per idea:
 - `rss`: the resident memory of this process (CPU measurements);
 - `task_gradient`: `measure_task_gradient` and `cost_vs_h`, one task's LITE gradient on the
   caller's learner, in this process;
-- `training_step`: `measure_training_step`, a configured training step (`StepConfig`) with
-  its optimiser, in a fresh process on the CPU;
+- `training_step`: `measure_training_step`, a configured training step (`StepConfig`, in
+  any precision and memory layout) with its optimiser, in a fresh process on the CPU;
+- `floor`: `measure_floor`, the backbone passes no LITE step can avoid (`StepFloor`: the
+  no-grad pass, the gradient passes, the no-grad throughput), timed in this process;
 - `planner`: `plan_budget`, the largest LITE set-up that fits a memory budget, by
   measurement; ``python -m litekit.measure plan --budget 8GiB ...`` (`cli`);
 - `reference`: measurements made on an H200, read back (`load_reference`).
@@ -19,6 +22,7 @@ One module per idea:
 The cost to personalise (FLOPs, time, memory of adapting to one task) is `litekit.cost`.
 """
 
+from litekit.measure.floor import MIN_FLOOR_REPEATS, StepFloor, measure_floor
 from litekit.measure.peak import PeakReading, cuda_peak
 from litekit.measure.planner import (
     MIN_BUDGET_BYTES,
@@ -30,9 +34,14 @@ from litekit.measure.planner import (
     plan_budget,
 )
 from litekit.measure.reference import load_reference, plot_reference, reference_curve
-from litekit.measure.task_gradient import TaskGradientCost, cost_vs_h, measure_task_gradient
+from litekit.measure.task_gradient import (
+    TaskGradientCost,
+    cost_vs_h,
+    measure_task_gradient,
+    with_layout,
+)
 from litekit.measure.tensors import CreatedTensorMemory, SavedTensorMemory
-from litekit.measure.timing import median_seconds
+from litekit.measure.timing import median_seconds, seconds_of
 from litekit.measure.training_step import (
     MEMORY_KINDS,
     Measurement,
@@ -44,6 +53,7 @@ from litekit.measure.training_step import (
 __all__ = [
     "MEMORY_KINDS",
     "MIN_BUDGET_BYTES",
+    "MIN_FLOOR_REPEATS",
     "SEARCH_FIELDS",
     "CreatedTensorMemory",
     "Measurement",
@@ -52,12 +62,14 @@ __all__ = [
     "Plan",
     "SavedTensorMemory",
     "StepConfig",
+    "StepFloor",
     "TaskGradientCost",
     "build_training_step",
     "cost_vs_h",
     "cuda_peak",
     "format_bytes",
     "load_reference",
+    "measure_floor",
     "measure_task_gradient",
     "measure_training_step",
     "median_seconds",
@@ -65,4 +77,6 @@ __all__ = [
     "plan_budget",
     "plot_reference",
     "reference_curve",
+    "seconds_of",
+    "with_layout",
 ]

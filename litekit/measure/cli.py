@@ -4,6 +4,12 @@ memory budget by measurement. Prints JSON.
     python -m litekit.measure measure --backbone resnet18 --image-size 224 --n-support 100 --h 8
     python -m litekit.measure plan --budget 8GiB --device cuda --backbone efficientnet_b0 \\
         --image-size 224 --n-support 500 --n-query 40 --compare-full
+    python -m litekit.measure measure --device cuda --backbone efficientnet_b0 \\
+        --image-size 224 --n-support 1000 --h 8 --query-batch 8 --precision bf16 --channels-last
+
+``--precision`` and ``--channels-last`` run (and plan) the step as `litekit.train.fit` runs
+it in that precision and memory layout; ``--weights`` starts the backbone from pretrained
+weights (a torchvision weights name or a state-dict file).
 
 Every option is checked before anything is measured: a bad one ends the command with one
 line on stderr naming the option, its value and the fix, and exit status 2. A plan for which
@@ -47,6 +53,7 @@ from litekit.measure.training_step import (
     check_device,
     measure_training_step,
 )
+from litekit.precision import PRECISIONS, check_precision_on
 
 PROG = "python -m litekit.measure"
 
@@ -81,6 +88,15 @@ def build_parser() -> argparse.ArgumentParser:
     step.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     step.add_argument("--repeats", type=int, default=2)
     step.add_argument("--threads", type=int, default=None)
+    step.add_argument(
+        "--precision", choices=PRECISIONS, default="fp32", help="the backbone's passes"
+    )
+    step.add_argument(
+        "--channels-last", action="store_true", help="channels-last images and kernels"
+    )
+    step.add_argument(
+        "--weights", default=None, help="pretrained: a torchvision weights name or a file"
+    )
     plan = parser.add_argument_group("plan")
     plan.add_argument("--budget", default=None, help="e.g. 8GiB or 500MB (at least 1MiB)")
     plan.add_argument("--margin", type=float, default=0.1, help="fraction kept free")
@@ -122,6 +138,7 @@ def check_options(args: argparse.Namespace) -> tuple[StepConfig, int | None]:
     check_device(args.device, argument="--device")
     if torch.device(args.device).type == "cuda" and not torch.cuda.is_available():
         raise bad_argument("--device", args.device, "no CUDA GPU is visible; pass --device cpu.")
+    check_precision_on(args.precision, args.device, "--precision")
     check_margin(args.margin, "--margin")
     for size in args.image_sizes or ():
         check_int("--image-sizes", size, minimum=INT_MINIMUMS["image_size"])
@@ -129,7 +146,10 @@ def check_options(args: argparse.Namespace) -> tuple[StepConfig, int | None]:
     smallest, name = min([args.image_size, *(args.image_sizes or ())]), "--image-size"
     if args.image_sizes and smallest < args.image_size:
         name = "--image-sizes"
-    backbone = backbone_from_name(args.backbone, width=args.width, norm=args.norm)
+    backbone = backbone_from_name(
+        args.backbone, width=args.width, norm=args.norm, weights=args.weights,
+        argument_prefix="--",
+    )  # fmt: skip
     check_image_size(backbone, smallest, name=name, backbone_name=args.backbone)
     budget = None
     if args.command == "plan":
@@ -141,6 +161,7 @@ def check_options(args: argparse.Namespace) -> tuple[StepConfig, int | None]:
         n_support=args.n_support, way=args.way, n_query=args.n_query, h=args.h,
         query_batch=args.query_batch, chunk_size=args.chunk_size, width=args.width,
         norm=args.norm, device=args.device, repeats=args.repeats, threads=args.threads,
+        precision=args.precision, channels_last=args.channels_last, weights=args.weights,
     )  # fmt: skip
     return config, budget
 

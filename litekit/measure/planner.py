@@ -16,6 +16,11 @@ the planner finds, in this order,
 Any of the three can be held at the value given instead (``search=``). With a fixed h it
 finds the largest image size instead. Every probe is kept in the plan, so a notebook can
 show how the search went.
+
+Every probe runs in the configuration's precision and memory layout (``precision``,
+``channels_last``, `litekit.precision`): activations kept in bfloat16 take half the bytes
+of float32 ones, so the same budget holds a larger h, and the plan is for the step as it
+will run.
 """
 
 from __future__ import annotations
@@ -124,9 +129,10 @@ class Plan:
         c, m = self.config, self.measurement
         what = "full back-propagation" if c.full else f"h={c.h}"
         used = "peak" if self.memory == "peak" else "step share"
+        layout = f" in {c.precision}" + (", channels-last" if c.channels_last else "")
         return (
             f"{what}, query_batch={c.query_batch}, chunk_size={c.chunk_size} at "
-            f"{c.image_size} px: {used} {format_bytes(m.used(self.memory))} of a "
+            f"{c.image_size} px{layout}: {used} {format_bytes(m.used(self.memory))} of a "
             f"{format_bytes(self.budget_bytes)} budget ({self.margin:.0%} margin), "
             f"{m.step_seconds:.3f} s per step, {len(self.probes)} measurements"
         )

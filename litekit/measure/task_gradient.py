@@ -3,14 +3,15 @@
 The computation measured is `litekit.train.accumulate_task_gradient`: the no-grad pass over
 the support set, then per query batch the h re-embedded support images and the batch, and
 one backward pass each; no optimiser step. It runs on the caller's learner and task, so a
-notebook can measure the model it is studying. For a configured step with an optimiser,
-measured alone in a fresh process, see `litekit.measure.measure_training_step`.
+notebook can measure the model it is studying, in any precision and memory layout
+(`litekit.precision`). For a configured step with an optimiser, measured alone in a fresh
+process, see `litekit.measure.measure_training_step`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import torch
@@ -27,6 +28,23 @@ from litekit.lite import Lite
 from litekit.measure.peak import cuda_peak
 from litekit.measure.tensors import SavedTensorMemory
 from litekit.measure.timing import median_seconds
+from litekit.precision import channels_last_weights, check_precision, grad_scaler
+
+
+def with_layout(
+    lite: Lite | None, precision: str | None = None, channels_last: bool | None = None
+) -> Lite | None:
+    """``lite`` with ``precision`` and ``channels_last`` where given (None keeps its own);
+    without a ``lite``, full back-propagation (`Lite.full`) in them, or None when neither
+    is given."""
+    changes: dict[str, Any] = {}
+    if precision is not None:
+        changes["precision"] = check_precision(precision)
+    if channels_last is not None:
+        changes["channels_last"] = bool(channels_last)
+    if not changes:
+        return lite
+    return Lite.full(**changes) if lite is None else replace(lite, **changes)
 
 
 @dataclass(frozen=True)
@@ -56,6 +74,8 @@ def measure_task_gradient(
     *,
     repeats: int = 3,
     query_batch: int | None = None,
+    precision: str | None = None,
+    channels_last: bool | None = None,
 ) -> TaskGradientCost:
     """Time and memory of `litekit.train.accumulate_task_gradient` for one task.
 
@@ -63,18 +83,26 @@ def measure_task_gradient(
     saves for backward (the activation memory that grows with h), then the median time of
     ``repeats`` runs after a warm-up run, with the CUDA peak over them. The learner's
     ``.grad`` tensors and buffers are left as found.
+
+    ``precision`` and ``channels_last`` (None: ``lite``'s own; fp32 and the default layout
+    without one) run the backbone's passes as `litekit.train.fit` would: under autocast,
+    float16 with a gradient scaler, and channels-last with the learner's convolution
+    kernels converted for the measurement and restored afterwards.
     """
     from litekit.train import accumulate_task_gradient
 
     check_learner_and_episode(learner, episode)
     repeats = check_int("repeats", repeats, minimum=1)
+    lite = with_layout(lite, precision, channels_last)
     device = learner.device
+    scaler = grad_scaler(lite.precision if lite is not None else "fp32", device)
+    layout = channels_last_weights(learner, lite is not None and lite.channels_last)
 
     def run() -> None:
         learner.zero_grad(set_to_none=True)
-        accumulate_task_gradient(learner, episode, lite, query_batch)
+        accumulate_task_gradient(learner, episode, lite, query_batch, scaler=scaler)
 
-    with preserved_state(learner):
+    with preserved_state(learner), layout:
         with SavedTensorMemory(learner) as saved:
             run()
         learner.zero_grad(set_to_none=True)
@@ -93,16 +121,20 @@ def cost_vs_h(
     seed: int = 0,
     query_batch: int | None = None,
     progress: bool = False,
+    precision: str = "fp32",
+    channels_last: bool = False,
 ) -> list[dict[str, Any]]:
     """`measure_task_gradient` for LITE at each h, then for full back-propagation (h = N).
 
     Rows: ``h, method`` ("lite" or "full"), ``seconds, saved_bytes, peak_bytes``. Each LITE
-    run draws its subsets from a generator seeded with ``seed``.
+    run draws its subsets from a generator seeded with ``seed``. Every run, full
+    back-propagation included, is in ``precision`` and memory layout (`litekit.precision`).
     """
     check_learner_and_episode(learner, episode)
     hs = check_subset_sizes(hs, episode.n_support)
     seed = check_int("seed", seed, minimum=0)
     chunk_size = check_int("chunk_size", chunk_size, minimum=1)
+    check_precision(precision)
     from tqdm.auto import tqdm
 
     rows = []
@@ -112,8 +144,9 @@ def cost_vs_h(
         if method == "lite":
             lite = Lite(h, chunk_size=chunk_size, generator=torch.Generator().manual_seed(seed))
         cost = measure_task_gradient(
-            learner, episode, lite, repeats=repeats, query_batch=query_batch
-        )
+            learner, episode, lite, repeats=repeats, query_batch=query_batch,
+            precision=precision, channels_last=channels_last,
+        )  # fmt: skip
         rows.append(
             {
                 "h": h,

@@ -18,7 +18,12 @@ A `StepConfig` names a learner, a task size and a LITE set-up; the step is
   a step.
 
 Step time is the median over ``repeats`` steps after one warm-up step
-(`litekit.measure.timing.median_seconds`).
+(`litekit.measure.timing.median_seconds`: CUDA events on CUDA).
+
+The step runs in the configured precision and memory layout (``precision``,
+``channels_last``; `litekit.precision`): the backbone's passes under autocast, the learner's
+convolution kernels and the images channels-last, and float16 with a gradient scaler, as
+`litekit.train.fit` runs them.
 """
 
 from __future__ import annotations
@@ -39,12 +44,14 @@ from litekit.learners.build import (
     backbone_from_name,
     check_backbone_name,
     check_norm,
+    check_weights,
     learner_from_name,
     optimizer_from_name,
 )
 from litekit.measure.peak import cuda_peak
 from litekit.measure.rss import current_rss, peak_rss, reset_peak_rss, trim_heap
 from litekit.measure.timing import median_seconds
+from litekit.precision import check_precision, grad_scaler
 
 #: What a memory budget can bound: the whole measured peak, or the step's own share of it
 #: (the peak minus the memory in use before the step; see `Measurement`).
@@ -101,6 +108,13 @@ class StepConfig:
         optimizer: ``"adam"`` (its state is part of the peak) or ``"sgd"``.
         repeats: timed steps after one warm-up step.
         threads: torch CPU threads in the measuring process (``None``: torch's default).
+        precision: ``"fp32"``, ``"bf16"`` or ``"fp16"`` for the backbone's passes (fp16 steps
+            with a gradient scaler); see `litekit.precision`.
+        channels_last: the learner's convolution kernels and the images in channels-last
+            memory layout.
+        weights: pretrained backbone weights (a torchvision weights name, or a state-dict
+            file; `litekit.learners.backbone_from_name`); None for random ones. Time and
+            memory do not depend on the values, except through numbers such as denormals.
     """
 
     backbone: str = "conv4"
@@ -118,12 +132,21 @@ class StepConfig:
     optimizer: str = "adam"
     repeats: int = 2
     threads: int | None = None
+    precision: str = "fp32"
+    channels_last: bool = False
+    weights: str | None = None
 
     def __post_init__(self) -> None:
         check_backbone_name(self.backbone)
         check_choice("learner", self.learner, LEARNERS)
         check_choice("optimizer", self.optimizer, OPTIMIZERS)
         check_norm(self.backbone, self.norm)
+        check_precision(self.precision)
+        if not isinstance(self.channels_last, bool):
+            raise bad_argument("channels_last", self.channels_last, "pass True or False.")
+        check_weights(self.backbone, self.weights, norm=self.norm)
+        if self.weights is not None:  # a path as text: the configuration travels as JSON
+            object.__setattr__(self, "weights", str(self.weights))
         for name, minimum in INT_MINIMUMS.items():
             value = getattr(self, name)
             if value is None and name in _OPTIONAL:
@@ -143,7 +166,9 @@ class StepConfig:
 
     def label(self) -> str:
         kind = "full" if self.full else f"LITE h={self.h}"
-        return f"{self.backbone} {self.image_size}px N={self.n_support} {kind}"
+        layout = "" if self.precision == "fp32" else f" {self.precision}"
+        layout += " channels-last" if self.channels_last else ""
+        return f"{self.backbone} {self.image_size}px N={self.n_support} {kind}{layout}"
 
 
 @dataclass(frozen=True)
@@ -194,16 +219,23 @@ def build_training_step(config: StepConfig):
     """The learner, optimiser, task and Lite of ``config``, on its device (seeded).
 
     The caller's random state is left untouched; the optimiser's learning rate is 0, so
-    every step is the same step.
+    every step is the same step. The Lite carries the precision and memory layout (a
+    `Lite.full` one for full back-propagation outside fp32 and the default layout, else
+    None), and the learner is channels-last when asked; an fp16 step needs a gradient
+    scaler (`litekit.precision.grad_scaler`).
     """
     from litekit import Episode, Lite
 
     device = torch.device(config.device)
     with torch.random.fork_rng(devices=[]):  # seeded weights; the caller's generator untouched
         torch.manual_seed(0)
-        backbone = backbone_from_name(config.backbone, width=config.width, norm=config.norm)
+        backbone = backbone_from_name(
+            config.backbone, width=config.width, norm=config.norm, weights=config.weights
+        )
         learner = learner_from_name(config.learner, backbone, image_size=config.image_size)
     learner = learner.to(device)
+    if config.channels_last:
+        learner = learner.to(memory_format=torch.channels_last)
     optimizer = optimizer_from_name(config.optimizer, learner.parameters(), 0.0)
     g = torch.Generator().manual_seed(0)
     size = config.image_size
@@ -216,9 +248,12 @@ def build_training_step(config: StepConfig):
     )
     if device.type == "cuda":
         episode = episode.pin_memory()
+    layout = {"precision": config.precision, "channels_last": config.channels_last}
     lite = None
     if not config.full:
-        lite = Lite(config.h, chunk_size=config.chunk_size, generator=g)
+        lite = Lite(config.h, chunk_size=config.chunk_size, generator=g, **layout)
+    elif config.precision != "fp32" or config.channels_last:
+        lite = Lite.full(config.chunk_size, **layout)
     return learner, optimizer, episode, lite
 
 
@@ -243,8 +278,12 @@ def _measure_in_process(config: StepConfig) -> Measurement:
 def _measure_built(config, device, name, learner, optimizer, episode, lite) -> Measurement:
     from litekit.train import meta_train_step
 
+    scaler = grad_scaler(config.precision, device)
+
     def step() -> None:
-        meta_train_step(learner, episode, optimizer, lite=lite, query_batch=config.query_batch)
+        meta_train_step(
+            learner, episode, optimizer, lite=lite, query_batch=config.query_batch, scaler=scaler
+        )
 
     if device.type == "cuda":  # the warm-up counts: the optimiser's state is created there
         with cuda_peak(device) as reading:

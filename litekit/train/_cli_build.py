@@ -21,6 +21,7 @@ from litekit.episodes import EpisodeSampler, VariableEpisodeSampler, episode_loa
 from litekit.learners.backbones import check_image_size
 from litekit.learners.base import Learner
 from litekit.learners.build import backbone_from_name, learner_from_name, optimizer_from_name
+from litekit.learners.pretrained import normalization
 from litekit.lite import Lite
 
 # How many episodes the training sampler numbers. Episode k is a function of the seed and k
@@ -41,8 +42,12 @@ class FitInputs:
 
 
 def _backbone(args: argparse.Namespace) -> torch.nn.Module:
-    """The backbone, with its image size checked by a dry forward (on the CPU)."""
-    backbone = backbone_from_name(args.backbone, width=args.width, norm=args.norm)
+    """The backbone (pretrained with ``--weights``), with its image size checked by a dry
+    forward (on the CPU)."""
+    backbone = backbone_from_name(
+        args.backbone, width=args.width, norm=args.norm, weights=args.weights,
+        argument_prefix="--",
+    )  # fmt: skip
     check_image_size(backbone, args.image_size, name="--image-size", backbone_name=args.backbone)
     return backbone
 
@@ -102,20 +107,23 @@ def _check_folder_tasks(
 
 def _folder(option: str, folder: str, args: argparse.Namespace) -> ImageFolderDataset:
     dataset = ImageFolderDataset(
-        folder, args.image_size, class_depth=args.class_depth, argument=option
-    )
+        folder, args.image_size, class_depth=args.class_depth, argument=option,
+        normalization=normalization(args.weights),
+    )  # fmt: skip
     _check_folder_tasks(option, folder, labels_of(dataset), args)
     return dataset
 
 
 def _datasets(args: argparse.Namespace) -> tuple[Any, Any]:
-    """Training data and held-out data (None: a folder run without --validation-data)."""
+    """Training data and held-out data (None: a folder run without --validation-data), in
+    the normalisation ``--weights`` expect (none without)."""
     if args.data is None:
         embedded = {
             "num_classes": args.classes,
             "images_per_class": args.images_per_class,
             "image_size": args.image_size,
             "seed": args.seed,
+            "normalization": normalization(args.weights),
         }
         # The held-out classes are the next codes: classes training never sees.
         return ProceduralImages(**embedded), ProceduralImages(**embedded, first_class=args.classes)

@@ -22,8 +22,9 @@ from litekit._checks import bad_argument
 from litekit.data.folders import bad_path
 from litekit.data.procedural import MAX_SIZE, MIN_SIZE
 from litekit.learners.backbones import torchvision_backbone
-from litekit.learners.build import LEARNERS, NORMS, OPTIMIZERS
+from litekit.learners.build import LEARNERS, NORMS, OPTIMIZERS, check_norm, check_weights
 from litekit.lite import SCALINGS
+from litekit.precision import PRECISIONS, check_precision_on
 
 PROGRAM = "python -m litekit.train"
 EMBEDDED_CODES = 2048  # classes of the embedded dataset: training and held-out ranges share them
@@ -157,10 +158,23 @@ def _model_options(parser: argparse.ArgumentParser) -> None:
         "--backbone",
         type=_backbone("--backbone"),
         default="conv4",
-        help="'conv4' or a torchvision model name (random init)",
+        help="'conv4' or a torchvision model name (random init unless --weights)",
+    )
+    group.add_argument(
+        "--weights",
+        default=None,
+        help="pretrained backbone weights: a torchvision weights name (DEFAULT, "
+        "IMAGENET1K_V1: from torchvision's cache, downloaded only when missing) or a "
+        "state-dict file; the images are then normalised as ImageNet's",
     )
     _integer_option(group, "--width", 1, 64, "conv4 channels")
-    _choice_option(group, "--norm", NORMS, "group")
+    group.add_argument(
+        "--norm",
+        type=_choice("--norm", NORMS),
+        default=None,
+        help=f"one of {', '.join(NORMS)} (default: model with --weights, to keep their "
+        "BatchNorm; else group)",
+    )
     _integer_option(group, "--image-size", 1, 84, "side of the square images")
 
 
@@ -203,6 +217,18 @@ def _training_options(parser: argparse.ArgumentParser) -> None:
     )
     _integer_option(group, "--workers", 0, 0, "loader processes per rank")
     _integer_option(group, "--threads", 1, None, "torch CPU threads")
+    _choice_option(group, "--precision", PRECISIONS, "fp32")
+    group.add_argument(
+        "--channels-last",
+        action="store_true",
+        help="channels-last memory layout for the learner and the images (fast on GPUs)",
+    )
+    group.add_argument(
+        "--deterministic",
+        action="store_true",
+        help="deterministic kernels: on a GPU too, a resumed run equals an unbroken one "
+        "exactly (at some cost in speed)",
+    )
 
 
 def _data_options(parser: argparse.ArgumentParser) -> None:
@@ -328,8 +354,15 @@ def check_options(args: argparse.Namespace) -> None:
     """Options that must agree with each other, checked before anything is built.
 
     (Each option's own value was checked when it was read; folders' contents are checked
-    when the data is read, and files to write by `litekit.paths` on rank 0.)
+    when the data is read, and files to write by `litekit.paths` on rank 0.) Resolves
+    ``--norm``'s default: ``model`` with ``--weights``, else ``group``.
     """
+    if args.norm is None:
+        args.norm = "model" if args.weights is not None else "group"
+    check_norm(args.backbone, args.norm, argument="--norm")
+    check_weights(
+        args.backbone, args.weights, norm=args.norm, argument="--weights", norm_argument="--norm"
+    )
     if args.variable:
         _check_variable_tasks(args)
     if args.data is None:
@@ -356,6 +389,11 @@ def check_options(args: argparse.Namespace) -> None:
 def _processes_per_machine() -> int:
     """How many processes torchrun started on this machine (1 outside torchrun)."""
     return int(os.environ.get("LOCAL_WORLD_SIZE", os.environ.get("WORLD_SIZE", "1")))
+
+
+def check_precision_for(args: argparse.Namespace, device: torch.device) -> None:
+    """``--precision`` computes on ``device`` (bf16 needs a GPU with bfloat16 arithmetic)."""
+    check_precision_on(args.precision, device, "--precision")
 
 
 def resolve_device(requested: str | None) -> torch.device:

@@ -21,9 +21,20 @@ Reproducible across process counts. LITE subsets come from a generator per task,
 command on 1, 2 or 8 processes makes the same updates (to floating-point summation order).
 A checkpoint can therefore be resumed on another number of processes.
 
+Precision, memory layout, weights. ``--precision bf16`` (or ``fp16``, with a gradient
+scaler) and ``--channels-last`` run the backbone's passes as `litekit.train.fit` does
+(`litekit.precision`); ``--deterministic`` asks for deterministic kernels, so that on a GPU
+too a resumed run equals an unbroken one bit for bit. ``--weights`` starts the backbone
+from pretrained weights (a torchvision weights name, or a state-dict file) and normalises
+the images as those weights expect. ``--precision``, ``--channels-last`` and ``--weights``
+define the run (a checkpoint resumes only with the same values); ``--deterministic`` does
+not (it changes kernels, not the computation).
+
 Checked before anything runs or is written (exit status 2 and a one-line error naming the
 option, its value and the fix): option values and how they agree with each other, the
-device (a GPU for every process on the machine), an unknown backbone, an image size the
+device (a GPU for every process on the machine, bfloat16 arithmetic for ``--precision
+bf16``), ``--weights`` that name no weights of the backbone, no file, or weights that do
+not fit it, an unknown backbone, an image size the
 backbone cannot embed (found by a dry forward), data folders that cannot make the asked
 tasks, ``--checkpoint`` and ``--out`` paths that cannot be written (a read-only folder, a
 file where a folder should be), a checkpoint made with other options (or by ``fit`` in
@@ -55,12 +66,14 @@ from litekit.distributed import (
     rank_and_world,
     same_outcome_on_every_rank,
 )
+from litekit.learners.pretrained import is_weights_file
 from litekit.paths import check_writable_file
 from litekit.train import loop
 from litekit.train._cli_build import build
 from litekit.train._cli_options import (
     PROGRAM,
     check_options,
+    check_precision_for,
     option_name,
     parse_options,
     resolve_device,
@@ -70,10 +83,12 @@ __all__ = ["main"]
 
 _SUMMARY_FORMAT = "litekit-train-summary"
 # Options that define a run: a checkpoint resumes only with the same values. The others
-# (steps, device, workers, threads, paths, cadence of validation and checkpoints) may change.
+# (steps, device, workers, threads, paths, cadence of validation and checkpoints, and
+# --deterministic, which changes kernels, not the computation) may change.
 _RUN_OPTIONS = (
     "learner",
     "backbone",
+    "weights",
     "width",
     "norm",
     "image_size",
@@ -100,7 +115,11 @@ _RUN_OPTIONS = (
     "images_per_class",
     "validation_data",
     "validation_tasks",
+    "precision",
+    "channels_last",
 )
+# What a checkpoint made before an option existed was made with: that option's default.
+_RUN_OPTION_DEFAULTS = {"weights": None, "precision": "fp32", "channels_last": False}
 
 
 def _record(args: argparse.Namespace) -> dict[str, Any]:
@@ -109,6 +128,8 @@ def _record(args: argparse.Namespace) -> dict[str, Any]:
     for key in ("data", "validation_data"):
         if values[key] is not None:
             values[key] = str(Path(values[key]).resolve())
+    if values["weights"] is not None and is_weights_file(values["weights"]):
+        values["weights"] = str(Path(values["weights"]).resolve())
     return values
 
 
@@ -139,12 +160,13 @@ def _check_checkpoint(path: Path, resume: bool, options: dict[str, Any]) -> None
             "its options are unknown; resume it from Python, or pass another --checkpoint.",
         )
     for key in _RUN_OPTIONS:
-        if made_with.get(key) != options[key]:
+        made = made_with.get(key, _RUN_OPTION_DEFAULTS.get(key))
+        if made != options[key]:
             raise bad_argument(
                 option_name(key),
                 options[key],
                 f"the checkpoint {str(path)!r} was made with {option_name(key)} "
-                f"{made_with.get(key)!r}; pass that value to resume it, or another "
+                f"{made!r}; pass that value to resume it, or another "
                 "--checkpoint path to start afresh.",
             )
 
@@ -206,6 +228,7 @@ def _run(args: argparse.Namespace) -> dict[str, Any] | None:
     """Check, build and train; the summary on rank 0, None on the other ranks."""
     check_options(args)
     device = resolve_device(args.device)
+    check_precision_for(args, device)
     if args.threads is not None:
         torch.set_num_threads(args.threads)
     init_from_environment(str(device))
@@ -232,6 +255,9 @@ def _run(args: argparse.Namespace) -> dict[str, Any] | None:
         description=f"{args.learner}/{args.backbone} on {world} process(es)",
         subset_seed=args.seed,
         metadata={"options": options},
+        precision=args.precision,
+        channels_last=args.channels_last,
+        deterministic=args.deterministic,
     )
     if rank != 0:
         return None
