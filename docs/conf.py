@@ -66,7 +66,8 @@ nitpicky = True
 nitpick_ignore_regex = [
     (r"py:obj", r".*"),
     (r"py:.*", r"(torch|torchvision|nn|numpy|np|matplotlib|plotly|ipywidgets|PIL)(\..*)?"),
-    (r"py:.*", r"(tqdm|IPython|abc|collections|typing|pathlib|os|io|dataclasses|argparse)(\..*)?"),
+    (r"py:.*", r"(tqdm|IPython|abc|collections|contextlib|typing|pathlib)(\..*)?"),
+    (r"py:.*", r"(os|io|dataclasses|argparse)(\..*)?"),
     (r"py:.*", r"(Tensor|Module|Figure|Axes|Generator|Dataset|DataLoader|Path|Any|Callable)"),
     (r"py:class", r"(litekit(\.\w+)*\.)?_\w+"),  # private base classes (Bases: _SamplerBase)
     (r"py:class", r"litekit\.data\.orbit\.Video"),  # not exported from litekit.data

@@ -37,9 +37,8 @@ from litekit._checks import check_int
 from litekit.episodes import Episode
 from litekit.learners.film import film_channels
 from litekit.learners.finetuner import FineTuner
-from litekit.lite import Lite
+from litekit.lite import Lite, with_layout
 from litekit.measure.peak import cuda_peak
-from litekit.measure.task_gradient import with_layout
 from litekit.measure.tensors import CreatedTensorMemory
 from litekit.measure.timing import median_seconds
 from litekit.precision import channels_last_weights, check_precision

@@ -123,6 +123,16 @@ def broadcast_module(module: nn.Module) -> None:
             dist.broadcast(tensor.data, src=0)
 
 
+def on_any_rank(flag: bool, device: torch.device | str = "cpu") -> bool:
+    """True on every rank when ``flag`` is True on any rank (one tiny all-reduce on
+    ``device``, the learner's: NCCL reduces on the GPU); ``flag`` itself in one process."""
+    if not is_distributed():
+        return flag
+    reduced = torch.tensor([float(flag)], device=device)
+    dist.all_reduce(reduced, op=dist.ReduceOp.MAX)
+    return bool(reduced.item())
+
+
 def gather_objects(value: Any) -> list[Any]:
     """Every rank's ``value`` (picklable), in rank order, on every rank; [value] alone."""
     if not is_distributed():

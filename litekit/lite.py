@@ -17,8 +17,9 @@ tensor is ``E + s · (e_H - stop_gradient(e_H))`` at rows H, which adds exactly 
 value and ``s · ∂e_H/∂θ`` to the gradient.
 
 Every learner reaches its support images through `lite_forward`: it is the only place the
-estimator is written. `Lite` holds a learner's settings (h, chunk size, subsets, scaling)
-and draws the subsets; `support_scale` and `loss_scale` are the two scale rules.
+estimator is written. `Lite` holds a learner's settings (h, chunk size, subsets, scaling,
+precision and memory layout) and draws the subsets; `support_scale` and `loss_scale` are
+the two scale rules.
 
 Scaling conventions (``scaling=``):
 
@@ -36,7 +37,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import torch
 
@@ -233,6 +234,22 @@ def lite_forward(
             delta = (rows - rows.detach()) * support_scale(n, len(subset), scaling)
             support = cached.index_add(0, subset.to(cached.device), delta)
     return support if queries is None else (support, embedded)
+
+
+def with_layout(
+    lite: Lite | None, precision: str | None = None, channels_last: bool | None = None
+) -> Lite | None:
+    """``lite`` with ``precision`` and ``channels_last`` where given (None keeps its own);
+    without a ``lite``, full back-propagation (`Lite.full`) in them, or None when neither is
+    given."""
+    changes: dict = {}
+    if precision is not None:
+        changes["precision"] = check_precision(precision)
+    if channels_last is not None:
+        changes["channels_last"] = bool(channels_last)
+    if not changes:
+        return lite
+    return Lite.full(**changes) if lite is None else replace(lite, **changes)
 
 
 @dataclass

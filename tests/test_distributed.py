@@ -73,3 +73,57 @@ def test_shards_cover_every_task_once():
     shards = [shard(range(10), rank, 3) for rank in range(3)]
     assert sorted(sum(shards, [])) == list(range(10))
     assert shards[1] == [1, 4, 7]
+
+
+def faulty_worker(rank: int, world: int, port: int, out_dir: str) -> None:
+    """Rank 1 alone holds a bad task (a query label outside its classes) in the first step,
+    and a NaN pixel in the second; rank 0's tasks are sound. Each rank records what it
+    raised, and whether a flag raised on rank 1 alone reached rank 0."""
+    from litekit.distributed import on_any_rank
+
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    dist.init_process_group("gloo", rank=rank, world_size=world)
+    outcomes = []
+    try:
+        torch.set_num_threads(1)
+        learner = make_learner("protonets")
+        optimizer = torch.optim.SGD(learner.parameters(), lr=0.1)
+        task = make_episode(n_support=6, way=3, n_query=4, seed=rank)
+        bad_labels = make_episode(n_support=6, way=3, n_query=4, seed=5)
+        bad_labels.query_labels[0] = 7
+        nan_pixel = make_episode(n_support=6, way=3, n_query=4, seed=6)
+        nan_pixel.support_images[2, 0, 0, 0] = float("nan")
+        for bad in (bad_labels, nan_pixel):
+            try:
+                meta_train_step(learner, bad if rank == 1 else task, optimizer)
+                outcomes.append("no error")
+            except ValueError as error:
+                outcomes.append(f"{type(error).__name__}: {error}")
+        outcomes.append(f"flag {on_any_rank(rank == 1)}")
+        torch.save(outcomes, os.path.join(out_dir, f"rank{rank}.pt"))
+        dist.barrier()
+    finally:
+        dist.destroy_process_group()
+
+
+@pytest.mark.timeout(120)
+def test_a_bad_task_on_one_rank_raises_on_every_rank(tmp_path):
+    """No rank is left waiting in a collective: both ranks raise the same error, and a
+    non-finite loss is still a NonFiniteLossError under torchrun."""
+    from litekit.train.step import NonFiniteLossError
+
+    mp.start_processes(
+        faulty_worker,
+        args=(2, free_port(), str(tmp_path)),
+        nprocs=2,
+        join=True,
+        start_method="spawn",
+    )
+    ranks = [torch.load(tmp_path / f"rank{r}.pt") for r in range(2)]
+    for labels, nan, flag in ranks:
+        assert labels.startswith("CollectiveError: query_labels=[7]")
+        assert nan.startswith("CollectiveNonFiniteLossError: episode[0]=support_images[2]")
+        assert flag == "flag True"
+    assert issubclass(
+        __import__("litekit.train.step").train.step.CollectiveNonFiniteLossError, NonFiniteLossError
+    )

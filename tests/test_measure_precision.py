@@ -14,6 +14,7 @@ from torch import nn
 
 from litekit import Episode, Lite
 from litekit.learners import ProtoNets, conv4
+from litekit.lite import with_layout
 from litekit.measure import (
     Measurement,
     StepConfig,
@@ -25,7 +26,6 @@ from litekit.measure import (
     median_seconds,
     plan_budget,
     seconds_of,
-    with_layout,
 )
 from litekit.measure import cli as measure_cli
 from litekit.measure import floor as floor_module

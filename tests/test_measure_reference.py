@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from litekit.measure import load_reference, plot_reference, reference_curve
+from litekit.measure import load_reference, reference_curve
 
 REFERENCE = Path(__file__).resolve().parents[1] / "benchmarks" / "reference"
 
@@ -18,14 +18,3 @@ def test_reference_copy_reads_back_the_design_highlights():
     assert lite == {100: 6.598, 500: 6.6, 1000: 6.608}
     assert reference_curve(rows, "full", "efficientnet_b0", 320)[-1] == (1000, None, None)
     assert [n for n, *_ in reference_curve(rows, "lite", "efficientnet_b0", 224, h=8)] == [500]
-
-
-def test_plot_reference_draws_both_kinds_and_marks_out_of_memory():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    _, rows = load_reference(REFERENCE / "h200-protonets-step.jsonl")
-    ax = plot_reference(rows, "efficientnet_b0", 320)
-    labels = [line.get_label() for line in ax.get_lines()]
-    assert "full back-propagation" in labels and "minimal LITE, h=40" in labels
-    assert "full back-propagation: out of memory" in labels

@@ -17,7 +17,8 @@ from torch import nn
 
 from litekit._checks import bad_argument, check_choice, check_int
 from litekit.episodes import Episode
-from litekit.learners.base import Learner, SupportCache, check_labels
+from litekit.learners.base import Learner, SupportCache
+from litekit.learners.checks import check_labels
 from litekit.lite import SCALINGS as LITE_SCALINGS
 from litekit.lite import Lite
 

@@ -31,7 +31,7 @@ from litekit.episodes import Episode
 from litekit.learners.base import Learner
 from litekit.learners.cnaps import FilmLearner
 from litekit.learners.protonets import ProtoNets
-from litekit.lite import Lite
+from litekit.lite import Lite, loss_scale
 
 METHODS = ("auto", "vmap", "loop")
 
@@ -129,7 +129,7 @@ class GradientDecomposition:
         if scaling == "none":
             return self.query + (h / self.n) * support
         if scaling == "loss":
-            return (self.n / h if h < self.n else 1.0) * self.query + support
+            return loss_scale(self.n, h, "loss") * self.query + support
         return self.query + support
 
     def parameter_mask(self, prefix: str) -> torch.Tensor:

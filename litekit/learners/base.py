@@ -135,7 +135,8 @@ class Learner(nn.Module, ABC):
             )
 
     def batch_coupled_layers(self) -> list[str]:
-        """Layers of the image encoders that use batch statistics now (see `checks`)."""
+        """Layers of the image encoders that use batch statistics now
+        (`litekit.learners.checks.batch_coupled_modules`)."""
         return [
             layer
             for name, module in self.image_encoders().items()

@@ -58,7 +58,7 @@ def mahalanobis_logits(
     if bool(failed.any()):
         # Q_k >= I, so only non-finite embeddings (a NaN pixel) make it fail: NaN logits,
         # which the training step reports as a non-finite loss naming the input.
-        return embeddings.new_full((queries.shape[0], way), float("nan"))
+        return (queries @ means.T) * float("nan")  # NaN, still on the graph for backward
     diff = queries.unsqueeze(0) - means.unsqueeze(1)  # (K, M, D)
     solved = torch.cholesky_solve(diff.transpose(1, 2), chol)  # (K, D, M)
     distances = (diff.transpose(1, 2) * solved).sum(1)  # (K, M)

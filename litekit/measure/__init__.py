@@ -33,12 +33,11 @@ from litekit.measure.planner import (
     parse_bytes,
     plan_budget,
 )
-from litekit.measure.reference import load_reference, plot_reference, reference_curve
+from litekit.measure.reference import load_reference, reference_curve
 from litekit.measure.task_gradient import (
     TaskGradientCost,
     cost_vs_h,
     measure_task_gradient,
-    with_layout,
 )
 from litekit.measure.tensors import CreatedTensorMemory, SavedTensorMemory
 from litekit.measure.timing import median_seconds, seconds_of
@@ -75,8 +74,6 @@ __all__ = [
     "median_seconds",
     "parse_bytes",
     "plan_budget",
-    "plot_reference",
     "reference_curve",
     "seconds_of",
-    "with_layout",
 ]

@@ -47,12 +47,12 @@ class StepFloor:
 
     @property
     def floor_s(self) -> float:
-        """The floor: the no-grad pass plus every gradient pass."""
+        """Seconds of the floor, the no-grad pass plus every gradient pass."""
         return self.no_grad_s + self.grad_s
 
     @property
     def no_grad_images_per_s(self) -> float:
-        """Throughput of the no-grad pass: support images embedded per second."""
+        """Support images the no-grad pass embeds per second."""
         return self.n_support / self.no_grad_s
 
     def as_dict(self) -> dict:

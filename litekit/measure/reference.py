@@ -35,25 +35,3 @@ def reference_curve(
         if (r["kind"], r["net"], r["size"], r.get("h")) == (kind, net, size, h)
     ]
     return sorted(points)
-
-
-def plot_reference(rows: Sequence[dict], net: str, size: int, ax=None, h: int = 40):
-    """Peak memory against N, full back-propagation against LITE, from reference rows."""
-    import matplotlib.pyplot as plt
-
-    if ax is None:
-        _, ax = plt.subplots(figsize=(5.5, 3.6))
-    for kind, colour, label in (
-        ("full", "tab:orange", "full back-propagation"),
-        ("lite", "tab:blue", f"minimal LITE, h={h}"),
-    ):
-        points = [(n, peak) for n, peak, _ in reference_curve(rows, kind, net, size, h)]
-        shown = [(n, peak) for n, peak in points if peak is not None]
-        if shown:
-            ax.plot(*zip(*shown, strict=True), "o-", color=colour, label=label)
-        for n, peak in points:
-            if peak is None:
-                ax.axvline(n, color=colour, linestyle=":", label=f"{label}: out of memory")
-    ax.set(xlabel="support-set size N", ylabel="peak GiB", title=f"{net}, {size} px")
-    ax.legend(fontsize="small")
-    return ax

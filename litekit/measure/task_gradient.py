@@ -11,7 +11,7 @@ process, see `litekit.measure.measure_training_step`.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -24,27 +24,11 @@ from litekit.diagnostics.common import (
 )
 from litekit.episodes import Episode
 from litekit.learners.base import Learner
-from litekit.lite import Lite
+from litekit.lite import Lite, with_layout
 from litekit.measure.peak import cuda_peak
 from litekit.measure.tensors import SavedTensorMemory
 from litekit.measure.timing import median_seconds
 from litekit.precision import channels_last_weights, check_precision, grad_scaler
-
-
-def with_layout(
-    lite: Lite | None, precision: str | None = None, channels_last: bool | None = None
-) -> Lite | None:
-    """``lite`` with ``precision`` and ``channels_last`` where given (None keeps its own);
-    without a ``lite``, full back-propagation (`Lite.full`) in them, or None when neither
-    is given."""
-    changes: dict[str, Any] = {}
-    if precision is not None:
-        changes["precision"] = check_precision(precision)
-    if channels_last is not None:
-        changes["channels_last"] = bool(channels_last)
-    if not changes:
-        return lite
-    return Lite.full(**changes) if lite is None else replace(lite, **changes)
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,6 @@
 """What LITE costs and saves: memory and time of a step, and accuracy against cost.
 
-- `step_cost`: memory and time of one step against h (`litekit.diagnostics.cost_vs_h`);
+- `step_cost`: memory and time of one step against h (`litekit.measure.cost_vs_h`);
 - `memory_and_time`: memory and step time against N or the image size, one line per kind;
 - `reference_memory`: peak memory against N from the reference measurements (JSON lines of
   ``kind, net, size, n, h, peak_gib``), out-of-memory sizes marked;
@@ -82,7 +82,7 @@ def _cost_panel(
 def step_cost(rows: list[dict], *, backend: str = "matplotlib") -> Any:
     """Memory (MiB kept for backward; CUDA peak when measured) and seconds per step against h.
 
-    ``rows`` is `litekit.diagnostics.cost_vs_h`'s table: LITE rows as lines, the full
+    ``rows`` is `litekit.measure.cost_vs_h`'s table: LITE rows as lines, the full
     back-propagation row as a dashed horizontal line (and a diamond at h = N).
     """
     backend = check_backend(backend)
@@ -202,7 +202,7 @@ def reference_memory(
 ) -> Any:
     """Peak memory against N, full back-propagation against LITE, one panel per set-up.
 
-    ``rows`` are reference measurements (`litekit.memory.load_reference`): ``kind``
+    ``rows`` are reference measurements (`litekit.measure.load_reference`): ``kind``
     (``"full"`` or ``"lite"``), ``net``, ``size``, ``n``, ``h`` and ``peak_gib``, None or
     missing where the step ran out of memory; an N that ran out of memory is a dotted
     vertical line. ``panels`` lists the (backbone, image size) pairs to draw, side by side;

@@ -10,7 +10,13 @@ from typing import Any
 import torch
 
 from litekit._checks import bad_argument
-from litekit.distributed import gather_objects, is_distributed, rank_and_world, unwrap
+from litekit.distributed import (
+    gather_objects,
+    is_distributed,
+    rank_and_world,
+    same_outcome_on_every_rank,
+    unwrap,
+)
 from litekit.episodes import Episode, check_task_tensors
 from litekit.learners.base import Learner
 from litekit.learners.checks import check_labels, check_query_labels
@@ -116,10 +122,14 @@ def evaluate(
         if across_ranks and is_distributed():
             rank, world = rank_and_world()
             stream = EpisodeStream(episodes, name="validation")
-            mine = [
-                (p, _accuracy(learner, task, settings))
-                for p, task in stream.all_with_positions(lambda p: p % world == rank)
-            ]
+            # A bad task on one rank raises on every rank, rather than leaving the others
+            # waiting in the gather.
+            mine = same_outcome_on_every_rank(
+                lambda: [
+                    (p, _accuracy(learner, task, settings))
+                    for p, task in stream.all_with_positions(lambda p: p % world == rank)
+                ]
+            )
             scored = sorted(pair for part in gather_objects(mine) for pair in part)
             accuracies = [accuracy for _, accuracy in scored]
         else:

@@ -15,7 +15,7 @@ rank with the same arguments, and:
   ``(subset_seed, p)`` (`subset_generator`), so they do not depend on which rank runs the
   task: with the same seed, a run on W processes makes the same updates as one process
   (to floating-point summation order);
-- gradients are averaged in the step (`litekit.distributed.average_gradients`); losses,
+- gradients are averaged in the step (`litekit.distributed.finish_step`); losses,
   accuracies and validation results are gathered, so every rank holds the same `History`;
 - only rank 0 reads and writes the checkpoint and shows progress; it sends the checkpoint
   to the other ranks, so a run can resume on another number of processes, and a node without
@@ -44,6 +44,7 @@ from litekit._checks import bad_argument, check_choice, check_int
 from litekit.determinism import use_deterministic_kernels
 from litekit.distributed import (
     broadcast_module,
+    on_any_rank,
     rank_and_world,
     same_outcome_on_every_rank,
     shard,
@@ -51,9 +52,9 @@ from litekit.distributed import (
 )
 from litekit.episodes import Episode
 from litekit.learners.base import Learner
-from litekit.lite import Lite
+from litekit.lite import Lite, with_layout
 from litekit.paths import check_writable_file
-from litekit.precision import check_precision, grad_scaler
+from litekit.precision import grad_scaler
 from litekit.seeding import seeded_generator
 from litekit.train.evaluation import evaluate
 from litekit.train.step import NONFINITE_POLICIES, StepResult, meta_train_step
@@ -191,7 +192,11 @@ class _Run:
     history: History = field(default_factory=History)
 
     def save(self, step: int) -> None:
-        """Write the checkpoint of the run after ``step`` whole steps."""
+        """Write the checkpoint of the run after ``step`` whole steps (rank 0). A failure,
+        refused weights or a disk error, is raised on every rank together."""
+        same_outcome_on_every_rank(lambda: self._write(step), rank_zero_only=True)
+
+    def _write(self, step: int) -> None:
         payload = checkpoints.payload(
             step,
             self.fingerprint,
@@ -203,22 +208,31 @@ class _Run:
             self.metadata,
             self.scaler,
         )
-        checkpoints.save_atomic(payload, self.path)
+        try:
+            checkpoints.save_atomic(payload, self.path)
+        except OSError as error:
+            raise bad_argument(
+                "checkpoint",
+                str(self.path),
+                f"could not be written ({error}); the last checkpoint is kept. Free space or "
+                "pass another path, and resume.",
+            ) from error
 
     def prepare(self, resume: bool, deterministic: bool, channels_last: bool) -> int:
         """Kernels and memory layout as asked, the checkpoint path checked writable (before
         any work: a run must not fail at its first save), and the checkpoint resumed if there
         is one; returns the number of steps done (0 for a new run)."""
-        if deterministic:
-            use_deterministic_kernels()
-        if channels_last:
-            self.learner.to(memory_format=torch.channels_last)
         if self.path is not None:
             path = self.path
             same_outcome_on_every_rank(
                 lambda: check_writable_file("checkpoint", path), rank_zero_only=True
             )
-        return self.resume(resume)
+        start = self.resume(resume)
+        if deterministic:  # stays on for the process, as torch.use_deterministic_algorithms
+            use_deterministic_kernels()
+        if channels_last:
+            self.learner.to(memory_format=torch.channels_last)
+        return start
 
     def resume(self, resume: bool) -> int:
         """Apply the checkpoint at ``path`` if there is one (checked on rank 0, sent to every
@@ -238,16 +252,6 @@ class _Run:
         )
         self.history = History.from_dict(saved["history"])
         return int(saved["step"])
-
-
-def _with_layout(lite: Lite | None, precision: str | None, channels_last: bool) -> Lite:
-    """``lite`` (or full back-propagation) with fit's precision and memory layout."""
-    changes: dict[str, Any] = {"channels_last": channels_last} if channels_last else {}
-    if precision is not None:
-        changes["precision"] = check_precision(precision)
-    if lite is None:
-        return Lite.full(**changes)
-    return replace(lite, **changes) if changes else lite
 
 
 def _validate(learner: Learner, validation: Any, lite: Lite | None, history: History, step: int):
@@ -299,7 +303,7 @@ class _DeferredInterrupts:
 def _stop(run: _Run, step: int, saved_step: int, rank: int) -> None:
     """After an interrupt: checkpoint step ``step`` if it is not saved yet, say where, and
     raise KeyboardInterrupt."""
-    if rank == 0 and run.path is not None and step > saved_step:
+    if run.path is not None and step > saved_step:
         run.save(step)
     if rank == 0:
         where = (
@@ -405,7 +409,7 @@ def fit(
     rank, world = rank_and_world()
     same_outcome_on_every_rank(lambda: _check_distributed(world, tasks_per_step, lite, subset_seed))
     learner = unwrap(learner)
-    lite = _with_layout(lite, precision, channels_last)
+    lite = with_layout(lite, precision, channels_last or None)
     stream = EpisodeStream(episodes)
     if validation is not None:  # its type and size, before a checkpoint is read
         EpisodeStream(validation, name="validation")
@@ -419,7 +423,7 @@ def fit(
         ),
         metadata,
         None if checkpoint is None else Path(checkpoint),
-        grad_scaler(lite.precision, learner.device),
+        grad_scaler(lite.precision if lite is not None else "fp32", learner.device),
     )
     start = run.prepare(resume, deterministic, channels_last)
     broadcast_module(learner)  # every rank starts from rank 0's weights (as DDP would)
@@ -454,12 +458,13 @@ def fit(
                 history.record(step, result, elapsed + time.perf_counter() - began)
                 if validation is not None and (step % every == 0 or step == steps):
                     _validate(learner, validation, lite, history, step)
-                if run.path is not None and rank == 0 and (step % save_every == 0 or step == steps):
+                if run.path is not None and (step % save_every == 0 or step == steps):
                     run.save(step)
                     saved_step = step
                 bar.set_postfix(history.postfix())
                 bar.update(1)
-                if interrupts.requested is not None:
+                # every rank stops after the same step, whichever of them got the signal
+                if on_any_rank(interrupts.requested is not None, learner.device):
                     _stop(run, step, saved_step, rank)
         finally:
             bar.close()

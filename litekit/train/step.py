@@ -25,24 +25,33 @@ from __future__ import annotations
 import math
 import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 
 from litekit._checks import bad_argument, check_choice, check_int
-from litekit.distributed import finish_step, same_outcome_on_every_rank, task_share, unwrap
+from litekit.distributed import (
+    CollectiveError,
+    finish_step,
+    same_outcome_on_every_rank,
+    task_share,
+    unwrap,
+)
 from litekit.episodes import Episode
 from litekit.learners.base import Learner, SupportCache
 from litekit.learners.checks import nonfinite_inputs
-from litekit.lite import Lite
-from litekit.precision import check_precision
+from litekit.lite import Lite, with_layout
 
 NONFINITE_POLICIES = ("raise", "skip")
 
 
 class NonFiniteLossError(ValueError):
-    """A task's loss is NaN or infinite; raised before its backward pass."""
+    """A task's loss (or the step's gradient) is NaN or infinite; nothing was applied."""
+
+
+class CollectiveNonFiniteLossError(NonFiniteLossError, CollectiveError):
+    """`NonFiniteLossError` raised by every rank together under torchrun."""
 
 
 @dataclass(frozen=True)
@@ -81,19 +90,6 @@ def _per_task_lites(lite: Lite | Sequence[Lite | None] | None, count: int) -> li
     )
 
 
-def _with_layout(
-    lites: list[Lite | None], precision: str | None, channels_last: bool | None
-) -> list[Lite | None]:
-    """The step's ``precision``/``channels_last``, when given, on every task's Lite (a full
-    back-propagation `Lite.full` where a task has none)."""
-    changes = {"precision": precision, "channels_last": channels_last}
-    changes = {key: value for key, value in changes.items() if value is not None}
-    if not changes:
-        return lites
-    check_precision(changes.get("precision", "fp32"))
-    return [Lite.full(**changes) if x is None else replace(x, **changes) for x in lites]
-
-
 def accumulate_task_gradient(
     learner: Learner,
     episode: Episode,
@@ -110,7 +106,8 @@ def accumulate_task_gradient(
     With a float16 ``scaler`` the loss is scaled before its backward pass. ``cache``: the
     support pass (`Learner.cache_support`) when the caller made it already (the diagnostics
     reuse one pass for thousands of gradients); None runs it here. Raises
-    `NonFiniteLossError` before back-propagating a non-finite batch loss.
+    `NonFiniteLossError` after the backward pass of a non-finite batch loss: the caller
+    clears or restores ``.grad`` (`meta_train_step` does).
     """
     n_query = episode.n_query
     batch = n_query if query_batch is None else check_int("query_batch", query_batch, minimum=1)
@@ -124,13 +121,13 @@ def accumulate_task_gradient(
         targets = episode.query_labels[start : start + batch].to(learner.device)
         logits = learner.task_logits(support, labels, queries, lite, cache)
         loss = F.cross_entropy(logits, targets, reduction="sum") / n_query
-        value = loss.item()
+        scaled = loss * scale
+        (scaled if scaler is None else scaler.scale(scaled)).backward()
+        value = loss.item()  # after the backward is queued: no wait between the two
         if not math.isfinite(value):
             raise NonFiniteLossError(
                 f"the loss of query images {start}..{start + len(targets) - 1}"
             )
-        scaled = loss * scale
-        (scaled if scaler is None else scaler.scale(scaled)).backward()
         total += value
         correct += int((logits.argmax(1) == targets).sum())
     return total, correct / n_query
@@ -180,7 +177,7 @@ def meta_train_step(
     ``total_tasks`` tasks and every rank applies the same update.
     """
     tasks = _as_episodes(episode)
-    lites = _with_layout(_per_task_lites(lite, len(tasks)), precision, channels_last)
+    lites = [with_layout(x, precision, channels_last) for x in _per_task_lites(lite, len(tasks))]
     if scaler is None and any(x is not None and x.precision == "fp16" for x in lites):
         raise bad_argument(
             "scaler",
@@ -193,8 +190,8 @@ def meta_train_step(
     check_choice("on_nonfinite", on_nonfinite, NONFINITE_POLICIES)
     share = task_share(len(tasks), total_tasks)
     learner = unwrap(learner)
-    for task, task_lite in zip(tasks, lites, strict=True):
-        learner.check_task(*_task_tensors(task), lite=task_lite)
+    # every task, before any gradient is touched; under torchrun every rank raises together
+    same_outcome_on_every_rank(lambda: _check_tasks(learner, tasks, lites))
     _warn_if_query_path_only(lites, tasks)
 
     learner.train()
@@ -205,7 +202,10 @@ def meta_train_step(
     totals = finish_step(learner.parameters(), share, *tally.sums(share.mine))
     if totals.failed:  # every rank raises the same error; nothing is applied
         optimizer.zero_grad(set_to_none=True)
-        same_outcome_on_every_rank(lambda: _raise_if(tally.failure))
+        try:
+            same_outcome_on_every_rank(lambda: _raise_if(tally.failure))
+        except CollectiveError as error:  # still a NonFiniteLossError for the caller
+            raise CollectiveNonFiniteLossError(str(error)) from None
     if scaler is None and not _gradients_finite(learner):
         optimizer.zero_grad(set_to_none=True)
         if on_nonfinite == "raise":
@@ -275,8 +275,11 @@ def _accumulate_tasks(
     return tally
 
 
-def _task_tensors(task: Episode) -> tuple[torch.Tensor, ...]:
-    return task.support_images, task.support_labels, task.query_images, task.query_labels
+def _check_tasks(learner: Learner, tasks: list[Episode], lites: list[Lite | None]) -> None:
+    for task, lite in zip(tasks, lites, strict=True):
+        learner.check_task(
+            task.support_images, task.support_labels, task.query_images, task.query_labels, lite
+        )
 
 
 def _warn_if_query_path_only(lites: list[Lite | None], tasks: list[Episode]) -> None:
@@ -303,8 +306,10 @@ def _restore_gradients(learner: Learner, saved: list[torch.Tensor | None]) -> No
 
 
 def _gradients_finite(learner: Learner) -> bool:
+    """One norm over every gradient (a handful of kernels, one device sync): NaN or inf in
+    any entry makes it non-finite."""
     grads = [p.grad for p in learner.parameters() if p.grad is not None]
-    return not grads or bool(torch.stack([torch.isfinite(g).all() for g in grads]).all())
+    return not grads or bool(torch.isfinite(torch.nn.utils.get_total_norm(grads)))
 
 
 def _describe_nonfinite(learner: Learner, index: int, task: Episode, where: str) -> str:
