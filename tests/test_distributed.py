@@ -110,7 +110,7 @@ def faulty_worker(rank: int, world: int, port: int, out_dir: str) -> None:
 def test_a_bad_task_on_one_rank_raises_on_every_rank(tmp_path):
     """No rank is left waiting in a collective: both ranks raise the same error, and a
     non-finite loss is still a NonFiniteLossError under torchrun."""
-    from litekit.train.step import NonFiniteLossError
+    from litekit.train.step import CollectiveNonFiniteLossError, NonFiniteLossError
 
     mp.start_processes(
         faulty_worker,
@@ -124,6 +124,4 @@ def test_a_bad_task_on_one_rank_raises_on_every_rank(tmp_path):
         assert labels.startswith("CollectiveError: query_labels=[7]")
         assert nan.startswith("CollectiveNonFiniteLossError: episode[0]=support_images[2]")
         assert flag == "flag True"
-    assert issubclass(
-        __import__("litekit.train.step").train.step.CollectiveNonFiniteLossError, NonFiniteLossError
-    )
+    assert issubclass(CollectiveNonFiniteLossError, NonFiniteLossError)
