@@ -9,8 +9,10 @@ import shutil
 import subprocess
 from pathlib import Path
 
+import nbformat
 import pytest
 import torch
+from nbtools import parameter_names
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -101,3 +103,22 @@ def test_the_resume_check_finds_the_largest_difference_and_where():
     worst, where = resume.largest_difference(a, {"learner": {"w": weights["w"]},
                                                  "optimizer": optimizer})  # fmt: skip
     assert worst == float("inf") and "learner.b" in where
+
+
+@pytest.mark.parametrize("smoke", [False, True], ids=["gpu", "cpu-smoke"])
+def test_the_notebook_runs_name_only_parameters_the_notebooks_have(smoke):
+    """A renamed notebook parameter would make papermill add a variable nobody reads."""
+    runner = load("gpu_notebooks")
+    for name in runner.GPU_RUNS:
+        notebook = nbformat.read(ROOT / "notebooks" / name, as_version=4)
+        given = runner.parameters_for(name, smoke)
+        assert set(given) <= parameter_names(notebook), set(given) - parameter_names(notebook)
+        if smoke or "05_" in name:  # notebook 04's gpu preset sets its own precision and layout
+            assert given["PRECISION"] == "bf16" and given["CHANNELS_LAST"] is True
+        assert given["DEVICE"] == ("cpu" if smoke else "cuda")
+
+
+def test_notebook_04s_gpu_preset_sets_bf16_and_channels_last():
+    notebook = nbformat.read(ROOT / "notebooks" / "04_meta_training_large_images.ipynb", 4)
+    preset = next(c["source"] for c in notebook["cells"] if 'if SCALE == "gpu"' in c["source"])
+    assert 'PRECISION, CHANNELS_LAST = "bf16", True' in preset
