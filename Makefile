@@ -36,11 +36,14 @@ screenshots: $(STAMP)
 	$(BIN)/python docs/sitetools/screenshots.py
 
 # The fast site first (warnings are errors): the notebook tests reuse its executed copies and
-# tests/browser/test_docs.py checks the pages.
+# tests/browser/test_docs.py checks the pages. The tests then run on every core, up to 4
+# workers (TEST_WORKERS=0 runs them in this one process); conftest.py keeps each notebook's
+# cells and each browser module together.
+TEST_WORKERS ?= auto
 test: $(STAMP)
 	$(BIN)/ruff check .
 	LITEKIT_DOCS_FAST=1 $(BIN)/python docs/sitetools/site.py
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --maxprocesses 4 --dist loadgroup
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

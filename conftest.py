@@ -8,6 +8,10 @@
   instead of building widgets.
 - nbval re-runs notebooks at their default parameters; those whose defaults take minutes
   opt out (`nbtools.checked_in_gate`) and the papermill gate compares their checked cells.
+- ``make test`` spreads the tests over the CPU's cores (pytest-xdist, ``--dist loadgroup``):
+  each test goes to whichever worker is free, except that a notebook's nbval cells share one
+  kernel and a browser test module one server and browser, so each of those runs whole, in
+  order, on one worker (`pytest_collection_modifyitems`).
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import json
 import os
 from pathlib import Path
 
+import pytest
 import torch
 
 torch.set_num_threads(1)
@@ -31,3 +36,12 @@ def pytest_ignore_collect(collection_path: Path, config) -> bool | None:
         if metadata.get("litekit", {}).get("checked_in") == "gate":
             return True
     return None
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist reads the groups
+def pytest_collection_modifyitems(config, items) -> None:
+    """Keep a notebook's cells, and a browser module's tests, together on one xdist worker."""
+    for item in items:
+        path = Path(str(item.fspath))
+        if path.suffix == ".ipynb" or path.parent.name == "browser":
+            item.add_marker(pytest.mark.xdist_group(path.name))

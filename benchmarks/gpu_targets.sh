@@ -9,7 +9,8 @@
 # queries: LITE in fp32, bf16, bf16 + channels-last (each with its floor, the floor's parts
 # and the no-grad throughput: benchmarks/lite_memory.py), the same with deterministic kernels
 # (their cost in speed), full back-propagation in fp32 at N = 100 and 1000 (out of memory is
-# a result); ResNet-18 rows, a 320 px row, Simple CNAPs; the deterministic resumed-vs-unbroken
+# a result); ResNet-18 rows, a 320 px row, Simple CNAPs, the backbone compiled (torch.compile,
+# reduce-overhead: does compiling win?); the deterministic resumed-vs-unbroken
 # check (benchmarks/resume_check.py: largest difference exactly 0); the torchrun tests of the
 # command line. Then benchmarks/gpu_targets_summary.py prints the targets: LITE bf16+CL step
 # <= 0.15 s and <= 1.3 x its floor, peak <= 1.0 GiB, >= 4 x faster than fp32 full
@@ -103,6 +104,8 @@ lite b0-$LARGE-lite-bf16-cl 90 $B0 --image-size "$LARGE" --n "$N" --kinds lite -
     --channels-last
 lite simple-cnaps-b0-$SIZE-lite-bf16-cl 90 --backbone efficientnet_b0 --learner simple_cnaps \
     --image-size "$SIZE" --n "$N" --kinds lite --precision bf16 --channels-last
+lite b0-$SIZE-lite-bf16-cl-compiled 180 $B0 --image-size "$SIZE" --n "$N" --kinds lite \
+    --precision bf16 --channels-last --compile reduce-overhead
 SUMMARY_OPTIONS="--image-size $SIZE --n $N"
 [ "$SMOKE" = 1 ] && SUMMARY_OPTIONS="$SUMMARY_OPTIONS --smoke"
 # shellcheck disable=SC2086

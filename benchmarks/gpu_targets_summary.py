@@ -14,6 +14,9 @@ bfloat16 and channels-last at ``--image-size`` and N = ``--n``; the targets:
   the same run (not judged when full back-propagation did not fit);
 - its no-grad pass embeds at least 15,000 images per second.
 
+It also prints what deterministic kernels cost, and what compiling the backbone
+(``torch.compile``, mode ``reduce-overhead``) gains, as step-time ratios to the main row.
+
 With ``--smoke`` (the CPU dry run's tiny sizes) the values are printed but not judged.
 """
 
@@ -26,6 +29,8 @@ from pathlib import Path
 from typing import Any
 
 GIB_IN_MIB = 1024.0
+#: The torch.compile mode whose row is compared with the eager main row.
+COMPILE_MODE = "reduce-overhead"
 #: (name, what is compared, the limit, True when the value must be at most the limit)
 TARGETS = (
     ("LITE bf16+channels-last step (s)", "step_s", 0.15, True),
@@ -59,15 +64,16 @@ def find(rows: Sequence[dict], **wanted: Any) -> dict | None:
 
 
 def main_rows(rows: Sequence[dict], image_size: int, n: int) -> dict[str, dict | None]:
-    """The rows the targets compare: LITE bf16+CL, its deterministic twin, fp32 full."""
+    """The rows the targets compare: LITE bf16+CL, its deterministic and compiled twins, and
+    fp32 full back-propagation (eager unless named)."""
     same = {"backbone": "efficientnet_b0", "learner": "protonets", "image_size": image_size, "n": n}
+    lite = {"kind": "lite", "precision": "bf16", "channels_last": True, **same}
     return {
-        "lite": find(rows, kind="lite", precision="bf16", channels_last=True,
-                     deterministic=False, **same),
-        "deterministic": find(rows, kind="lite", precision="bf16", channels_last=True,
-                              deterministic=True, **same),
+        "lite": find(rows, deterministic=False, compile=None, **lite),
+        "deterministic": find(rows, deterministic=True, compile=None, **lite),
+        "compiled": find(rows, deterministic=False, compile=COMPILE_MODE, **lite),
         "full": find(rows, kind="full", precision="fp32", channels_last=False,
-                     deterministic=False, **same),
+                     deterministic=False, compile=None, **same),
     }  # fmt: skip
 
 
@@ -82,10 +88,11 @@ def values(found: dict[str, dict | None]) -> dict[str, Any]:
     if ok and full is not None and full.get("step_s") is not None:
         out["speedup_over_full"] = full["step_s"] / lite["step_s"]
     out["full_error"] = None if full is None else full.get("error")
-    twin = found["deterministic"]
-    out["deterministic_step_over_plain"] = None
-    if ok and twin is not None and twin.get("step_s") is not None:
-        out["deterministic_step_over_plain"] = twin["step_s"] / lite["step_s"]
+    for twin in ("deterministic", "compiled"):
+        other = found[twin]
+        out[f"{twin}_step_over_plain"] = None
+        if ok and other is not None and other.get("step_s") is not None:
+            out[f"{twin}_step_over_plain"] = other["step_s"] / lite["step_s"]
     return out
 
 
@@ -110,6 +117,7 @@ def judge(measured: dict[str, Any], smoke: bool) -> list[dict]:
 def row_line(row: dict) -> str:
     mode = row["precision"] + (" CL" if row["channels_last"] else "")
     mode += " det" if row["deterministic"] else ""
+    mode += f" compiled ({row['compile']})" if row.get("compile") else ""
     what = f"{row['learner']}/{row['backbone']} {row['image_size']}px {row['kind']} N={row['n']}"
     if row.get("error"):
         return f"  {what} {mode}: {row['error']}"
@@ -148,6 +156,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"  {v['target']}: {shown} (target {v['limit']}): {v['verdict']}")
     ratio = measured["deterministic_step_over_plain"]
     print(f"  deterministic kernels: step x {'-' if ratio is None else f'{ratio:.3f}'}")
+    ratio = measured["compiled_step_over_plain"]
+    print(f"  torch.compile ({COMPILE_MODE}) backbone: step x "
+          f"{'-' if ratio is None else f'{ratio:.3f}'} (a gain is below 1)")  # fmt: skip
     if resume is not None:
         print(f"  resumed vs unbroken, deterministic: largest |difference| "
               f"{resume['largest_difference']!r} (exactly 0 required)")  # fmt: skip

@@ -25,7 +25,9 @@ script says which row and exits with status 1.
 
 ``--precision``, ``--channels-last`` and ``--deterministic`` run every step (and floor) in
 that precision, memory layout and kernel mode (`litekit.precision`,
-`litekit.determinism`). Prints one JSON document (also to ``--out``): the rows, and ratios
+`litekit.determinism`); ``--compile MODE`` runs the backbone through ``torch.compile`` in
+that mode (the warm-up step compiles), to see whether compiling wins before litekit's
+training functions offer it. Prints one JSON document (also to ``--out``): the rows, and ratios
 that summarise them (LITE's peak memory and step time at the largest N over the smallest,
 full back-propagation's peak and time over LITE's, the range of step / floor).
 """
@@ -45,6 +47,7 @@ import torch
 
 from litekit.measure import StepConfig, measure_floor, measure_training_step
 from litekit.measure.floor import MIN_FLOOR_REPEATS
+from litekit.measure.training_step import COMPILE_MODES
 from litekit.precision import PRECISIONS
 
 #: A step faster than this fraction of its floor is impossible: the floor is mis-measured.
@@ -61,6 +64,7 @@ def measure_here(config: StepConfig) -> dict:
         "h": None if config.full else config.h,
         "precision": config.precision,
         "channels_last": config.channels_last,
+        "compile": config.compile,
         "peak_mib": None if measured.peak_bytes is None else measured.peak_bytes / MIB,
         "step_mib": None if measured.step_bytes is None else measured.step_bytes / MIB,
         "step_s": measured.step_seconds,
@@ -113,7 +117,8 @@ def measure_row(config: StepConfig, deterministic: bool) -> dict:
     kind = "full" if config.full else "lite"
     return {"kind": kind, "n": config.n_support, "h": None if config.full else config.h,
             "precision": config.precision, "channels_last": config.channels_last,
-            "peak_mib": None, "step_mib": None, "step_s": None, "error": why}  # fmt: skip
+            "compile": config.compile, "peak_mib": None, "step_mib": None, "step_s": None,
+            "error": why}  # fmt: skip
 
 
 def label(row: dict) -> str:
@@ -121,6 +126,7 @@ def label(row: dict) -> str:
     words = [row["kind"], f"N={row['n']}"]
     words += [f"h={row['h']}"] if row["h"] is not None else []
     words += [row["precision"]] + (["channels-last"] if row["channels_last"] else [])
+    words += [f"compiled ({row['compile']})"] if row.get("compile") else []
     return " ".join(words)
 
 
@@ -177,6 +183,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--precision", choices=PRECISIONS, default="fp32")
     parser.add_argument("--channels-last", action="store_true")
     parser.add_argument("--deterministic", action="store_true", help="deterministic kernels")
+    parser.add_argument("--compile", choices=COMPILE_MODES, default=None,
+                        help="torch.compile the backbone (ProtoNets only)")  # fmt: skip
     parser.add_argument("--out", default=None, help="also write the JSON report here")
     parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
     return parser
@@ -201,6 +209,7 @@ def configs(args: argparse.Namespace) -> list[StepConfig]:
             threads=args.threads,
             precision=args.precision,
             channels_last=args.channels_last,
+            compile=args.compile,
         )  # fmt: skip
         for n in args.n
         for kind in args.kinds

@@ -59,6 +59,8 @@ def test_targets_are_judged_on_the_rows_they_name(tmp_path, capsys):
     write(tmp_path, "full", report([row("full", "fp32", False, 0.36, n=100),
                                     row("full", "fp32", False, 0.40)]))  # fmt: skip
     write(tmp_path, "other", report([row("lite", "bf16", True, 0.01)], image_size=320))
+    write(tmp_path, "a-compiled", report([row("lite", "bf16", True, 0.06, compile="reduce-overhead",
+                                              step_over_floor=0.6, **floor)]))  # fmt: skip
     (tmp_path / "resume").mkdir()
     (tmp_path / "resume" / "resume_check.json").write_text('{"largest_difference": 0.0}')
     assert summary.main([str(tmp_path), "--image-size", "224", "--n", "1000"]) == 0
@@ -72,6 +74,7 @@ def test_targets_are_judged_on_the_rows_they_name(tmp_path, capsys):
     assert verdicts["its no-grad throughput (images/s)"]["verdict"] == "met"
     out = capsys.readouterr().out
     assert "deterministic kernels: step x 1.500" in out and "largest |difference| 0.0" in out
+    assert "torch.compile (reduce-overhead) backbone: step x 0.500" in out  # not the main row
 
 
 def test_a_full_run_out_of_memory_is_said_not_judged(tmp_path):

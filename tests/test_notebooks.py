@@ -160,6 +160,7 @@ def test_interactive_branch_runs_too(path: Path):
     parameters = executed.parameters_for(path, fast=True)
     if not executed.is_up_to_date(copy, path, parameters):
         expected = executed.fingerprint(path, parameters)
+        copy.parent.mkdir(parents=True, exist_ok=True)  # pytest alone, before any site build
         run_notebook(path, copy, interactive=True)
         executed.stamp(copy, expected, parameters, path)
     ran = nbformat.read(copy, as_version=4)

@@ -70,6 +70,8 @@ INT_MINIMUMS = {
     "threads": 1,
 }
 _OPTIONAL = ("h", "query_batch", "threads")
+#: ``torch.compile`` modes a measurement may run the backbone in (`StepConfig.compile`).
+COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
 
 
 def check_device(value: object, *, argument: str = "device") -> str:
@@ -115,6 +117,11 @@ class StepConfig:
         weights: pretrained backbone weights (a torchvision weights name, or a state-dict
             file; `litekit.learners.backbone_from_name`); None for random ones. Time and
             memory do not depend on the values, except through numbers such as denormals.
+        compile: a ``torch.compile`` mode (``"default"``, ``"reduce-overhead"``,
+            ``"max-autotune"``, ``"max-autotune-no-cudagraphs"``) for the backbone, in the
+            step and its floor; None runs it eagerly. An experiment for the benchmarks: the
+            warm-up step pays the compilation, and only ProtoNets is measured (CNAPs' FiLM
+            hooks change the backbone's forward per task).
     """
 
     backbone: str = "conv4"
@@ -135,6 +142,7 @@ class StepConfig:
     precision: str = "fp32"
     channels_last: bool = False
     weights: str | None = None
+    compile: str | None = None
 
     def __post_init__(self) -> None:
         check_backbone_name(self.backbone)
@@ -158,6 +166,12 @@ class StepConfig:
                 "way", self.way, f"every class needs a support image; use way <= {self.n_support}."
             )
         check_device(self.device)
+        if self.compile is not None:
+            check_choice("compile", self.compile, COMPILE_MODES)
+            if self.learner != "protonets":
+                raise bad_argument(
+                    "compile", self.compile, "it is measured for learner='protonets' only."
+                )
 
     @property
     def full(self) -> bool:
@@ -168,6 +182,7 @@ class StepConfig:
         kind = "full" if self.full else f"LITE h={self.h}"
         layout = "" if self.precision == "fp32" else f" {self.precision}"
         layout += " channels-last" if self.channels_last else ""
+        layout += f" compiled ({self.compile})" if self.compile else ""
         return f"{self.backbone} {self.image_size}px N={self.n_support} {kind}{layout}"
 
 
@@ -221,8 +236,8 @@ def build_training_step(config: StepConfig):
     The caller's random state is left untouched; the optimiser's learning rate is 0, so
     every step is the same step. The Lite carries the precision and memory layout (a
     `Lite.full` one for full back-propagation outside fp32 and the default layout, else
-    None), and the learner is channels-last when asked; an fp16 step needs a gradient
-    scaler (`litekit.precision.grad_scaler`).
+    None), and the learner is channels-last (and its backbone compiled) when asked; an fp16
+    step needs a gradient scaler (`litekit.precision.grad_scaler`).
     """
     from litekit import Episode, Lite
 
@@ -236,6 +251,10 @@ def build_training_step(config: StepConfig):
     learner = learner.to(device)
     if config.channels_last:
         learner = learner.to(memory_format=torch.channels_last)
+    if config.compile is not None:  # the parameters stay the learner's own
+        # One static graph per batch shape (chunk, last chunk, h, query batch): few shapes,
+        # and what CUDA graphs ("reduce-overhead") need.
+        learner.backbone = torch.compile(learner.backbone, mode=config.compile, dynamic=False)
     optimizer = optimizer_from_name(config.optimizer, learner.parameters(), 0.0)
     g = torch.Generator().manual_seed(0)
     size = config.image_size
