@@ -8,10 +8,10 @@
   instead of building widgets.
 - nbval re-runs notebooks at their default parameters; those whose defaults take minutes
   opt out (`nbtools.checked_in_gate`) and the papermill gate compares their checked cells.
-- ``make test`` spreads the tests over the CPU's cores (pytest-xdist, ``--dist loadgroup``):
-  each test goes to whichever worker is free, except that a notebook's nbval cells share one
-  kernel and a browser test module one server and browser, so each of those runs whole, in
-  order, on one worker (`pytest_collection_modifyitems`).
+- ``make test`` spreads the tests over the CPU's cores (pytest-xdist): each test goes to
+  whichever worker is free, except that a notebook's nbval cells share one kernel and a
+  browser test module one server and browser, so each of those runs whole, in order, on one
+  worker (`pytest_xdist_make_scheduler`).
 """
 
 from __future__ import annotations
@@ -38,10 +38,15 @@ def pytest_ignore_collect(collection_path: Path, config) -> bool | None:
     return None
 
 
-@pytest.hookimpl(tryfirst=True)  # before xdist reads the groups
-def pytest_collection_modifyitems(config, items) -> None:
-    """Keep a notebook's cells, and a browser module's tests, together on one xdist worker."""
-    for item in items:
-        path = Path(str(item.fspath))
-        if path.suffix == ".ipynb" or path.parent.name == "browser":
-            item.add_marker(pytest.mark.xdist_group(path.name))
+@pytest.hookimpl(optionalhook=True)  # a pytest-xdist hook: make test runs on every core
+def pytest_xdist_make_scheduler(config, log):
+    """Spread single tests over the workers, but keep a notebook's nbval cells (one kernel,
+    run in order) and a browser test module (one server and browser) whole on one worker."""
+    from xdist.scheduler import LoadScopeScheduling
+
+    class NotebooksWhole(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            path = nodeid.split("::", 1)[0]
+            return path if path.endswith(".ipynb") or "/browser/" in path else nodeid
+
+    return NotebooksWhole(config, log)

@@ -7,19 +7,31 @@ Checks run before any work is done, so a bad call never leaves half-written stat
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 import torch
 
+#: Longest value an error shows whole: a path or text, or anything else (a tensor, a list).
+SHOWN_TEXT, SHOWN_OTHER = 240, 80
+
+
+def shown_value(value: Any) -> str:
+    """``repr(value)``, shortened in the middle when long: the start and the end stay, so a
+    long path still shows its folder and its file name."""
+    shown = repr(str(value)) if isinstance(value, os.PathLike) else repr(value)
+    limit = SHOWN_TEXT if isinstance(value, str | os.PathLike) else SHOWN_OTHER
+    if len(shown) <= limit:
+        return shown
+    head = (limit - 3) // 3
+    return shown[:head] + "..." + shown[-(limit - 3 - head) :]
+
 
 def bad_argument(name: str, value: Any, fix: str) -> ValueError:
     """Build the house-style error: ``name=value: fix``."""
-    shown = repr(value)
-    if len(shown) > 80:
-        shown = shown[:77] + "..."
-    return ValueError(f"{name}={shown}: {fix}")
+    return ValueError(f"{name}={shown_value(value)}: {fix}")
 
 
 def check_int(name: str, value: Any, *, minimum: int, fix: str | None = None) -> int:

@@ -84,3 +84,17 @@ def test_a_read_only_folder_is_refused(tmp_path):
                 check_writable_file("--out", path)
     finally:
         locked.chmod(0o755)
+
+
+def test_a_long_path_in_an_error_keeps_its_file_name(tmp_path):
+    """Errors shorten long values in the middle, so the file a user named stays visible."""
+    from litekit._checks import bad_argument
+
+    deep = tmp_path.joinpath(*["a-long-folder-name"] * 12, "weights.pt")
+    message = str(bad_argument("weights", deep, "pass an existing file."))
+    assert message.startswith(f"weights='{str(deep)[:40]}") and "..." in message
+    assert message.endswith("a-long-folder-name/weights.pt': pass an existing file.")
+    short = str(bad_argument("weights", tmp_path / "w.pt", "fix."))
+    assert short == f"weights={str(tmp_path / 'w.pt')!r}: fix."
+    long_list = list(range(100))
+    assert str(bad_argument("sizes", long_list, "fix.")).endswith("97, 98, 99]: fix.")
