@@ -88,6 +88,15 @@ def test_a_step_at_or_above_095_of_its_floor_passes(benchmark, monkeypatch, caps
     assert summary["lite_step_s_n1000_over_n100"] == pytest.approx(0.3 / 0.096)
 
 
+def test_the_floor_tolerance_is_an_option_for_noisy_smoke_runs(benchmark, monkeypatch, capsys):
+    rows = iter([lite_row(0.09, 0.1, n=100), lite_row(0.3, 0.1)] * 2)
+    monkeypatch.setattr(benchmark, "measure_row", lambda config, deterministic: next(rows))
+    options = [*TINY, "--n", "100", "1000", "--kinds", "lite"]
+    assert benchmark.main([*options, "--floor-tolerance", "0.5"]) == 0  # 0.9 x its floor
+    assert json.loads(capsys.readouterr().out)["summary"]["floor_violations"] == []
+    assert benchmark.main(options) == 1  # the default, 0.95, still catches it
+
+
 def test_a_bad_configuration_stops_before_any_measurement(benchmark, monkeypatch, capsys):
     monkeypatch.setattr(benchmark, "measure_row", lambda *a: pytest.fail("measured"))
     assert benchmark.main([*TINY, "--h", "-1"]) == 2
