@@ -170,7 +170,10 @@ class StepConfig:
             check_choice("compile", self.compile, COMPILE_MODES)
             if self.learner != "protonets":
                 raise bad_argument(
-                    "compile", self.compile, "it is measured for learner='protonets' only."
+                    "compile",
+                    self.compile,
+                    "it is measured for learner='protonets' only; use that learner, or "
+                    "compile=None.",
                 )
 
     @property
