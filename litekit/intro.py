@@ -1,0 +1,146 @@
+"""The first chapter's numbers in words: notebook 00's recap, computed from its run.
+
+Notebook 00 (tasks, episodes and meta-learners) draws a few-shot task, meta-trains ProtoNets
+and Simple CNAPs for a few steps, scores them on held-out tasks before and after, and
+measures how full back-propagation's memory grows with N and with the pixels. Its closing
+summary must be true of whatever run produced it (any seed, the CI parameters included), so
+each sentence here is built from the run's numbers, and says so when a run was too short to
+show something, instead of stating what a longer run would show.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from litekit._checks import bad_argument
+from litekit.measure.growth import MIB, linear_fit
+from litekit.train.evaluation import Evaluation, confidence_interval
+
+#: A memory sweep is called a straight line when every point is this close to its fit.
+STRAIGHT = 0.02
+
+
+def paired_change(before: Evaluation, after: Evaluation) -> tuple[float, float]:
+    """Mean change in accuracy over the same tasks, and the 95% half-width of that mean.
+
+    Both evaluations must score the same tasks in the same order: the per-task differences
+    are what vary, so the interval is tighter than the two separate intervals suggest.
+    """
+    if len(before.accuracies) != len(after.accuracies):
+        raise bad_argument(
+            "after",
+            len(after.accuracies),
+            f"score the same {len(before.accuracies)} tasks before and after training.",
+        )
+    return confidence_interval(
+        [a - b for b, a in zip(before.accuracies, after.accuracies, strict=True)]
+    )
+
+
+def _percent(value: float) -> str:
+    return f"{100 * value:.1f}%"
+
+
+def accuracy_sentence(name: str, before: Evaluation, after: Evaluation, steps: int) -> str:
+    """What meta-training did to one learner's held-out accuracy, as this run measured it."""
+    change, half = paired_change(before, after)
+    tasks = len(before.accuracies)
+    points = f"{100 * change:+.1f} ± {100 * half:.1f} points over the same {tasks} tasks"
+    start = (
+        f"**{name}**: {_percent(before.mean)} before, {_percent(after.mean)} after {steps} steps"
+    )
+    if change - half > 0:
+        return f"{start} ({points}): meta-training raised its accuracy on classes it never saw."
+    if change + half < 0:
+        return (
+            f"{start} ({points}): accuracy fell in this run; fewer or gentler steps "
+            "(a smaller learning rate) would be the first things to try."
+        )
+    return (
+        f"{start} ({points}): the change is within this run's noise, so the run was too "
+        "short to show what meta-training does; run more steps (`STEPS`) and score more "
+        "tasks (`EVAL_TASKS`) to see it."
+    )
+
+
+def _sweep(rows: Sequence[Mapping[str, Any]], vary: str) -> list[Mapping[str, Any]]:
+    part = sorted((r for r in rows if r["vary"] == vary), key=lambda r: (r["n"], r["pixels"]))
+    if len(part) < 2:
+        raise bad_argument(
+            "rows", len(part), f"pass memory_growth's rows, two or more vary={vary!r}."
+        )
+    return part
+
+
+def memory_sentences(rows: Sequence[Mapping[str, Any]]) -> list[str]:
+    """What `litekit.measure.memory_growth`'s rows show, in two sentences."""
+    by_n, by_size = _sweep(rows, "n"), _sweep(rows, "size")
+    fit_n = linear_fit([r["n"] for r in by_n], [r["saved_bytes"] for r in by_n])
+    fit_px = linear_fit([r["pixels"] for r in by_size], [r["saved_bytes"] for r in by_size])
+    first, last = by_n[0], by_n[-1]
+    size = first["image_size"]
+    shape = (
+        f"on a straight line (every point within {STRAIGHT:.0%} of it)"
+        if fit_n.worst <= STRAIGHT
+        else f"not quite on a straight line (a point {fit_n.worst:.0%} away from it)"
+    )
+    growth_n = (
+        f"Full back-propagation kept {first['saved_bytes'] / MIB:.1f} MiB of activations for "
+        f"the backward pass at N = {first['n']} and {last['saved_bytes'] / MIB:.1f} MiB at "
+        f"N = {last['n']} ({size} × {size} px): {fit_n.slope / 1024:.0f} KiB more for each "
+        f"support image, {shape}."
+    )
+    small, large = by_size[0], by_size[-1]
+    pixels = large["pixels"] / small["pixels"]
+    memory = large["saved_bytes"] / small["saved_bytes"]
+    straight = "in proportion" if fit_px.worst <= STRAIGHT else "not quite in proportion"
+    growth_px = (
+        f"At N = {small['n']}, going from {small['image_size']} to {large['image_size']} px "
+        f"a side ({pixels:.1f}× the pixels) took it from {small['saved_bytes'] / MIB:.1f} to "
+        f"{large['saved_bytes'] / MIB:.1f} MiB ({memory:.1f}×): memory grows {straight} with "
+        "the pixels, that is with the square of the image side."
+    )
+    return [growth_n, growth_px]
+
+
+def recap(
+    *,
+    way: int,
+    shot: int,
+    n_query: int,
+    image_size: int,
+    steps: int,
+    before: Mapping[str, Evaluation],
+    after: Mapping[str, Evaluation],
+    ceiling: float,
+    memory_rows: Sequence[Mapping[str, Any]],
+) -> str:
+    """Notebook 00's summary of its own run, as Markdown bullets.
+
+    Args:
+        way, shot, n_query, image_size: the task's shape (``n_query`` query images per class).
+        steps: meta-training steps each learner took.
+        before, after: held-out `Evaluation` of each learner (by name) before and after
+            meta-training, on the same tasks.
+        ceiling: the ideal observer's accuracy on such tasks at this image size
+            (`litekit.data.ProceduralImages.ideal_accuracy`).
+        memory_rows: `litekit.measure.memory_growth`'s table.
+    """
+    if set(before) != set(after) or not before:
+        raise bad_argument(
+            "after", sorted(after), f"pass the same learners as before: {sorted(before)}."
+        )
+    n, m = way * shot, way * n_query
+    lines = [
+        f"You drew a {way}-way {shot}-shot task: N = {n} support images and M = {m} query "
+        f"images of {image_size} × {image_size} pixels, from classes the learners never "
+        "trained on."
+    ]
+    lines += [accuracy_sentence(name, before[name], after[name], steps) for name in before]
+    lines.append(
+        f"An ideal observer, which tells two classes apart exactly when their visible details "
+        f"differ, would score {_percent(ceiling)} on such tasks at {image_size} px."
+    )
+    lines += memory_sentences(memory_rows)
+    return "\n".join(f"- {line}" for line in lines) + "\n"
