@@ -1,0 +1,180 @@
+"""The first chapter's tools: activation memory against N and pixels, and the computed recap.
+
+- `activation_bytes` counts what full back-propagation keeps for backward: exactly one image's
+  worth more per support image (a straight line in N whose intercept is the query images'
+  share), the same count as `measure_task_gradient`, less with LITE;
+- `memory_growth` and `linear_fit` check their arguments before any work;
+- `litekit.intro.recap` says what the numbers say, in every case a run can produce: a clear
+  gain, a clear loss, a change within noise (a short run), straight or bent memory lines.
+"""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+import torch
+
+from litekit import Episode, Lite
+from litekit.intro import STRAIGHT, accuracy_sentence, memory_sentences, paired_change, recap
+from litekit.learners import ProtoNets, conv4
+from litekit.measure import activation_bytes, linear_fit, measure_task_gradient, memory_growth
+from litekit.train.evaluation import Evaluation, confidence_interval
+
+WAY, QUERY_PER_CLASS = 2, 2
+
+
+def learner() -> ProtoNets:
+    torch.manual_seed(0)
+    return ProtoNets(conv4(width=4, depth=2))
+
+
+def random_task(n: int, size: int) -> Episode:
+    g = torch.Generator().manual_seed(n * 1000 + size)
+    m = WAY * QUERY_PER_CLASS
+    return Episode(
+        support_images=torch.rand(n, 3, size, size, generator=g),
+        support_labels=torch.arange(n) % WAY,
+        query_images=torch.rand(m, 3, size, size, generator=g),
+        query_labels=torch.arange(m) % WAY,
+        class_ids=torch.arange(WAY),
+    )
+
+
+def test_full_back_propagation_keeps_one_image_more_per_support_image():
+    model = learner()
+    saved = {n: activation_bytes(model, random_task(n, 16)) for n in (2, 4, 6, 8)}
+    steps = {saved[n + 2] - saved[n] for n in (2, 4, 6)}
+    assert len(steps) == 1 and steps.pop() > 0  # exactly linear in N
+    per_image = (saved[8] - saved[2]) / 6
+    query_share = saved[2] - 2 * per_image  # the line at N = 0
+    assert query_share == pytest.approx(WAY * QUERY_PER_CLASS * per_image, rel=0.05)
+
+
+def test_activation_bytes_agrees_with_the_task_gradient_measurement_and_lite_keeps_less():
+    model, task = learner(), random_task(8, 16)
+    full = activation_bytes(model, task)
+    assert full == measure_task_gradient(model, task, None, repeats=1).saved_bytes
+    lite = Lite(2, chunk_size=4, generator=torch.Generator().manual_seed(0))
+    assert activation_bytes(model, task, lite) < full
+    assert all(p.grad is None for p in model.parameters())  # left as found
+
+
+def test_memory_growth_rows_and_pixels():
+    rows = memory_growth(
+        learner(), random_task, ns=[4, 2, 6], sizes=[16, 32], n_for_sizes=4, size_for_ns=16
+    )
+    assert [(r["vary"], r["n"], r["image_size"]) for r in rows] == [
+        ("n", 2, 16), ("n", 4, 16), ("n", 6, 16), ("size", 4, 16), ("size", 4, 32)
+    ]  # fmt: skip
+    assert all(r["pixels"] == r["image_size"] ** 2 for r in rows)
+    assert rows[1]["saved_bytes"] == rows[3]["saved_bytes"]  # the same task, measured twice
+    assert all(r["mib"] == r["saved_bytes"] / 2**20 for r in rows)
+
+
+@pytest.mark.parametrize(
+    ("keywords", "argument"),
+    [
+        ({"ns": [4]}, "ns"),
+        ({"ns": [4, 4]}, "ns"),
+        ({"ns": "48"}, "ns"),
+        ({"sizes": [16, 0]}, r"sizes\[1\]"),
+        ({"n_for_sizes": 0}, "n_for_sizes"),
+        ({"make_task": "task"}, "make_task"),
+        ({"make_task": lambda n, size: random_task(n + 1, size)}, "make_task"),
+    ],
+)
+def test_bad_memory_growth_arguments(keywords, argument):
+    arguments = dict(make_task=random_task, ns=[2, 4], sizes=[16, 32], n_for_sizes=2,
+                     size_for_ns=16)  # fmt: skip
+    arguments.update(keywords)
+    make_task = arguments.pop("make_task")
+    with pytest.raises(ValueError, match=rf"^{argument}="):
+        memory_growth(learner(), make_task, **arguments)
+
+
+def test_linear_fit_is_exact_on_a_line_and_says_how_far_a_bent_one_strays():
+    line = linear_fit([1, 2, 4], [3, 5, 9])
+    assert (line.slope, line.intercept) == pytest.approx((2, 1)) and line.worst < 1e-12
+    assert line(10) == pytest.approx(21)
+    bent = linear_fit([1, 2, 3], [1, 4, 9])  # y = x²: the line 4x - 10/3
+    assert bent.worst == pytest.approx(abs(4 - 10 / 3 - 1) / 1)
+    with pytest.raises(ValueError, match="^xs="):
+        linear_fit([1, 1], [2, 3])
+    with pytest.raises(ValueError, match="^ys="):
+        linear_fit([1, 2], [0, 3])
+
+
+# --- the recap ---------------------------------------------------------------------------------
+
+
+def evaluation(accuracies: list[float]) -> Evaluation:
+    mean, half = confidence_interval(accuracies)
+    return Evaluation(list(accuracies), mean, half)
+
+
+BEFORE = evaluation([0.4, 0.5, 0.3, 0.45, 0.35, 0.4])
+
+
+def test_paired_change_is_the_interval_of_the_per_task_differences():
+    after = evaluation([0.6, 0.6, 0.5, 0.65, 0.5, 0.7])
+    change, half = paired_change(BEFORE, after)
+    differences = [a - b for b, a in zip(BEFORE.accuracies, after.accuracies, strict=True)]
+    assert (change, half) == pytest.approx(confidence_interval(differences))
+    with pytest.raises(ValueError, match="^after=3: score the same 6 tasks"):
+        paired_change(BEFORE, evaluation([0.5, 0.5, 0.5]))
+
+
+def test_accuracy_sentence_says_gain_loss_or_too_short_from_the_numbers():
+    gain = accuracy_sentence("ProtoNets", BEFORE, evaluation([0.6, 0.6, 0.5, 0.65, 0.5, 0.7]), 60)
+    assert "40.0% before, 59.2% after 60 steps" in gain and "raised its accuracy" in gain
+    assert "+19.2 ±" in gain
+    loss = accuracy_sentence("X", BEFORE, evaluation([0.2, 0.3, 0.1, 0.25, 0.15, 0.2]), 5)
+    assert "accuracy fell" in loss and "raised" not in loss
+    noise = accuracy_sentence("X", BEFORE, evaluation([0.5, 0.4, 0.4, 0.35, 0.4, 0.45]), 3)
+    assert "too short" in noise and "`STEPS`" in noise and "raised" not in noise
+
+
+def memory_rows(bend: float = 0.0) -> list[dict]:
+    rows = [
+        {
+            "vary": "n",
+            "n": n,
+            "image_size": 48,
+            "pixels": 48**2,
+            "saved_bytes": 2**20 * (10 + 2 * n + bend * n * n),
+        }
+        for n in (10, 20, 40)
+    ]
+    rows += [{"vary": "size", "n": 20, "image_size": s, "pixels": s * s,
+              "saved_bytes": 2**20 * s * s / 1024} for s in (32, 64)]  # fmt: skip
+    return rows
+
+
+def test_memory_sentences_read_the_rows():
+    growth_n, growth_pixels = memory_sentences(memory_rows())
+    assert "30.0 MiB" in growth_n and "90.0 MiB at N = 40 (48 × 48 px)" in growth_n
+    assert "2048 KiB more for each support image, on a straight line" in growth_n
+    assert "from 32 to 64 px a side (4.0× the pixels)" in growth_pixels
+    assert "from 1.0 to 4.0 MiB (4.0×)" in growth_pixels and "in proportion" in growth_pixels
+    bent, _ = memory_sentences(memory_rows(bend=0.5))
+    assert "not quite on a straight line" in bent
+    worst = float(re.search(r"a point (\d+)% away", bent).group(1)) / 100
+    assert worst > STRAIGHT
+    with pytest.raises(ValueError, match="^rows="):
+        memory_sentences(memory_rows()[:4])  # one size only
+
+
+def test_recap_is_one_bullet_per_fact_and_refuses_mismatched_learners():
+    after = {"ProtoNets": evaluation([0.6] * 6), "Simple CNAPs": evaluation([0.42] * 6)}
+    before = {"ProtoNets": BEFORE, "Simple CNAPs": BEFORE}
+    text = recap(way=5, shot=2, n_query=3, image_size=32, steps=4, before=before, after=after,
+                 ceiling=0.61, memory_rows=memory_rows())  # fmt: skip
+    bullets = text.strip().split("\n")
+    assert len(bullets) == 6 and all(b.startswith("- ") for b in bullets)
+    assert "5-way 2-shot task: N = 10 support images and M = 15 query images of 32 × 32" in text
+    assert "61.0% on such tasks at 32 px" in text
+    with pytest.raises(ValueError, match="^after="):
+        recap(way=5, shot=2, n_query=3, image_size=32, steps=4, before=before,
+              after={"ProtoNets": after["ProtoNets"]}, ceiling=0.6,
+              memory_rows=memory_rows())  # fmt: skip
