@@ -13,12 +13,16 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import torch
+
 from litekit._checks import bad_argument
 from litekit.measure.growth import MIB, linear_fit
 from litekit.train.evaluation import Evaluation, confidence_interval
 
 #: A memory sweep is called a straight line when every point is this close to its fit.
 STRAIGHT = 0.02
+#: Two tasks' FiLM scales "differ" when their mean gap is this share of γ's spread.
+TASK_SPECIFIC = 0.1
 
 
 def paired_change(before: Evaluation, after: Evaluation) -> tuple[float, float]:
@@ -104,6 +108,30 @@ def memory_sentences(rows: Sequence[Mapping[str, Any]]) -> list[str]:
     return [growth_n, growth_px]
 
 
+def film_sentence(gamma_a: torch.Tensor, gamma_b: torch.Tensor) -> str:
+    """How different two tasks' FiLM scales γ are, measured against γ's spread over channels.
+
+    ``gamma_a`` and ``gamma_b``: every FiLM layer's γ for one task, concatenated (the same
+    channels in the same order for both).
+    """
+    a, b = gamma_a.detach().double().flatten(), gamma_b.detach().double().flatten()
+    if a.shape != b.shape or a.numel() < 2:
+        raise bad_argument("gamma_b", tuple(b.shape), f"pass γ for the same {a.numel()} channels.")
+    gap = float((a - b).abs().mean())
+    spread = float(a.std())
+    share = gap / spread if spread > 0 else float("inf")
+    numbers = (
+        f"the two tasks' scales γ differ by {gap:.4f} on average, {share:.1%} of how much γ "
+        f"varies from channel to channel ({spread:.3f})"
+    )
+    if share >= TASK_SPECIFIC:
+        return f"Simple CNAPs: {numbers}: FiLM adapts the backbone to each task."
+    return (
+        f"Simple CNAPs: {numbers}: in this run FiLM modulates the backbone almost identically "
+        "for the two tasks."
+    )
+
+
 def recap(
     *,
     way: int,
@@ -115,6 +143,7 @@ def recap(
     after: Mapping[str, Evaluation],
     ceiling: float,
     memory_rows: Sequence[Mapping[str, Any]],
+    film_gammas: tuple[torch.Tensor, torch.Tensor] | None = None,
 ) -> str:
     """Notebook 00's summary of its own run, as Markdown bullets.
 
@@ -126,6 +155,8 @@ def recap(
         ceiling: the ideal observer's accuracy on such tasks at this image size
             (`litekit.data.ProceduralImages.ideal_accuracy`).
         memory_rows: `litekit.measure.memory_growth`'s table.
+        film_gammas: Simple CNAPs' γ for two tasks after meta-training (`film_sentence`),
+            or None.
     """
     if set(before) != set(after) or not before:
         raise bad_argument(
@@ -138,6 +169,8 @@ def recap(
         "trained on."
     ]
     lines += [accuracy_sentence(name, before[name], after[name], steps) for name in before]
+    if film_gammas is not None:
+        lines.append(film_sentence(*film_gammas))
     lines.append(
         f"An ideal observer, which tells two classes apart exactly when their visible details "
         f"differ, would score {_percent(ceiling)} on such tasks at {image_size} px."

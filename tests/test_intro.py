@@ -16,7 +16,14 @@ import pytest
 import torch
 
 from litekit import Episode, Lite
-from litekit.intro import STRAIGHT, accuracy_sentence, memory_sentences, paired_change, recap
+from litekit.intro import (
+    STRAIGHT,
+    accuracy_sentence,
+    film_sentence,
+    memory_sentences,
+    paired_change,
+    recap,
+)
 from litekit.learners import ProtoNets, conv4
 from litekit.measure import activation_bytes, linear_fit, measure_task_gradient, memory_growth
 from litekit.train.evaluation import Evaluation, confidence_interval
@@ -165,6 +172,17 @@ def test_memory_sentences_read_the_rows():
         memory_sentences(memory_rows()[:4])  # one size only
 
 
+def test_film_sentence_weighs_the_gap_between_tasks_against_the_spread_over_channels():
+    a = torch.tensor([1.0, 2.0, 3.0, 4.0])  # spread (sample std) 1.29
+    alike = film_sentence(a, a + 0.01)
+    assert "differ by 0.0100 on average, 0.8% of how much" in alike
+    assert "almost identically" in alike and "adapts" not in alike
+    apart = film_sentence(a, a.flip(0))
+    assert "differ by 2.0000 on average, 154.9%" in apart and "adapts the backbone" in apart
+    with pytest.raises(ValueError, match="^gamma_b="):
+        film_sentence(a, a[:3])
+
+
 def test_recap_is_one_bullet_per_fact_and_refuses_mismatched_learners():
     after = {"ProtoNets": evaluation([0.6] * 6), "Simple CNAPs": evaluation([0.42] * 6)}
     before = {"ProtoNets": BEFORE, "Simple CNAPs": BEFORE}
@@ -172,6 +190,11 @@ def test_recap_is_one_bullet_per_fact_and_refuses_mismatched_learners():
                  ceiling=0.61, memory_rows=memory_rows())  # fmt: skip
     bullets = text.strip().split("\n")
     assert len(bullets) == 6 and all(b.startswith("- ") for b in bullets)
+    gammas = (torch.tensor([1.0, 2.0]), torch.tensor([1.0, 2.5]))
+    shape = dict(way=5, shot=2, n_query=3, image_size=32, steps=4, ceiling=0.61)
+    with_film = recap(**shape, before=before, after=after, memory_rows=memory_rows(),
+                      film_gammas=gammas)  # fmt: skip
+    assert with_film.count("\n- ") == 6 and film_sentence(*gammas) in with_film
     assert "5-way 2-shot task: N = 10 support images and M = 15 query images of 32 × 32" in text
     assert "61.0% on such tasks at 32 px" in text
     with pytest.raises(ValueError, match="^after="):
