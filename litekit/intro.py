@@ -21,15 +21,37 @@ from litekit.train.evaluation import Evaluation, confidence_interval
 
 #: A memory sweep is called a straight line when every point is this close to its fit.
 STRAIGHT = 0.02
+#: Memory is "in proportion" to the pixels when its ratio is within this of theirs.
+PROPORTIONAL = 0.05
 #: Two tasks' FiLM scales "differ" when their mean gap is this share of γ's spread.
 TASK_SPECIFIC = 0.1
+
+
+#: Student's t quantile 0.975 for 1..30 degrees of freedom (a 95% two-sided interval).
+T_975 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179,
+         2.160, 2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064,
+         2.060, 2.056, 2.052, 2.048, 2.045, 2.042)  # fmt: skip
+
+
+def t_quantile(dof: int) -> float:
+    """Student's t 0.975 quantile: the table up to 30 degrees of freedom, then the
+    Cornish-Fisher expansion around the normal 1.96 (within 0.001 of the exact value)."""
+    if dof < 1:
+        raise bad_argument("dof", dof, "pass at least one degree of freedom.")
+    if dof <= len(T_975):
+        return T_975[dof - 1]
+    z = 1.959964
+    return z + (z**3 + z) / (4 * dof) + (5 * z**5 + 16 * z**3 + 3 * z) / (96 * dof**2)
 
 
 def paired_change(before: Evaluation, after: Evaluation) -> tuple[float, float]:
     """Mean change in accuracy over the same tasks, and the 95% half-width of that mean.
 
     Both evaluations must score the same tasks in the same order: the per-task differences
-    are what vary, so the interval is tighter than the two separate intervals suggest.
+    are what vary, so the interval is tighter than the two separate intervals suggest. The
+    half-width is Student's t_{0.975, n-1} · s / √n (s the differences' sample standard
+    deviation), which stays honest for the handful of tasks a short run scores; with one
+    task it is infinite: one task cannot tell.
     """
     if len(before.accuracies) != len(after.accuracies):
         raise bad_argument(
@@ -37,9 +59,12 @@ def paired_change(before: Evaluation, after: Evaluation) -> tuple[float, float]:
             len(after.accuracies),
             f"score the same {len(before.accuracies)} tasks before and after training.",
         )
-    return confidence_interval(
-        [a - b for b, a in zip(before.accuracies, after.accuracies, strict=True)]
-    )
+    differences = [a - b for b, a in zip(before.accuracies, after.accuracies, strict=True)]
+    n = len(differences)
+    mean, normal = confidence_interval(differences)  # half-width 1.96 · s / √n
+    if n < 2:
+        return mean, float("inf")
+    return mean, normal / 1.96 * t_quantile(n - 1)
 
 
 def _percent(value: float) -> str:
@@ -78,17 +103,26 @@ def _sweep(rows: Sequence[Mapping[str, Any]], vary: str) -> list[Mapping[str, An
 
 
 def memory_sentences(rows: Sequence[Mapping[str, Any]]) -> list[str]:
-    """What `litekit.measure.memory_growth`'s rows show, in two sentences."""
+    """What `litekit.measure.memory_growth`'s rows show, in two sentences.
+
+    A line needs three sizes to be tested (any two points lie on one); proportion to the
+    pixels is tested by the ratio of memory to the ratio of pixels, and by the line too when
+    there are three sizes or more.
+    """
     by_n, by_size = _sweep(rows, "n"), _sweep(rows, "size")
     fit_n = linear_fit([r["n"] for r in by_n], [r["saved_bytes"] for r in by_n])
     fit_px = linear_fit([r["pixels"] for r in by_size], [r["saved_bytes"] for r in by_size])
     first, last = by_n[0], by_n[-1]
     size = first["image_size"]
-    shape = (
-        f"on a straight line (every point within {STRAIGHT:.0%} of it)"
-        if fit_n.worst <= STRAIGHT
-        else f"not quite on a straight line (a point {fit_n.worst:.0%} away from it)"
-    )
+    if len(by_n) < 3:
+        shape = (
+            "measured at two sizes only, which any straight line fits (add sizes to "
+            "`MEMORY_NS` to test the line)"
+        )
+    elif fit_n.worst <= STRAIGHT:
+        shape = f"on a straight line (every point within {STRAIGHT:.0%} of it)"
+    else:
+        shape = f"not quite on a straight line (a point {fit_n.worst:.0%} away from it)"
     growth_n = (
         f"Full back-propagation kept {first['saved_bytes'] / MIB:.1f} MiB of activations for "
         f"the backward pass at N = {first['n']} and {last['saved_bytes'] / MIB:.1f} MiB at "
@@ -98,12 +132,18 @@ def memory_sentences(rows: Sequence[Mapping[str, Any]]) -> list[str]:
     small, large = by_size[0], by_size[-1]
     pixels = large["pixels"] / small["pixels"]
     memory = large["saved_bytes"] / small["saved_bytes"]
-    straight = "in proportion" if fit_px.worst <= STRAIGHT else "not quite in proportion"
+    proportional = abs(memory / pixels - 1) <= PROPORTIONAL and (
+        len(by_size) < 3 or fit_px.worst <= STRAIGHT
+    )
+    verdict = (
+        "memory grows in proportion to the pixels, that is with the square of the image side"
+        if proportional
+        else "memory grows with the pixels, but not in proportion to them"
+    )
     growth_px = (
         f"At N = {small['n']}, going from {small['image_size']} to {large['image_size']} px "
         f"a side ({pixels:.1f}× the pixels) took it from {small['saved_bytes'] / MIB:.1f} to "
-        f"{large['saved_bytes'] / MIB:.1f} MiB ({memory:.1f}×): memory grows {straight} with "
-        "the pixels, that is with the square of the image side."
+        f"{large['saved_bytes'] / MIB:.1f} MiB ({memory:.1f}×): {verdict}."
     )
     return [growth_n, growth_px]
 

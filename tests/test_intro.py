@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 
 import pytest
@@ -23,6 +24,7 @@ from litekit.intro import (
     memory_sentences,
     paired_change,
     recap,
+    t_quantile,
 )
 from litekit.learners import ProtoNets, conv4
 from litekit.measure import activation_bytes, linear_fit, measure_task_gradient, memory_growth
@@ -127,9 +129,21 @@ def test_paired_change_is_the_interval_of_the_per_task_differences():
     after = evaluation([0.6, 0.6, 0.5, 0.65, 0.5, 0.7])
     change, half = paired_change(BEFORE, after)
     differences = [a - b for b, a in zip(BEFORE.accuracies, after.accuracies, strict=True)]
-    assert (change, half) == pytest.approx(confidence_interval(differences))
+    mean, normal = confidence_interval(differences)  # 1.96 · s / √n
+    assert (change, half) == pytest.approx((mean, normal / 1.96 * 2.571))  # t, 5 dof
+    assert paired_change(evaluation([0.2]), evaluation([0.9])) == (pytest.approx(0.7), math.inf)
     with pytest.raises(ValueError, match="^after=3: score the same 6 tasks"):
         paired_change(BEFORE, evaluation([0.5, 0.5, 0.5]))
+
+
+def test_t_quantile_is_the_table_then_its_expansion():
+    assert t_quantile(1) == 12.706 and t_quantile(30) == 2.042
+    assert t_quantile(40) == pytest.approx(2.0211, abs=1e-3)
+    assert t_quantile(120) == pytest.approx(1.9799, abs=1e-3)
+    values = [t_quantile(d) for d in range(1, 200)]
+    assert values == sorted(values, reverse=True) and values[-1] > 1.96
+    with pytest.raises(ValueError, match="^dof=0"):
+        t_quantile(0)
 
 
 def test_accuracy_sentence_says_gain_loss_or_too_short_from_the_numbers():
@@ -140,6 +154,12 @@ def test_accuracy_sentence_says_gain_loss_or_too_short_from_the_numbers():
     assert "accuracy fell" in loss and "raised" not in loss
     noise = accuracy_sentence("X", BEFORE, evaluation([0.5, 0.4, 0.4, 0.35, 0.4, 0.45]), 3)
     assert "too short" in noise and "`STEPS`" in noise and "raised" not in noise
+    # four tasks: Student's t is wider than the normal approximation, and says noise
+    before, after = evaluation([0.4] * 4), evaluation([0.4, 0.6, 0.5, 0.65])
+    change, normal = confidence_interval([a - 0.4 for a in after.accuracies])
+    assert change - normal > 0  # 1.96 · s / √n would call it a gain
+    assert "too short" in accuracy_sentence("X", before, after, 3)
+    assert "too short" in accuracy_sentence("X", evaluation([0.2]), evaluation([0.9]), 3)
 
 
 def memory_rows(bend: float = 0.0) -> list[dict]:
@@ -168,6 +188,11 @@ def test_memory_sentences_read_the_rows():
     assert "not quite on a straight line" in bent
     worst = float(re.search(r"a point (\d+)% away", bent).group(1)) / 100
     assert worst > STRAIGHT
+    two = [r for r in memory_rows() if r["n"] != 20 or r["vary"] == "size"]
+    assert "two sizes only, which any straight line fits" in memory_sentences(two)[0]
+    offset = [{**r, "saved_bytes": r["saved_bytes"] + 2**22} if r["vary"] == "size" else r
+              for r in memory_rows()]  # fmt: skip
+    assert "but not in proportion to them" in memory_sentences(offset)[1]
     with pytest.raises(ValueError, match="^rows="):
         memory_sentences(memory_rows()[:4])  # one size only
 
