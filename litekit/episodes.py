@@ -27,6 +27,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from litekit._checks import as_label_array, bad_argument, check_int
+from litekit.seeding import numpy_generator
 
 
 @dataclass
@@ -161,11 +162,6 @@ def _check_class_count(classes: np.ndarray) -> None:
         )
 
 
-def _episode_rng(seed: int, index: int) -> np.random.Generator:
-    """The random stream for episode ``index``: a function of ``(seed, index)`` alone."""
-    return np.random.default_rng(np.random.SeedSequence([seed, index]))
-
-
 def _class_table(labels: np.ndarray) -> tuple[np.ndarray, list[np.ndarray]]:
     classes, inverse = np.unique(labels, return_inverse=True)
     members = [np.flatnonzero(inverse == c) for c in range(len(classes))]
@@ -278,7 +274,7 @@ class EpisodeSampler(_SamplerBase):
 
     def episode(self, index: int) -> EpisodeIndices:
         """The indices of episode ``index`` (a pure function of ``(seed, index)``)."""
-        rng = _episode_rng(self.seed, index)
+        rng = numpy_generator(self.seed, index)
         chosen = rng.choice(self._eligible, size=self.way, replace=False)
         shots = np.full(self.way, self.shot)
         queries = np.full(self.way, self.query)
@@ -358,7 +354,7 @@ class VariableEpisodeSampler(_SamplerBase):
 
     def episode(self, index: int) -> EpisodeIndices:
         """The indices of episode ``index`` (a pure function of ``(seed, index)``)."""
-        rng = _episode_rng(self.seed, index)
+        rng = numpy_generator(self.seed, index)
         top = min(self.max_way, len(self._eligible))
         way = int(rng.integers(self.min_way, top + 1))
         chosen = rng.choice(self._eligible, size=way, replace=False)

@@ -37,7 +37,8 @@ from litekit.data.folders import (
     image_transform,
     load_image,
 )
-from litekit.episodes import EpisodeIndices, _episode_rng, _SamplerBase
+from litekit.episodes import EpisodeIndices, _SamplerBase
+from litekit.seeding import numpy_generator
 
 
 @dataclass(frozen=True)
@@ -297,7 +298,7 @@ class OrbitTaskSampler(_SamplerBase):
 
     def episode(self, index: int) -> EpisodeIndices:
         """The frames of task ``index`` (a pure function of ``(seed, index)``)."""
-        rng = _episode_rng(self.seed, index)
+        rng = numpy_generator(self.seed, index)
         user = self._users[int(rng.integers(len(self._users)))]
         objects = self._usable[user]
         way = len(objects) if self.max_way is None else min(self.max_way, len(objects))

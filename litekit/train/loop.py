@@ -55,7 +55,7 @@ from litekit.learners.base import Learner
 from litekit.lite import Lite, with_layout
 from litekit.paths import check_writable_file
 from litekit.precision import grad_scaler
-from litekit.seeding import seeded_generator
+from litekit.seeding import subset_generator
 from litekit.train.evaluation import evaluate
 from litekit.train.step import NONFINITE_POLICIES, StepResult, meta_train_step
 from litekit.train.stream import EpisodeStream
@@ -114,20 +114,6 @@ class History:
         return ax
 
 
-_SUBSET_STREAM = 0x4C495445  # "LITE": keeps these streams apart from the samplers' (seed, k)
-
-
-def subset_generator(seed: int, position: int) -> torch.Generator:
-    """The LITE subset generator of the task at global position ``position`` of a run.
-
-    A function of ``(seed, position)`` alone (`litekit.seeding.seeded_generator`, with a
-    constant that sets these streams apart from the episode samplers', which also hash
-    (seed, k)), so a task's subsets are the same whichever process trains it, and tasks get
-    independent streams.
-    """
-    return seeded_generator(seed, position, _SUBSET_STREAM)
-
-
 def _check_distributed(world: int, tasks_per_step: int, lite: Lite | None, subset_seed) -> None:
     if world > 1 and tasks_per_step < world:
         raise bad_argument(
@@ -141,7 +127,7 @@ def _check_distributed(world: int, tasks_per_step: int, lite: Lite | None, subse
             "subset_seed",
             None,
             "under torchrun each task needs its own LITE subset stream, the same on any rank; "
-            "pass subset_seed=<int> (see litekit.train.loop.subset_generator).",
+            "pass subset_seed=<int> (see litekit.seeding.subset_generator).",
         )
 
 
