@@ -27,6 +27,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from litekit._checks import as_label_array, bad_argument, check_int
+from litekit.learners.checks import check_task_tensors
 from litekit.seeding import numpy_generator
 
 
@@ -83,41 +84,6 @@ class Episode:
     def to(self, device: torch.device | str, non_blocking: bool = False) -> Episode:
         """Return a copy with every tensor on ``device``."""
         return Episode(*(t.to(device, non_blocking=non_blocking) for t in self._tensors()))
-
-
-def check_task_tensors(
-    support_images: torch.Tensor, support_labels: torch.Tensor, query_images: torch.Tensor
-) -> None:
-    """Validate one task's tensors before any work is done on them."""
-    if support_images.ndim < 2 or support_images.shape[0] == 0:
-        raise bad_argument(
-            "support_images",
-            tuple(support_images.shape),
-            "the support set is empty; pass at least one labelled image per class.",
-        )
-    if query_images.ndim < 2:
-        raise bad_argument(
-            "query_images", tuple(query_images.shape), "pass a batch of images (B, C, H, W)."
-        )
-    if tuple(support_images.shape[1:]) != tuple(query_images.shape[1:]):
-        raise bad_argument(
-            "query_images",
-            tuple(query_images.shape),
-            f"support images are {tuple(support_images.shape[1:])} each; resize the query "
-            "images to the same shape.",
-        )
-    if support_labels.dtype.is_floating_point or support_labels.dtype == torch.bool:
-        raise bad_argument(
-            "support_labels",
-            support_labels.dtype,
-            "labels must be an integer tensor (torch.long) with values 0..way-1.",
-        )
-    if support_labels.shape != (support_images.shape[0],):
-        raise bad_argument(
-            "support_labels",
-            tuple(support_labels.shape),
-            f"pass one label per support image, shape ({support_images.shape[0]},).",
-        )
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,6 @@ import torch
 from torch import nn
 
 from litekit._checks import bad_argument, check_choice
-from litekit.episodes import check_task_tensors
 from litekit.learners.backbones import as_backbone, probe
 from litekit.learners.checks import (
     batch_coupled_modules,
@@ -29,6 +28,7 @@ from litekit.learners.checks import (
     check_embedding,
     check_labels,
     check_query_labels,
+    check_task_tensors,
 )
 from litekit.lite import Lite, embed_without_grad, lite_forward, run_encoder
 

@@ -20,10 +20,9 @@ from torch import nn
 from torch.func import functional_call
 
 from litekit._checks import bad_argument, check_choice, check_int
-from litekit.episodes import check_task_tensors
 from litekit.learners.backbones import as_backbone
 from litekit.learners.build import OPTIMIZERS
-from litekit.learners.checks import check_labels
+from litekit.learners.checks import check_labels, check_task_tensors
 from litekit.learners.film import film_applied, film_channels, find_film_layers
 from litekit.lite import Lite, embed_without_grad, run_encoder
 from litekit.precision import check_precision, grad_scaler

@@ -24,7 +24,6 @@ import torch
 from torch import nn
 
 from litekit._checks import bad_argument
-from litekit.data.normalization import IMAGENET_NORMALIZATION
 
 
 def is_weights_file(weights: str | os.PathLike) -> bool:
@@ -137,4 +136,8 @@ def normalization(weights: str | None) -> tuple[Sequence[float], Sequence[float]
     """The input normalisation ``weights`` expect: ImageNet's for torchvision weights and
     for a state-dict file (torchvision's classification weights all use it); None without
     weights (random initialisation normalises nothing)."""
+    # Imported here, not at the top: litekit.data imports the ORBIT sampler, which imports
+    # litekit.episodes, which imports this package's task checks: an import cycle.
+    from litekit.data.normalization import IMAGENET_NORMALIZATION
+
     return None if weights is None else IMAGENET_NORMALIZATION
