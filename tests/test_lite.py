@@ -53,7 +53,7 @@ def test_fixed_subset_of_all_rows_is_the_full_gradient(encoder, images):
     weights = torch.randn(N, 3, dtype=torch.float64)
     full = parameter_gradient(encoder, encoder(images), weights)
     lite = parameter_gradient(
-        encoder, lite_forward(encoder, images, N, chunk_size=3, indices=range(N)), weights
+        encoder, lite_forward(encoder, images, N, chunk_size=3, subset=range(N)), weights
     )
     torch.testing.assert_close(lite, full, rtol=1e-12, atol=1e-15)
 
@@ -74,7 +74,7 @@ def test_sampled_rows_carry_n_over_h_times_their_gradient(encoder, images):
         per_row.append(parameter_gradient(encoder, encoder(images), row_weights))
     expected = sum(per_row[n] for n in subset)
     for scaling, factor in (("unbiased", N / len(subset)), ("none", 1.0)):
-        out = lite_forward(encoder, images, 3, chunk_size=2, indices=subset, scaling=scaling)
+        out = lite_forward(encoder, images, 3, chunk_size=2, subset=subset, scaling=scaling)
         got = parameter_gradient(encoder, out, weights)
         torch.testing.assert_close(got, factor * expected, rtol=1e-10, atol=1e-14)
 
@@ -116,8 +116,8 @@ def test_chunks_move_to_the_encoder_device(encoder, images):
         ({"h": 2.5}, "h=2.5"),
         ({"h": 2, "chunk_size": 0}, "chunk_size=0"),
         ({"h": 2, "scaling": "orbit"}, "scaling='orbit'"),
-        ({"h": 2, "indices": [0, 0]}, "indices="),
-        ({"h": 2, "indices": [0, 99]}, "indices="),
+        ({"h": 2, "subset": [0, 0]}, "subset="),
+        ({"h": 2, "subset": [0, 99]}, "subset="),
     ],
 )
 def test_bad_arguments_name_argument_value_and_fix(encoder, images, kwargs, name):

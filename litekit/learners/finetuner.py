@@ -144,8 +144,8 @@ class FineTuner(nn.Module):
         return self._without_grad(lambda x: self.backbone(x).flatten(1), images, chunk)
 
     def _without_grad(self, encode, images: torch.Tensor, chunk: int) -> torch.Tensor:
-        layout = (self.precision, self.channels_last)
-        return embed_without_grad(encode, images, chunk, self.device, *layout)
+        layout = {"precision": self.precision, "channels_last": self.channels_last}
+        return embed_without_grad(encode, images, chunk, self.device, **layout)
 
     def _new_head(self, dim: int, way: int, generator: torch.Generator) -> nn.Linear:
         head = nn.Linear(dim, way)
@@ -212,8 +212,8 @@ class FineTuner(nn.Module):
                 return functional_call(self.backbone, params, (images,)).flatten(1)
 
         def encode(images: torch.Tensor) -> torch.Tensor:
-            layout = (self.precision, self.channels_last)
-            return run_encoder(backbone_pass, images, self.device, *layout)
+            layout = {"precision": self.precision, "channels_last": self.channels_last}
+            return run_encoder(backbone_pass, images, self.device, **layout)
 
         with torch.no_grad():
             dim = encode(support[:1].to(self.device)).shape[1]

@@ -52,7 +52,7 @@ from litekit.distributed import (
 )
 from litekit.episodes import Episode
 from litekit.learners.base import Learner
-from litekit.lite import Lite, with_layout
+from litekit.lite import Lite, with_precision
 from litekit.paths import check_writable_file
 from litekit.precision import grad_scaler
 from litekit.seeding import subset_generator
@@ -395,7 +395,7 @@ def fit(
     rank, world = rank_and_world()
     same_outcome_on_every_rank(lambda: _check_distributed(world, tasks_per_step, lite, subset_seed))
     learner = unwrap(learner)
-    lite = with_layout(lite, precision, channels_last or None)
+    lite = with_precision(lite, precision, channels_last or None)
     stream = EpisodeStream(episodes)
     if validation is not None:  # its type and size, before a checkpoint is read
         EpisodeStream(validation, name="validation")

@@ -41,7 +41,7 @@ from litekit.distributed import (
 from litekit.episodes import Episode
 from litekit.learners.base import Learner, SupportCache
 from litekit.learners.checks import nonfinite_inputs
-from litekit.lite import Lite, with_layout
+from litekit.lite import Lite, with_precision
 
 NONFINITE_POLICIES = ("raise", "skip")
 
@@ -177,7 +177,7 @@ def meta_train_step(
     ``total_tasks`` tasks and every rank applies the same update.
     """
     tasks = _as_episodes(episode)
-    lites = [with_layout(x, precision, channels_last) for x in _per_task_lites(lite, len(tasks))]
+    lites = [with_precision(x, precision, channels_last) for x in _per_task_lites(lite, len(tasks))]
     if scaler is None and any(x is not None and x.precision == "fp16" for x in lites):
         raise bad_argument(
             "scaler",
