@@ -122,6 +122,6 @@ def test_a_bad_task_on_one_rank_raises_on_every_rank(tmp_path):
     ranks = [torch.load(tmp_path / f"rank{r}.pt") for r in range(2)]
     for labels, nan, flag in ranks:
         assert labels.startswith("CollectiveError: query_labels=[7]")
-        assert nan.startswith("CollectiveNonFiniteLossError: episode[0]=support_images[2]")
+        assert nan.startswith("CollectiveNonFiniteLossError: episodes[0]=support_images[2]")
         assert flag == "flag True"
     assert issubclass(CollectiveNonFiniteLossError, NonFiniteLossError)
