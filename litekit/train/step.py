@@ -252,24 +252,24 @@ def meta_train_step(
     return StepResult.of(sums)
 
 
-def _check_tasks(learner: Learner, tasks: list[Episode], lites: list[Lite | None]) -> None:
-    for task, lite in zip(tasks, lites, strict=True):
+def _check_tasks(learner: Learner, episodes: list[Episode], lites: list[Lite | None]) -> None:
+    for task, lite in zip(episodes, lites, strict=True):
         learner.check_task(
             task.support_images, task.support_labels, task.query_images, task.query_labels, lite
         )
 
 
-def _warn_if_query_path_only(lites: list[Lite | None], tasks: list[Episode]) -> None:
+def _warn_if_query_path_only(lites: list[Lite | None], episodes: list[Episode]) -> None:
     if any(
         lite is not None and lite.h == 0 and lite.subsets is None and task.n_support > 0
-        for lite, task in zip(lites, tasks, strict=True)
+        for lite, task in zip(lites, episodes, strict=True)
     ):
         warnings.warn(
             "lite.h=0: no support image carries gradient, so only the query path trains (the "
             "backbone learns from the query images alone); pass h >= 1 for LITE, or lite=None "
             "for full back-propagation.",
             UserWarning,
-            stacklevel=3,
+            stacklevel=4,  # _warn..., meta_train_step, its keyword wrapper, the caller
         )
 
 
