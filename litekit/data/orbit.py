@@ -37,7 +37,7 @@ from litekit.data.folders import (
     image_transform,
     load_image,
 )
-from litekit.episodes import EpisodeIndices, _SamplerBase
+from litekit.episodes import EpisodeIndices, Sampler
 from litekit.seeding import numpy_generator
 
 
@@ -183,7 +183,7 @@ def _check_kinds(context_kind: str | None, target_kind: str | None) -> tuple:
     return context_kind, target_kind
 
 
-class OrbitTaskSampler(_SamplerBase):
+class OrbitTaskSampler(Sampler):
     """Per-user tasks: a user's objects, context frames from some videos, target frames
     from others (the ORBIT benchmark's task structure).
 
@@ -315,9 +315,9 @@ class OrbitTaskSampler(_SamplerBase):
         support_order = rng.permutation(sum(len(s) for s in support))
         query_order = rng.permutation(sum(len(q) for q in query))
         return EpisodeIndices(
-            support=np.concatenate(support)[support_order],
+            support_indices=np.concatenate(support)[support_order],
             support_labels=np.concatenate(support_labels)[support_order].astype(np.int64),
-            query=np.concatenate(query)[query_order],
+            query_indices=np.concatenate(query)[query_order],
             query_labels=np.concatenate(query_labels)[query_order].astype(np.int64),
             class_ids=np.asarray(chosen, dtype=np.int64),
         )
