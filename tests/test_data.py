@@ -307,11 +307,11 @@ def test_orbit_released_layout_clean_context_clutter_target(tmp_path):
         kind_of = {int(i): v.kind for v in frames.videos for i in v.frames}
         assert {kind_of[int(i)] for i in task.support_indices} == {"clean"}
         assert {kind_of[int(i)] for i in task.query_indices} == {"clutter"}
-    assert sampler.usable_users == ["P0", "P1"]
+    assert sampler._users == ["P0", "P1"]
     three = OrbitTaskSampler(
         frames, episodes=1, min_way=3, context_kind="clean", target_kind="clutter"
     )
-    assert three.usable_users == ["P0"]  # only P0 has three objects
+    assert three._users == ["P0"]  # only P0 has three objects
 
 
 def test_orbit_errors_name_the_folder(tmp_path):

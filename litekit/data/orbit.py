@@ -29,6 +29,7 @@ import torch
 from torch.utils.data import Dataset
 
 from litekit._checks import bad_argument, check_int
+from litekit._deprecated import warn_deprecated
 from litekit.data.normalization import Normalization
 from litekit.data.folders import (
     bad_path,
@@ -270,7 +271,8 @@ class OrbitTaskSampler(Sampler):
 
     @property
     def usable_users(self) -> list[str]:
-        """Users that tasks are drawn from."""
+        """Deprecated: the users that tasks are drawn from."""
+        warn_deprecated("OrbitTaskSampler.usable_users", "it was only used by tests")
         return list(self._users)
 
     def _split(self, rng: np.random.Generator, label: int) -> tuple[list[Video], list[Video]]:

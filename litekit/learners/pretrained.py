@@ -24,6 +24,7 @@ import torch
 from torch import nn
 
 from litekit._checks import bad_argument
+from litekit._deprecated import old_names
 
 
 def is_weights_file(weights: str | os.PathLike) -> bool:
@@ -50,7 +51,7 @@ def named_weights(model: str, weights: str, argument: str = "weights"):
     )
 
 
-def cache_file(weights) -> Path:
+def _cache_file(weights) -> Path:
     """Where torchvision keeps (or would download) the file of named ``weights``."""
     name = os.path.basename(urlparse(weights.url).path)
     return Path(torch.hub.get_dir()) / "checkpoints" / name
@@ -58,7 +59,7 @@ def cache_file(weights) -> Path:
 
 def load_named(weights, argument: str = "weights") -> dict[str, torch.Tensor]:
     """The state dict of named ``weights``, from torchvision's cache (downloaded if missing)."""
-    file = cache_file(weights)
+    file = _cache_file(weights)
     try:
         return weights.get_state_dict(progress=False, check_hash=True)
     except (OSError, RuntimeError, ValueError) as error:  # no network, or a bad download
@@ -141,3 +142,6 @@ def normalization(weights: str | None) -> tuple[Sequence[float], Sequence[float]
     from litekit.data.normalization import IMAGENET_NORMALIZATION
 
     return None if weights is None else IMAGENET_NORMALIZATION
+
+
+__getattr__ = old_names(__name__, {"cache_file": ("it was only used here", _cache_file)})
