@@ -121,6 +121,11 @@ class FineTuner(nn.Module):
     def device(self) -> torch.device:
         return next(self.backbone.parameters()).device
 
+    @property
+    def _layout(self) -> dict:
+        """Precision and memory layout, as keywords of `litekit.lite.run_encoder`."""
+        return {"precision": self.precision, "channels_last": self.channels_last}
+
     def forward(
         self,
         support_images: torch.Tensor,
@@ -144,8 +149,7 @@ class FineTuner(nn.Module):
         return self._without_grad(lambda x: self.backbone(x).flatten(1), images, chunk)
 
     def _without_grad(self, encode, images: torch.Tensor, chunk: int) -> torch.Tensor:
-        layout = {"precision": self.precision, "channels_last": self.channels_last}
-        return embed_without_grad(encode, images, chunk, self.device, **layout)
+        return embed_without_grad(encode, images, chunk, self.device, **self._layout)
 
     def _new_head(self, dim: int, way: int, generator: torch.Generator) -> nn.Linear:
         head = nn.Linear(dim, way)
@@ -212,8 +216,7 @@ class FineTuner(nn.Module):
                 return functional_call(self.backbone, params, (images,)).flatten(1)
 
         def encode(images: torch.Tensor) -> torch.Tensor:
-            layout = {"precision": self.precision, "channels_last": self.channels_last}
-            return run_encoder(backbone_pass, images, self.device, **layout)
+            return run_encoder(backbone_pass, images, self.device, **self._layout)
 
         with torch.no_grad():
             dim = encode(support[:1].to(self.device)).shape[1]
