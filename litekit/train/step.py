@@ -247,8 +247,11 @@ def meta_train_step(
     if scaler is None and not _gradients_finite(learner):  # an overflow, with finite losses
         optimizer.zero_grad(set_to_none=True)
         return _nonfinite_gradient(on_nonfinite, share.total)
-    if sums.counted:  # else every task was skipped: no update
-        _optimizer_step(optimizer, scaler)
+    if sums.counted and scaler is None:  # (none counted: every task skipped, no update)
+        optimizer.step()
+    elif sums.counted:  # unscales, and skips the update if the float16 gradient overflowed
+        scaler.step(optimizer)
+        scaler.update()
     return StepResult.of(sums)
 
 
@@ -329,11 +332,3 @@ def _nonfinite_gradient(on_nonfinite: str, tasks: int) -> StepResult:
             "to skip such steps; nothing was changed."
         )
     return StepResult(math.nan, math.nan, tasks)
-
-
-def _optimizer_step(optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler | None):
-    if scaler is None:
-        optimizer.step()
-    else:  # unscales, and skips the update if the float16 gradient overflowed
-        scaler.step(optimizer)
-        scaler.update()
