@@ -81,6 +81,17 @@ def init_from_environment(device: str | None = None) -> tuple[int, int]:
     return rank_and_world()
 
 
+def leave_process_group(clean: bool) -> None:
+    """Close the process group `init_from_environment` joined (no-op without one). ``clean``:
+    every rank got here, so wait for all of them before any tears the group down (gloo
+    needs it); after an error on one rank only, close without waiting."""
+    if not dist.is_available() or not dist.is_initialized():
+        return
+    if clean and is_distributed():
+        dist.barrier()
+    dist.destroy_process_group()
+
+
 def shard(
     items: Sequence[int] | range, rank: int | None = None, world: int | None = None
 ) -> list[int]:

@@ -1,7 +1,8 @@
 """Meta-training: the LITE step, the training loop with checkpoints, and evaluation.
 
 - `litekit.train.step`: `meta_train_step` (LITE per task, query batching, one optimiser step)
-  and `accumulate_task_gradient`;
+  and `accumulate_task_gradient`; a step's sums are one `StepSums` record (filled task by
+  task, summed over processes by `litekit.distributed.finish_step`) until `StepResult`;
 - `litekit.train.loop`: `fit`, the training loop (validation, `History`, checkpoints,
   torchrun), with its options grouped in `litekit.train.settings` (`Stepping`,
   `Reporting`, `Saving`);
@@ -11,6 +12,7 @@
   under ``torchrun``.
 """
 
+from litekit.distributed import StepSums
 from litekit.train.evaluation import Evaluation, confidence_interval, evaluate
 from litekit.train.loop import History, fit, subset_generator
 from litekit.train.settings import Reporting, Saving, Stepping
@@ -22,6 +24,7 @@ __all__ = [
     "Reporting",
     "Saving",
     "StepResult",
+    "StepSums",
     "Stepping",
     "accumulate_task_gradient",
     "confidence_interval",

@@ -146,15 +146,17 @@ def accumulate_task_gradient(
     """
     n_query = episode.n_query
     batch = n_query if query_batch is None else check_int("query_batch", query_batch, minimum=1)
-    support, labels = episode.support_images, episode.support_labels
+    support_images, support_labels = episode.support_images, episode.support_labels
+    if cache is None:  # the no-grad pass, once for every query batch
+        cache = learner.cache_support(support_images, lite)
+    # the task's weight in the step, times LITE's loss factor (N/h under "loss", else 1)
     scale = weight * (lite.loss_scale(episode.n_support) if lite is not None else 1.0)
-    if cache is None:
-        cache = learner.cache_support(support, lite)
     total, correct = 0.0, 0
     for start in range(0, n_query, batch):
-        queries = episode.query_images[start : start + batch]
+        query_images = episode.query_images[start : start + batch]
         targets = episode.query_labels[start : start + batch].to(learner.device)
-        logits = learner.task_logits(support, labels, queries, lite, cache)
+        logits = learner.task_logits(support_images, support_labels, query_images, lite, cache)
+        # the batch's share of the task's mean loss: the batches' shares sum to it
         loss = F.cross_entropy(logits, targets, reduction="sum") / n_query
         scaled = loss * scale
         (scaled if scaler is None else scaler.scale(scaled)).backward()
