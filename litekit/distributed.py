@@ -109,7 +109,7 @@ def unwrap(model: nn.Module) -> nn.Module:
 def _average_gradients(parameters: Iterable[nn.Parameter]) -> None:
     """All-reduce the ``.grad`` of every parameter to its mean over ranks, in one call.
 
-    A parameter without a gradient on some rank (no path from that rank's loss) counts as
+    A parameter without a gradient on some rank (that rank's loss does not reach it) counts as
     zeros there, so every rank takes part in the same single reduction.
     """
     if not is_distributed():

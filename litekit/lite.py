@@ -176,8 +176,8 @@ def embed_support(
 
     Without ``cached``, every support image keeps its graph: ``encoder(images)``, plain
     back-propagation. With ``cached`` (the support set embedded earlier without gradient)
-    and a ``subset`` H of its rows, the value is ``cached`` and the gradient reaches the
-    encoder through the rows of H only, each scaled by s = `support_scale` (N/|H| under
+    and a ``subset`` H of h of its rows, the value is ``cached`` and the gradient reaches the
+    encoder through the rows of H only, each scaled by s = `support_scale` (N/h under
     ``"unbiased"``, 1 otherwise):
 
         cached + s · (e_H - stop_gradient(e_H))  at the rows of H,
@@ -366,8 +366,8 @@ class Lite:
 
     @property
     def row_scaling(self) -> str:
-        """Deprecated: `support_scale` gives the rows no factor under ``"loss"`` already,
-        so pass ``scaling`` itself."""
+        """The ``scaling`` the rows get. Deprecated, because `support_scale` already gives
+        the rows no factor under ``"loss"``, so ``scaling`` itself is what to pass."""
         warn_deprecated("Lite.row_scaling", "use Lite.scaling (support_scale handles 'loss')")
         return "none" if self.scaling == "loss" else self.scaling
 

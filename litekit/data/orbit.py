@@ -271,7 +271,7 @@ class OrbitTaskSampler(Sampler):
 
     @property
     def usable_users(self) -> list[str]:
-        """Deprecated: the users that tasks are drawn from."""
+        """The users that tasks are drawn from. Deprecated, as only the tests used it."""
         warn_deprecated("OrbitTaskSampler.usable_users", "it was only used by tests")
         return list(self._users)
 

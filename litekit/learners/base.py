@@ -14,7 +14,7 @@ The call is split in two so that `litekit.train.meta_train_step` can batch the q
 
 A learner also says which modules embed images one by one (`image_encoder_names`, held in
 eval mode) and, where it can, each support path's per-image encoder (`path_encoders`, which
-the diagnostics' fast vmap path uses).
+the diagnostics' fast vmap method uses).
 """
 
 from __future__ import annotations

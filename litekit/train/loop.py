@@ -190,7 +190,7 @@ class _RunState:
                 "checkpoint",
                 str(self.checkpoint_file),
                 f"could not be written ({error}); the last checkpoint is kept. Free space or "
-                "pass another path, and resume.",
+                "pass another checkpoint file, and resume.",
             ) from error
 
     def prepare(self, resume: bool, deterministic: bool, channels_last: bool) -> int:
@@ -284,7 +284,7 @@ def _stop(run: _RunState, step: int, saved_step: int, rank: int) -> None:
         where = (
             f"step {step} is saved in {str(run.checkpoint_file)!r}; call fit again to resume"
             if run.checkpoint_file is not None and step > 0
-            else "no checkpoint path was given, so nothing is saved"
+            else "no checkpoint file was given, so nothing is saved"
         )
         print(f"fit: interrupted after step {step}: {where}.", file=sys.stderr)
     raise KeyboardInterrupt

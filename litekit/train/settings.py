@@ -108,13 +108,13 @@ class Saving:
     """Where and how often `fit` checkpoints the run.
 
     Args:
-        checkpoint: a file path. If a litekit checkpoint is there and ``resume`` is True,
+        checkpoint: the checkpoint file. If a litekit checkpoint is there and ``resume`` is True,
             the run continues from it; the run is saved there every ``checkpoint_every``
             steps, at the end, and when the run is interrupted (Ctrl-C, or SIGTERM from
             torchrun: the current step finishes first), atomically, with a checksum that is
             verified before a checkpoint is applied. A resumed run ends with exactly the
             weights, optimiser state and history of an unbroken run. Non-finite weights are
-            never saved. Under torchrun only rank 0's path is used.
+            never saved. Under torchrun only rank 0's file is used.
         checkpoint_every: default: the validation cadence (`Reporting.cadence`).
         resume: False refuses to start when a checkpoint is already at ``checkpoint``
             (nothing is ever overwritten unasked).
