@@ -274,7 +274,9 @@ def lite_forward(
             stacklevel=3,
         )
     if queries is not None:
-        warn_deprecated("lite_forward(queries=...)", "call litekit.lite.embed_support")
+        warn_deprecated(
+            "lite_forward(queries=...)", "call litekit.lite.embed_support", stacklevel=4
+        )
     device = images.device if device is None else torch.device(device)
     if h < n or subset is not None or cached is not None:  # LITE: the two parts it needs
         if cached is None:

@@ -14,8 +14,9 @@ when h >= N. Over T tasks per step, each task is weighted 1/T. Under torchrun th
 are split over the processes; `litekit.distributed.finish_step` is the one place that
 combines them (weights W/T per process, then one gradient average: still the mean over T).
 
-Faults. A task whose loss is not finite (a NaN pixel, an overflow) is caught before its
-backward pass: by default the step stops with an error naming the task and the offending
+Faults. A task whose loss is not finite (a NaN pixel, an overflow) is caught before the
+optimiser steps (its loss is read after its batch's backward pass, and its gradient taken
+back out): by default the step stops with an error naming the task and the offending
 input, and neither the weights nor the optimiser change (``on_nonfinite="raise"``);
 ``on_nonfinite="skip"`` leaves such tasks out of the step and averages over the others.
 """
