@@ -67,6 +67,7 @@ from litekit.distributed import (
     same_outcome_on_every_rank,
 )
 from litekit.learners.pretrained import is_weights_file
+from litekit.learners.record import make_record
 from litekit.paths import check_writable_file
 from litekit.train import loop
 from litekit.train._cli_build import build
@@ -131,6 +132,21 @@ def _record(args: argparse.Namespace) -> dict[str, Any]:
     if values["weights"] is not None and is_weights_file(values["weights"]):
         values["weights"] = str(Path(values["weights"]).resolve())
     return values
+
+
+def _model(args: argparse.Namespace) -> dict[str, Any]:
+    """The model record (`litekit.learners.record`): what python -m litekit.evaluate rebuilds
+    the learner from."""
+    return make_record(
+        learner=args.learner,
+        backbone=args.backbone,
+        image_size=args.image_size,
+        width=args.width,
+        norm=args.norm,
+        weights=_record(args)["weights"],
+        precision=args.precision,
+        channels_last=args.channels_last,
+    )
 
 
 def _check_checkpoint(path: Path, resume: bool, options: dict[str, Any]) -> None:
@@ -254,7 +270,7 @@ def _run(args: argparse.Namespace) -> dict[str, Any] | None:
         progress=not args.quiet,
         description=f"{args.learner}/{args.backbone} on {world} process(es)",
         subset_seed=args.seed,
-        metadata={"options": options},
+        metadata={"options": options, "model": _model(args)},
         precision=args.precision,
         channels_last=args.channels_last,
         deterministic=args.deterministic,

@@ -1,0 +1,270 @@
+"""Score a learner on ORBIT test tasks: per-video records, aggregates, a summary.
+
+For each task (`litekit.orbit.tasks.OrbitTask`): load its context frames, personalise the
+learner once (`litekit.orbit.personalise`), then for each target video embed the frames
+its scored frames need (each scored frame and its history), average each scored frame's
+history window, classify, and take the arg-max per frame. The per-video metrics
+(`litekit.orbit.metrics`) and the per-user and per-video averages
+(`litekit.orbit.aggregate`) follow from those predictions alone, and every prediction is
+kept in the per-video records, so anyone can recompute both.
+
+Nothing here draws from torch's random stream; the frames scored are fixed by the tasks.
+A learner whose encoder does not depend on the task (ProtoNets) embeds a user's shared
+target videos once and reuses the features in the user's other tasks.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from litekit.orbit.aggregate import INTERVAL_NOTE, aggregate
+from litekit.orbit.metrics import video_metrics
+from litekit.orbit.personalise import Compute, Personalised, personalise
+from litekit.orbit.protocols import METRICS
+from litekit.orbit.tasks import OrbitTask, OrbitTestTasks, TargetVideo
+
+SHOWN_VIDEOS = 6  # video names a note lists (the summary lists them all)
+LABELS = {
+    "frame_accuracy": "frame accuracy",
+    "frames_to_recognition": "frames to recognition (lower is better)",
+    "video_accuracy": "video accuracy",
+}
+
+
+@dataclass
+class OrbitEvaluation:
+    """What `evaluate_orbit` found.
+
+    ``videos``: one record per scored target video per task (user, object, video, task,
+    label, ``frames``: the positions of the scored frames among the video's frame files,
+    ``predictions``: the predicted class of each, and the protocol's metrics);
+    ``tasks``: one record per task (its context clips); ``aggregates``: per-user and
+    per-video means with 95% intervals (`litekit.orbit.aggregate`); ``summary``: counts,
+    what was left out or repeated, and how the intervals are computed.
+    """
+
+    protocol: str
+    setting: str
+    metrics: tuple[str, ...]
+    videos: list[dict] = field(default_factory=list)
+    tasks: list[dict] = field(default_factory=list)
+    aggregates: dict = field(default_factory=dict)
+    summary: dict = field(default_factory=dict)
+
+    @property
+    def frame_accuracy(self) -> tuple[float, float]:
+        """The headline: per-video frame accuracy and its 95% half-width."""
+        cell = self.aggregates["per_video"]["frame_accuracy"]
+        return cell["mean"], cell["ci95"]
+
+    def rows(self) -> list[dict[str, str]]:
+        """One table row per metric, in percent as ORBIT reports them."""
+
+        def cell(values: dict) -> str:
+            return f"{100 * values['mean']:.2f} ± {100 * values['ci95']:.2f} (n={values['n']})"
+
+        return [
+            {
+                "metric": LABELS[metric],
+                "per user": cell(self.aggregates["per_user"][metric]),
+                "per video": cell(self.aggregates["per_video"][metric]),
+            }
+            for metric in self.metrics
+        ]
+
+    def as_dict(self) -> dict[str, Any]:
+        """Plain values, for JSON."""
+        return {
+            "protocol": self.protocol,
+            "setting": self.setting,
+            "metrics": list(self.metrics),
+            "aggregates": self.aggregates,
+            "summary": self.summary,
+            "tasks": self.tasks,
+            "videos": self.videos,
+        }
+
+
+class _FrameLoader:
+    """Images of an `OrbitFrames` by dataset index, stacked."""
+
+    def __init__(self, frames: Any) -> None:
+        self.frames = frames
+
+    def __call__(self, indices: Iterable[int]) -> torch.Tensor:
+        return torch.stack([self.frames[int(i)][0] for i in indices])
+
+
+def _embed_frames(
+    personalised: Personalised, load: _FrameLoader, indices: np.ndarray, chunk: int
+) -> torch.Tensor:
+    parts = [
+        personalised.encode(load(indices[i : i + chunk])) for i in range(0, len(indices), chunk)
+    ]
+    return torch.cat(parts)
+
+
+def _predict(
+    personalised: Personalised,
+    video: TargetVideo,
+    load: _FrameLoader,
+    compute: Compute,
+    cache: dict | None,
+) -> np.ndarray:
+    """The predicted class of each scored frame of ``video``."""
+    needed = np.unique(video.windows)
+    key = (video.name, needed.tobytes())
+    reuse = personalised.shared_encoder and cache is not None
+    if reuse and key in cache:
+        features = cache[key]
+    else:
+        features = _embed_frames(personalised, load, needed, compute.chunk_size)
+        if reuse:
+            cache[key] = features
+    rows = torch.from_numpy(np.searchsorted(needed, video.windows)).to(features.device)
+    if personalised.poolable:
+        pooled = features[rows].mean(1)  # (frames, history, D) -> (frames, D)
+    else:
+        pooled = features[rows[:, -1]]  # the frame itself
+    predictions = []
+    for i in range(0, len(pooled), compute.chunk_size):
+        predictions.append(personalised.classify(pooled[i : i + compute.chunk_size]).argmax(1))
+    return torch.cat(predictions).cpu().numpy()
+
+
+def _task_record(task: OrbitTask) -> dict:
+    return {
+        "user": task.user,
+        "task": task.task,
+        "way": task.way,
+        "objects": list(task.objects),
+        "context": [
+            {
+                "video": v.name,
+                "label": v.label,
+                "frames": v.positions.tolist(),
+                "repeated": v.repeated,
+            }
+            for v in task.context
+        ],
+        "target_videos": [v.name for v in task.targets],
+    }
+
+
+def _score_task(
+    learner: nn.Module,
+    task: OrbitTask,
+    tasks: OrbitTestTasks,
+    compute: Compute,
+    cache: dict | None,
+) -> list[dict]:
+    load = _FrameLoader(tasks.frames)
+    indices, labels, groups = task.support()
+    pool = tasks.protocol.context_pooling == "clip" and tasks.protocol.clip_length > 1
+    personalised = personalise(
+        learner,
+        load(indices),
+        torch.from_numpy(labels),
+        torch.from_numpy(groups) if pool else None,
+        compute,
+    )
+    if tasks.protocol.history > 1 and not personalised.poolable:
+        raise ValueError(
+            f"learner={type(learner).__name__!r}: it scores images, not features, so frames "
+            "cannot be averaged over their history; pass a protocol with history=1 "
+            "(protocol.with_changes(history=1, context_pooling='frame'))."
+        )
+    records = []
+    for video in task.targets:
+        predictions = _predict(personalised, video, load, compute, cache)
+        record = {
+            "user": task.user,
+            "object": video.object,
+            "video": video.name,
+            "task": task.task,
+            "label": video.label,
+            "frames": video.positions.tolist(),
+            "predictions": predictions.tolist(),
+        }
+        record.update(video_metrics(predictions, video.label, tasks.protocol.metrics))
+        records.append(record)
+    return records
+
+
+def _summary(tasks: OrbitTestTasks, result: OrbitEvaluation) -> dict:
+    draws = [c for t in result.tasks for c in t["context"]]
+    repeated = sorted({c["video"] for c in draws if c["repeated"]})
+    p = tasks.protocol
+    notes = [INTERVAL_NOTE]
+    if repeated:
+        shown = ", ".join(repeated[:SHOWN_VIDEOS])
+        more = f" and {len(repeated) - SHOWN_VIDEOS} more" if len(repeated) > SHOWN_VIDEOS else ""
+        notes.append(
+            f"{sum(c['repeated'] for c in draws)} of {len(draws)} context clip draws repeated "
+            f"frames (a video shorter than {p.context_frames_per_video} frames of its first "
+            f"{p.frame_cap}, or a last clip padded with the last frame), from "
+            f"{len(repeated)} video(s): {shown}{more}"
+        )
+    excluded = tasks.exclusions.as_dict()
+    if any(excluded.values()):
+        notes.append(
+            f"left out by the protocol: {len(excluded['videos'])} target video(s) with fewer "
+            f"than {p.min_valid_frames} valid frames, {len(excluded['objects'])} object(s) left "
+            f"without a target video, {len(excluded['users'])} user(s) left with fewer than 2 "
+            "objects"
+        )
+    return {
+        "users": len(tasks.users),
+        "tasks": len(result.tasks),
+        "scored_videos": len(result.videos),
+        "distinct_target_videos": len({(r["user"], r["video"]) for r in result.videos}),
+        "scored_frames": sum(len(r["predictions"]) for r in result.videos),
+        "context_video_draws": len(draws),
+        "context_draws_with_repeated_frames": sum(c["repeated"] for c in draws),
+        "repeated_context_videos": repeated,
+        "excluded": excluded,
+        "seed": tasks.seed,
+        "notes": notes,
+    }
+
+
+@torch.no_grad()
+def evaluate_orbit(
+    learner: nn.Module,
+    tasks: OrbitTestTasks,
+    *,
+    compute: Compute | None = None,
+    progress: bool = False,
+) -> OrbitEvaluation:
+    """Score ``learner`` on every task of ``tasks``; see the module docstring.
+
+    The learner is put in eval mode for the run (and back after). ``compute`` sets the
+    chunk size, precision and memory layout of the no-grad passes.
+    """
+    compute = compute or Compute()
+    metrics = tuple(m for m in METRICS if m in tasks.protocol.metrics)
+    result = OrbitEvaluation(tasks.protocol.name, tasks.setting, metrics)
+    was_training = learner.training
+    learner.eval()
+    # Target features reused across a user's tasks: only when the tasks share them.
+    cache: dict | None = {} if tasks.protocol.targets_once_per_user else None
+    user = None
+    try:
+        for task in tqdm(tasks, total=len(tasks), desc="ORBIT tasks", disable=not progress):
+            if task.user != user and cache is not None:
+                cache.clear()
+            user = task.user
+            result.videos.extend(_score_task(learner, task, tasks, compute, cache))
+            result.tasks.append(_task_record(task))
+    finally:
+        learner.train(was_training)
+    result.aggregates = aggregate(result.videos, metrics)
+    result.summary = _summary(tasks, result)
+    return result
