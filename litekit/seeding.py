@@ -4,7 +4,7 @@ A stream is named by a few non-negative integers (a run's seed, a task's positio
 subset size, a constant that sets one kind of stream apart from another). numpy's
 SeedSequence hashes them, so neighbouring keys give unrelated streams, and the generator
 depends on the key alone: not on the process, the order of calls or torch's global state.
-`seeded_generator` gives a torch generator, `seeded_rng` a numpy one; `name_key` turns a
+`seeded_generator` gives a torch generator, `numpy_generator` a numpy one; `name_key` turns a
 name into a key word.
 """
 
@@ -35,7 +35,7 @@ def seeded_generator(*key: int) -> torch.Generator:
     return torch.Generator().manual_seed(int(word) & (2**63 - 1))
 
 
-def seeded_rng(*key: int) -> np.random.Generator:
+def numpy_generator(*key: int) -> np.random.Generator:
     """A numpy ``Generator`` whose stream is a function of ``key`` alone (non-negative
     integers, as for `seeded_generator`): ``default_rng(SeedSequence(key))``."""
     _check_key(key)

@@ -32,7 +32,7 @@ from PIL import Image
 
 from litekit._checks import bad_argument, check_int
 from litekit.data.procedural import ProceduralImages
-from litekit.seeding import seeded_rng
+from litekit.seeding import numpy_generator
 
 OBJECT_NAMES = (
     "keys", "wallet", "mug", "remote", "phone", "glasses", "headphones", "bag", "bottle",
@@ -210,7 +210,7 @@ def _write_object(
     spec: TreeSpec,
     annotations: str | None,
 ) -> None:
-    rng = seeded_rng(spec.seed, label, 0x0B17)
+    rng = numpy_generator(spec.seed, label, 0x0B17)
     folder = root / split / user / name
     instance = 0
     written: dict[str, dict] = {}

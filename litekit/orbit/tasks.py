@@ -12,8 +12,8 @@ in that order). Per object:
 each capped at ``protocol.video_cap`` (a random sample of that many when there are more).
 Frames within a video are chosen by `litekit.orbit.clips`.
 
-Randomness: task k of user u draws from ``seeded_rng(seed, name_key(u), k, ...)``, and the
-target videos shared by a user's tasks (``neurips21``) from ``seeded_rng(seed,
+Randomness: task k of user u draws from ``numpy_generator(seed, name_key(u), k, ...)``, and the
+target videos shared by a user's tasks (``neurips21``) from ``numpy_generator(seed,
 name_key(u), ...)``; a task is therefore a pure function of the seed, the user's folder
 name and k, whatever other users the folder holds.
 
@@ -44,7 +44,7 @@ from litekit.orbit.annotations import (
     read_video_annotations,
 )
 from litekit.orbit.protocols import Protocol, check_setting, protocol_named
-from litekit.seeding import name_key, seeded_rng
+from litekit.seeding import name_key, numpy_generator
 
 _TARGET_STREAM, _TASK_STREAM = 0x7A46, 0x7A47  # keep these streams apart from others
 CLEAN_CONTEXT_VIDEOS = 5  # clean setting: the first min(5, n - 1) clean videos are context
@@ -366,10 +366,10 @@ class OrbitTestTasks:
     def _shared_targets(self, user: _User) -> tuple[TargetVideo, ...] | None:
         if not self.protocol.targets_once_per_user:
             return None
-        return self._targets(user, seeded_rng(self.seed, name_key(user.name), _TARGET_STREAM))
+        return self._targets(user, numpy_generator(self.seed, name_key(user.name), _TARGET_STREAM))
 
     def _task(self, user: _User, k: int, shared: tuple[TargetVideo, ...] | None) -> OrbitTask:
-        rng = seeded_rng(self.seed, name_key(user.name), k, _TASK_STREAM)
+        rng = numpy_generator(self.seed, name_key(user.name), k, _TASK_STREAM)
         context = tuple(
             self._context_video(rng, label, video)
             for label, videos in enumerate(user.context)
