@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from litekit.data import OrbitFrames
+from litekit.data import OrbitFrames, OrbitTaskSampler
 from litekit.orbit import OrbitTestTasks, protocol_named
 from litekit.orbit.annotations import read_video_annotations
 from litekit.orbit.clips import context_clips, history_windows, random_frames, uniform_frames
@@ -268,3 +268,33 @@ def test_protocol_settings():
     assert neurips.with_changes(tasks_per_user=2).tasks_per_user == 2
     with pytest.raises(ValueError, match="did you mean 'orbit2022'"):
         protocol_named("orbit2020")
+
+
+# --- training tasks: OrbitTaskSampler with ORBIT's clean split, clips and a random way ----------
+
+
+def test_training_tasks_clean_split_clips_and_random_way(tmp_path):
+    users = {"P1": {o: {"clean": [40] * 7, "clutter": [40]} for o in ("a", "b", "c", "d")}}
+    frames = frames_of(tmp_path, users)
+    sampler = OrbitTaskSampler(
+        frames, episodes=40, seed=2, context_kind="clean", target_kind="clean",
+        context_frames=16, target_frames=16, clip_length=8, random_way=True,
+    )  # fmt: skip
+    video_of = {int(i): v for v in frames.videos for i in v.frames}
+    ways = set()
+    for k in range(40):
+        task = sampler.episode(k)
+        ways.add(len(task.class_ids))
+        context = {video_of[int(i)].folder.name for i in task.support}
+        target = {video_of[int(i)].folder.name for i in task.query}
+        assert all(name[-2:] in {"00", "01", "02", "03", "04"} for name in context)
+        assert all(name[-2:] in {"05", "06"} and "--clean--" in name for name in target)
+        # two clips of 8 consecutive frames per video
+        for video in {video_of[int(i)].folder for i in task.support}:
+            first = next(v for v in frames.videos if v.folder == video).frames[0]
+            positions = np.sort(
+                [int(i) - first for i in task.support if video_of[int(i)].folder == video]
+            )
+            clips = positions.reshape(2, 8)
+            assert np.all(np.diff(clips, axis=1) == 1) and clips[0, 0] % 8 == clips[1, 0] % 8 == 0
+    assert ways == {2, 3, 4}

@@ -25,6 +25,7 @@ from litekit.learners.backbones import torchvision_backbone
 from litekit.learners.build import LEARNERS, NORMS, OPTIMIZERS, check_norm, check_weights
 from litekit.lite import SCALINGS
 from litekit.precision import PRECISIONS, check_precision_on
+from litekit.train.presets import PRESETS, apply_preset
 
 PROGRAM = "python -m litekit.train"
 EMBEDDED_CODES = 2048  # classes of the embedded dataset: training and held-out ranges share them
@@ -176,6 +177,13 @@ def _model_options(parser: argparse.ArgumentParser) -> None:
         "BatchNorm; else group)",
     )
     _integer_option(group, "--image-size", 1, 84, "side of the square images")
+    group.add_argument(
+        "--preset",
+        type=_choice("--preset", tuple(PRESETS)),
+        default=None,
+        help="fill in the options not given here: "
+        + "; ".join(f"{name}: {p.description}" for name, p in PRESETS.items()),
+    )
 
 
 def _task_options(parser: argparse.ArgumentParser) -> None:
@@ -207,6 +215,12 @@ def _training_options(parser: argparse.ArgumentParser) -> None:
     _integer_option(group, "--tasks-per-step", 1, 4, "tasks per step, over all processes")
     _choice_option(group, "--optimizer", OPTIMIZERS, "adam")
     group.add_argument("--lr", type=_positive_number("--lr", "1e-3"), default=1e-3)
+    group.add_argument(
+        "--backbone-lr-scale",
+        type=_positive_number("--backbone-lr-scale", "0.1"),
+        default=1.0,
+        help="the backbone's learning rate as a fraction of --lr (ORBIT: 0.1)",
+    )
     _integer_option(group, "--seed", 0, 0, "seeds tasks, LITE subsets and initial weights")
     group.add_argument(
         "--device",
@@ -255,6 +269,30 @@ def _data_options(parser: argparse.ArgumentParser) -> None:
     _integer_option(group, "--classes", 2, 200, classes, TWO_CLASSES)
     pair = "pass 2 or more (a task takes a support and a query image of a class)."
     _integer_option(group, "--images-per-class", 2, 40, "embedded dataset", pair)
+    _orbit_options(parser)
+
+
+def _orbit_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("ORBIT (see data/README.md)")
+    group.add_argument(
+        "--orbit",
+        type=_folder("--orbit"),
+        default=None,
+        help="ORBIT's folder (train/, validation/): tasks from the train users, validation "
+        "on the validation users",
+    )
+    _choice_option(group, "--orbit-setting", ("clutter", "clean"), "clutter")
+    _integer_option(group, "--clip-length", 1, 8, "consecutive frames per clip")
+    _integer_option(
+        group, "--orbit-clips", 1, 4, "clips per video in a training task (context and target)"
+    )
+    _integer_option(
+        group,
+        "--orbit-validation-tasks",
+        0,
+        5,
+        "tasks per validation user (ORBIT's neurips21 protocol; 0: no validation)",
+    )
 
 
 def _output_options(parser: argparse.ArgumentParser) -> None:
@@ -287,18 +325,30 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _given(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> set[str]:
+    """The destinations of the options ``argv`` gives (a second parse with every default
+    suppressed, so abbreviations and ``--option=value`` count too)."""
+    for action in parser._actions:
+        action.default = argparse.SUPPRESS
+    return set(vars(parser.parse_args(argv)))
+
+
 def parse_options(argv: Sequence[str] | None) -> argparse.Namespace:
-    """The options of ``argv``, each checked; a ValueError ``--option=value: fix`` if one
-    is bad. ``--help`` prints and exits as usual."""
+    """The options of ``argv``, each checked, with ``--preset``'s settings filled in for
+    the options not given (``args.preset_report`` says which); a ValueError ``--option=
+    value: fix`` if one is bad. ``--help`` prints and exits as usual."""
     parser = build_parser()
     try:
-        return parser.parse_args(argv)
+        args = parser.parse_args(argv)
+        explicit = _given(build_parser(), argv) if args.preset is not None else set()
     except argparse.ArgumentError as error:
         # The type callables' messages already read "--option=value: fix"; argparse's own
         # (a missing value, say) come as "argument --option: expected one argument".
         if error.argument_name and error.message.startswith(f"{error.argument_name}="):
             raise ValueError(error.message) from None
         raise ValueError(f"{error} (see {PROGRAM} --help)") from None
+    args.preset_report = apply_preset(args, explicit)
+    return args
 
 
 def _check_embedded_data(args: argparse.Namespace) -> None:
@@ -350,6 +400,17 @@ def _check_variable_tasks(args: argparse.Namespace) -> None:
         )
 
 
+def _check_orbit(args: argparse.Namespace) -> None:
+    """``--orbit`` makes its own tasks: no folder data, no Meta-Dataset-style tasks."""
+    for option, clash in (("--data", args.data), ("--variable", args.variable)):
+        if clash:
+            raise bad_argument(
+                "--orbit",
+                args.orbit,
+                f"ORBIT's tasks come from its users' videos; pass --orbit or {option}, not both.",
+            )
+
+
 def check_options(args: argparse.Namespace) -> None:
     """Options that must agree with each other, checked before anything is built.
 
@@ -365,7 +426,9 @@ def check_options(args: argparse.Namespace) -> None:
     )
     if args.variable:
         _check_variable_tasks(args)
-    if args.data is None:
+    if args.orbit is not None:
+        _check_orbit(args)
+    elif args.data is None:
         _check_embedded_data(args)
     if args.validation_data is not None and args.data is None:
         raise bad_argument(

@@ -118,15 +118,32 @@ _RUN_OPTIONS = (
     "validation_tasks",
     "precision",
     "channels_last",
+    "backbone_lr_scale",
+    "orbit",
+    "orbit_setting",
+    "clip_length",
+    "orbit_clips",
+    "orbit_validation_tasks",
 )
 # What a checkpoint made before an option existed was made with: that option's default.
-_RUN_OPTION_DEFAULTS = {"weights": None, "precision": "fp32", "channels_last": False}
+_RUN_OPTION_DEFAULTS = {
+    "weights": None,
+    "precision": "fp32",
+    "channels_last": False,
+    "backbone_lr_scale": 1.0,
+    "orbit": None,
+    "orbit_setting": "clutter",
+    "clip_length": 8,
+    "orbit_clips": 4,
+    "orbit_validation_tasks": 5,
+}
 
 
 def _record(args: argparse.Namespace) -> dict[str, Any]:
     """The options as plain values, for the checkpoint and the summary."""
     values = dict(vars(args))
-    for key in ("data", "validation_data"):
+    values.pop("preset_report", None)
+    for key in ("data", "validation_data", "orbit"):
         if values[key] is not None:
             values[key] = str(Path(values[key]).resolve())
     if values["weights"] is not None and is_weights_file(values["weights"]):
@@ -228,6 +245,7 @@ def _summary(
     return {
         "format": _SUMMARY_FORMAT,
         "options": _record(args),
+        "preset": args.preset_report,
         "processes": world,
         "device": device.type,
         "steps_done": history.step[-1] if history.step else 0,
@@ -252,6 +270,12 @@ def _run(args: argparse.Namespace) -> dict[str, Any] | None:
     options = _record(args)
     same_outcome_on_every_rank(lambda: _check_files(args, options), rank_zero_only=True)
     inputs = same_outcome_on_every_rank(lambda: build(args, device))
+    if args.preset_report is not None and rank == 0 and not args.quiet:
+        report = args.preset_report
+        shown = ", ".join(f"{option_name(k)} {v}" for k, v in report["set"].items())
+        kept = ", ".join(f"{option_name(k)} {v}" for k, v in report["kept"].items()) or "none"
+        print(f"--preset {report['name']}: {shown}; kept from the command line: {kept}",
+              file=sys.stderr)  # fmt: skip
     if inputs.validation is None and args.data is not None and rank == 0 and not args.quiet:
         print("no validation: pass --validation-data for held-out classes", file=sys.stderr)
     history = loop.fit(
