@@ -5,10 +5,12 @@ again, independently of litekit.orbit)."""
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import io
 import json
 import math
+import re
 from pathlib import Path
 
 import numpy as np
@@ -214,3 +216,25 @@ def test_the_rebuilt_learner_has_the_trained_weights(trained):
     for name, value in learner.state_dict().items():
         assert torch.equal(value, model.state[name])
     assert model.record["normalization"] is None and model.record["precision"] == "fp32"
+
+
+def test_the_help_points_to_a_readme_section_and_files_that_exist():
+    root = Path(__file__).resolve().parents[1]
+    text = " ".join(evaluate_cli.build_parser().format_help().split())
+    sections = re.findall(r"the README's '([^']+)' section", text)
+    headings = re.findall(r"^#+ (.+)$", (root / "README.md").read_text(), flags=re.M)
+    assert sections and set(sections) <= set(headings), (sections, headings)
+    files = set(re.findall(r"\b[\w/]+\.(?:md|py)\b", text))
+    assert files and all((root / name).is_file() for name in files), files
+
+
+def test_every_option_names_itself_in_its_errors():
+    parser = evaluate_cli.build_parser()
+    subparsers = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    for name, sub in subparsers.choices.items():
+        checked = [a for a in sub._actions if a.option_strings and a.type is not None]
+        assert len(checked) > 8, name
+        for action in checked:
+            with pytest.raises(argparse.ArgumentTypeError) as error:
+                action.type("not-a-value")
+            assert str(error.value).startswith(f"{action.option_strings[0]}='not-a-value': ")

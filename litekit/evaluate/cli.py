@@ -39,6 +39,7 @@ from litekit.learners.build import LEARNERS, NORMS
 from litekit.orbit.personalise import Compute
 from litekit.precision import PRECISIONS, check_precision_on
 from litekit.train._cli_options import (
+    README_SECTION,
     _backbone,
     _choice,
     _device,
@@ -85,7 +86,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog=PROGRAM,
         description="Score a checkpoint of python -m litekit.train on held-out tasks.",
-        epilog="See the README's 'Command line' section and litekit/evaluate/.",
+        epilog=f"See {README_SECTION} (README.md), data/README.md for ORBIT, and "
+        "litekit/evaluate/cli.py.",
         exit_on_error=False,
     )
     subparsers = parser.add_subparsers(
