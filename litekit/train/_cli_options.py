@@ -25,7 +25,8 @@ from litekit.learners.backbones import torchvision_backbone
 from litekit.learners.build import LEARNERS, NORMS, OPTIMIZERS, check_norm, check_weights
 from litekit.lite import SCALINGS
 from litekit.precision import PRECISIONS, check_precision_on
-from litekit.train.presets import PRESETS, apply_preset
+from litekit.train._cli_orbit import check_orbit_options
+from litekit.train.presets import PRESETS, apply_preset, given_options
 
 PROGRAM = "python -m litekit.train"
 EMBEDDED_CODES = 2048  # classes of the embedded dataset: training and held-out ranges share them
@@ -325,14 +326,6 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _given(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> set[str]:
-    """The destinations of the options ``argv`` gives (a second parse with every default
-    suppressed, so abbreviations and ``--option=value`` count too)."""
-    for action in parser._actions:
-        action.default = argparse.SUPPRESS
-    return set(vars(parser.parse_args(argv)))
-
-
 def parse_options(argv: Sequence[str] | None) -> argparse.Namespace:
     """The options of ``argv``, each checked, with ``--preset``'s settings filled in for
     the options not given (``args.preset_report`` says which); a ValueError ``--option=
@@ -340,7 +333,7 @@ def parse_options(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
-        explicit = _given(build_parser(), argv) if args.preset is not None else set()
+        explicit = given_options(build_parser(), argv) if args.preset is not None else set()
     except argparse.ArgumentError as error:
         # The type callables' messages already read "--option=value: fix"; argparse's own
         # (a missing value, say) come as "argument --option: expected one argument".
@@ -400,17 +393,6 @@ def _check_variable_tasks(args: argparse.Namespace) -> None:
         )
 
 
-def _check_orbit(args: argparse.Namespace) -> None:
-    """``--orbit`` makes its own tasks: no folder data, no Meta-Dataset-style tasks."""
-    for option, clash in (("--data", args.data), ("--variable", args.variable)):
-        if clash:
-            raise bad_argument(
-                "--orbit",
-                args.orbit,
-                f"ORBIT's tasks come from its users' videos; pass --orbit or {option}, not both.",
-            )
-
-
 def check_options(args: argparse.Namespace) -> None:
     """Options that must agree with each other, checked before anything is built.
 
@@ -427,7 +409,7 @@ def check_options(args: argparse.Namespace) -> None:
     if args.variable:
         _check_variable_tasks(args)
     if args.orbit is not None:
-        _check_orbit(args)
+        check_orbit_options(args)
     elif args.data is None:
         _check_embedded_data(args)
     if args.validation_data is not None and args.data is None:

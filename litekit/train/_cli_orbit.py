@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from litekit._checks import bad_argument
 from litekit.data import OrbitFrames, OrbitTaskSampler
 from litekit.data.folders import bad_path
 from litekit.learners.pretrained import normalization
@@ -37,6 +38,17 @@ class OrbitData:
     frames: OrbitFrames
     sampler: OrbitTaskSampler
     validation: OrbitValidation | None
+
+
+def check_orbit_options(args: argparse.Namespace) -> None:
+    """``--orbit`` makes its own tasks: no folder data, no Meta-Dataset-style tasks."""
+    for option, clash in (("--data", args.data), ("--variable", args.variable)):
+        if clash:
+            raise bad_argument(
+                "--orbit",
+                args.orbit,
+                f"ORBIT's tasks come from its users' videos; pass --orbit or {option}, not both.",
+            )
 
 
 def _split(args: argparse.Namespace, name: str, fix: str) -> OrbitFrames:

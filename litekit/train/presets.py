@@ -54,6 +54,14 @@ PRESETS: dict[str, Preset] = {
 }
 
 
+def given_options(parser: argparse.ArgumentParser, argv: Any) -> set[str]:
+    """The destinations of the options ``argv`` gives: a second parse with every default
+    suppressed, so abbreviations and ``--option=value`` count too. (``parser`` is spent.)"""
+    for action in parser._actions:
+        action.default = argparse.SUPPRESS
+    return set(vars(parser.parse_args(argv)))
+
+
 def apply_preset(args: argparse.Namespace, explicit: set[str]) -> dict[str, Any] | None:
     """Fill in ``args.preset``'s settings for the options not in ``explicit`` (argparse
     destinations given on the command line). Returns what happened, for the summary:
