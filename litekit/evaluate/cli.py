@@ -65,7 +65,12 @@ def _common(parser: argparse.ArgumentParser) -> None:
     run.add_argument(
         "--chunk-size", type=_integer("--chunk-size", 1), default=64, help="images per no-grad call"
     )
-    run.add_argument("--workers", type=_integer("--workers", 0), default=0, help="loader processes")
+    run.add_argument(
+        "--workers",
+        type=_integer("--workers", 0),
+        default=0,
+        help="processes (folders) or threads (orbit) that load images",
+    )
     run.add_argument(
         "--threads", type=_integer("--threads", 1), default=None, help="torch CPU threads"
     )

@@ -16,6 +16,7 @@ target videos once and reuses the features in the user's other tasks.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,6 +25,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from litekit._checks import check_int
 from litekit.orbit.aggregate import INTERVAL_NOTE, aggregate
 from litekit.orbit.metrics import video_metrics
 from litekit.orbit.personalise import Compute, Personalised, personalise
@@ -93,13 +95,24 @@ class OrbitEvaluation:
 
 
 class _FrameLoader:
-    """Images of an `OrbitFrames` by dataset index, stacked."""
+    """Images of an `OrbitFrames` by dataset index, stacked; decoded by ``workers`` threads
+    (JPEG decoding and resizing release the GIL), or in this thread when 0."""
 
-    def __init__(self, frames: Any) -> None:
+    def __init__(self, frames: Any, workers: int = 0) -> None:
         self.frames = frames
+        self.pool = ThreadPoolExecutor(workers) if workers > 0 else None
+
+    def image(self, index: int) -> torch.Tensor:
+        return self.frames[int(index)][0]
 
     def __call__(self, indices: Iterable[int]) -> torch.Tensor:
-        return torch.stack([self.frames[int(i)][0] for i in indices])
+        if self.pool is None:
+            return torch.stack([self.image(i) for i in indices])
+        return torch.stack(list(self.pool.map(self.image, indices)))
+
+    def close(self) -> None:
+        if self.pool is not None:
+            self.pool.shutdown()
 
 
 def _embed_frames(
@@ -164,8 +177,8 @@ def _score_task(
     tasks: OrbitTestTasks,
     compute: Compute,
     cache: dict | None,
+    load: _FrameLoader,
 ) -> list[dict]:
-    load = _FrameLoader(tasks.frames)
     indices, labels, groups = task.support()
     pool = tasks.protocol.context_pooling == "clip" and tasks.protocol.clip_length > 1
     personalised = personalise(
@@ -241,13 +254,16 @@ def evaluate_orbit(
     tasks: OrbitTestTasks,
     *,
     compute: Compute | None = None,
+    workers: int = 0,
     progress: bool = False,
 ) -> OrbitEvaluation:
     """Score ``learner`` on every task of ``tasks``; see the module docstring.
 
     The learner is put in eval mode for the run (and back after). ``compute`` sets the
-    chunk size, precision and memory layout of the no-grad passes.
+    chunk size, precision and memory layout of the no-grad passes; ``workers`` threads
+    decode the frames (0: this thread).
     """
+    check_int("workers", workers, minimum=0)
     compute = compute or Compute()
     metrics = tuple(m for m in METRICS if m in tasks.protocol.metrics)
     result = OrbitEvaluation(tasks.protocol.name, tasks.setting, metrics)
@@ -256,15 +272,17 @@ def evaluate_orbit(
     # Target features reused across a user's tasks: only when the tasks share them.
     cache: dict | None = {} if tasks.protocol.targets_once_per_user else None
     user = None
+    load = _FrameLoader(tasks.frames, workers)
     try:
         for task in tqdm(tasks, total=len(tasks), desc="ORBIT tasks", disable=not progress):
             if task.user != user and cache is not None:
                 cache.clear()
             user = task.user
-            result.videos.extend(_score_task(learner, task, tasks, compute, cache))
+            result.videos.extend(_score_task(learner, task, tasks, compute, cache, load))
             result.tasks.append(_task_record(task))
     finally:
         learner.train(was_training)
+        load.close()
     result.aggregates = aggregate(result.videos, metrics)
     result.summary = _summary(tasks, result)
     return result

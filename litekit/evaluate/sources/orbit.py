@@ -135,7 +135,9 @@ def prepare(args: argparse.Namespace, model: Model) -> OrbitTestTasks:
 
 def score(tasks: OrbitTestTasks, learner: Any, run: Run) -> Scored:
     """Every task of every user; ORBIT's aggregates."""
-    result = evaluate_orbit(learner, tasks, compute=run.compute, progress=run.progress)
+    result = evaluate_orbit(
+        learner, tasks, compute=run.compute, workers=run.workers, progress=run.progress
+    )
     summary = {
         "protocol": tasks.protocol.name,
         "protocol_settings": dataclasses.asdict(tasks.protocol),
