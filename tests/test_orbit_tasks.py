@@ -285,15 +285,15 @@ def test_training_tasks_clean_split_clips_and_random_way(tmp_path):
     for k in range(40):
         task = sampler.episode(k)
         ways.add(len(task.class_ids))
-        context = {video_of[int(i)].folder.name for i in task.support}
-        target = {video_of[int(i)].folder.name for i in task.query}
+        context = {video_of[int(i)].folder.name for i in task.support_indices}
+        target = {video_of[int(i)].folder.name for i in task.query_indices}
         assert all(name[-2:] in {"00", "01", "02", "03", "04"} for name in context)
         assert all(name[-2:] in {"05", "06"} and "--clean--" in name for name in target)
         # two clips of 8 consecutive frames per video
-        for video in {video_of[int(i)].folder for i in task.support}:
+        for video in {video_of[int(i)].folder for i in task.support_indices}:
             first = next(v for v in frames.videos if v.folder == video).frames[0]
             positions = np.sort(
-                [int(i) - first for i in task.support if video_of[int(i)].folder == video]
+                [int(i) - first for i in task.support_indices if video_of[int(i)].folder == video]
             )
             clips = positions.reshape(2, 8)
             assert np.all(np.diff(clips, axis=1) == 1) and clips[0, 0] % 8 == clips[1, 0] % 8 == 0
