@@ -46,14 +46,25 @@ def orbit(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def trained(orbit, tmp_path_factory) -> Path:
-    """A ProtoNets checkpoint after two steps of ORBIT training."""
+    """A ProtoNets checkpoint after two steps of ORBIT training, validated on the
+    validation users after each step; the best of those is kept beside it."""
     path = tmp_path_factory.mktemp("run") / "orbit.pt"
-    code, _, err = run(
+    code, printed, err = run(
         train_cli.main,
-        [*TINY, "--orbit", orbit, "--orbit-validation-tasks", "0", "--orbit-clips", "1",
-         "--steps", "2", "--tasks-per-step", "1", "--h", "4", "--checkpoint", path],
+        [*TINY, "--orbit", orbit, "--orbit-validation-tasks", "1", "--validate-every", "1",
+         "--orbit-clips", "1", "--steps", "2", "--tasks-per-step", "1", "--h", "4",
+         "--checkpoint", path],
     )  # fmt: skip
     assert code == 0, err
+    summary = json.loads(printed)
+    assert summary["validation"]["step"] == [0, 1, 2]
+    assert summary["validation"]["score"] == "per-video frame accuracy (ORBIT)"
+    scores = summary["validation"]["accuracy"]
+    assert summary["best"]["score"] == max(scores)
+    assert summary["best"]["step"] == scores.index(max(scores))
+    best = path.with_name("orbit.best.pt")
+    assert summary["best"]["path"] == str(best) and best.exists()
+    assert checkpoints.read(best)["metadata"]["best"]["step"] == summary["best"]["step"]
     return path
 
 
@@ -238,3 +249,25 @@ def test_every_option_names_itself_in_its_errors():
             with pytest.raises(argparse.ArgumentTypeError) as error:
                 action.type("not-a-value")
             assert str(error.value).startswith(f"{action.option_strings[0]}='not-a-value': ")
+
+
+def test_the_best_checkpoint_evaluates(orbit, trained, tmp_path):
+    best = trained.with_name("orbit.best.pt")
+    out = tmp_path / "best.json"
+    code, _, err = run(
+        evaluate_cli.main,
+        ["orbit", "--checkpoint", best, "--root", orbit, "--tasks-per-user", "1", "--out", out,
+         "--quiet"],
+    )  # fmt: skip
+    assert code == 0, err
+    document = json.loads(out.read_text())
+    assert document["checkpoint"]["step"] == checkpoints.read(best)["metadata"]["best"]["step"]
+
+
+def test_the_package_does_not_hide_the_function():
+    """python -m litekit.evaluate is a package; litekit.evaluate stays the function."""
+    import litekit
+    from litekit.evaluate import sources  # noqa: F401  (imports below the package)
+    from litekit.train.evaluation import evaluate
+
+    assert litekit.evaluate is evaluate and callable(litekit.evaluate)

@@ -301,6 +301,12 @@ def _output_options(parser: argparse.ArgumentParser) -> None:
     _integer_option(group, "--validation-tasks", 0, 20, "0: no validation")
     _integer_option(group, "--validate-every", 1, None, "default: steps // 10")
     group.add_argument("--checkpoint", default=None, help="file to save to and resume from")
+    group.add_argument(
+        "--best-checkpoint",
+        default=None,
+        help="where the run at its best validation score is kept (default with --checkpoint "
+        "and validation: beside it, <name>.best.pt)",
+    )
     _integer_option(group, "--checkpoint-every", 1, None, "default: --validate-every")
     group.add_argument(
         "--no-resume", action="store_true", help="refuse to start if --checkpoint exists"

@@ -69,7 +69,7 @@ from litekit.distributed import (
 from litekit.learners.pretrained import is_weights_file
 from litekit.learners.record import make_record
 from litekit.paths import check_writable_file
-from litekit.train import loop
+from litekit.train import best, loop
 from litekit.train._cli_build import build
 from litekit.train._cli_options import (
     PROGRAM,
@@ -221,12 +221,55 @@ def _check_out(path: Path) -> None:
         )
 
 
+def _validates(args: argparse.Namespace) -> bool:
+    """Whether the run has validation: ORBIT's validation users, the embedded dataset's
+    held-out classes, or --validation-data."""
+    if args.orbit is not None:
+        return args.orbit_validation_tasks > 0
+    return args.validation_tasks > 0 and (args.data is None or args.validation_data is not None)
+
+
+def best_file(args: argparse.Namespace) -> Path | None:
+    """``--best-checkpoint``, or by default ``<checkpoint>.best<suffix>`` beside
+    ``--checkpoint`` when the run validates; None otherwise."""
+    if args.best_checkpoint is not None:
+        return Path(args.best_checkpoint)
+    if args.checkpoint is None or not _validates(args):
+        return None
+    last = Path(args.checkpoint)
+    return last.with_name(f"{last.stem}.best{last.suffix}")
+
+
+def _check_best(args: argparse.Namespace) -> None:
+    """``--best-checkpoint`` needs validation, and is neither --checkpoint nor --out."""
+    if args.best_checkpoint is None:
+        return
+    if not _validates(args):
+        raise bad_argument(
+            "--best-checkpoint",
+            args.best_checkpoint,
+            "the best checkpoint is the one of the best validation score, and this run has no "
+            "validation; add validation (--validation-data, or --orbit with "
+            "--orbit-validation-tasks > 0), or leave --best-checkpoint out.",
+        )
+    for option, other in (("--checkpoint", args.checkpoint), ("--out", args.out)):
+        if other is not None and Path(other).absolute() == Path(args.best_checkpoint).absolute():
+            raise bad_argument(
+                "--best-checkpoint", args.best_checkpoint, f"this is the {option} file too."
+            )
+
+
 def _check_files(args: argparse.Namespace, options: dict[str, Any]) -> None:
     """Rank 0, before training: the files the run writes can be written, and are not
     someone else's (`litekit.paths.check_writable_file`, then their contents)."""
+    resuming = False
     if args.checkpoint is not None:
         path = check_writable_file("--checkpoint", args.checkpoint)
         _check_checkpoint(path, not args.no_resume, options)
+        resuming = path.exists() and not args.no_resume
+    keep = best_file(args)
+    if keep is not None:
+        best.check_file(keep, resuming, argument="--best-checkpoint")
     if args.out is not None:
         _check_out(check_writable_file("--out", args.out))
 
@@ -235,13 +278,18 @@ def _summary(
     args: argparse.Namespace, history: loop.History, world: int, device: torch.device
 ) -> dict[str, Any]:
     """The JSON summary of a finished run."""
-    validation = None
+    validation, kept = None, None
     if history.val_step:
         validation = {
+            "score": "per-video frame accuracy (ORBIT)" if args.orbit else "accuracy",
             "step": history.val_step,
             "accuracy": history.val_accuracy,
             "ci95": history.val_ci95,
         }
+        found = best.best_so_far(history.val_step, history.val_accuracy)
+        keep = best_file(args)
+        if found is not None and keep is not None:
+            kept = {"step": found[0], "score": found[1], "path": str(keep.resolve())}
     return {
         "format": _SUMMARY_FORMAT,
         "options": _record(args),
@@ -252,6 +300,7 @@ def _summary(
         "final_loss": history.loss[-1] if history.loss else None,
         "final_accuracy": history.accuracy[-1] if history.accuracy else None,
         "validation": validation,
+        "best": kept,
         "seconds": history.seconds[-1] if history.seconds else 0.0,
         "checkpoint": None if args.checkpoint is None else str(Path(args.checkpoint).resolve()),
         "history": history.as_dict(),
@@ -261,6 +310,7 @@ def _summary(
 def _run(args: argparse.Namespace) -> dict[str, Any] | None:
     """Check, build and train; the summary on rank 0, None on the other ranks."""
     check_options(args)
+    _check_best(args)
     device = resolve_device(args.device)
     check_precision_for(args, device)
     if args.threads is not None:
@@ -291,6 +341,7 @@ def _run(args: argparse.Namespace) -> dict[str, Any] | None:
         checkpoint=args.checkpoint,
         checkpoint_every=args.checkpoint_every,
         resume=not args.no_resume,
+        best_checkpoint=best_file(args),
         progress=not args.quiet,
         description=f"{args.learner}/{args.backbone} on {world} process(es)",
         subset_seed=args.seed,
