@@ -298,3 +298,30 @@ def test_training_tasks_clean_split_clips_and_random_way(tmp_path):
             clips = positions.reshape(2, 8)
             assert np.all(np.diff(clips, axis=1) == 1) and clips[0, 0] % 8 == clips[1, 0] % 8 == 0
     assert ways == {2, 3, 4}
+
+
+# --- the miniature tree ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("release", ["2022", "2021"])
+def test_the_miniature_tree_has_orbit_s_layout_and_annotations(tmp_path, release):
+    from litekit.orbit import write_orbit_tree
+
+    root = tmp_path / "orbit"
+    write_orbit_tree(root, users={"test": 3}, objects=[2, 3], clean_videos=1, clutter_videos=1,
+                     clean_frames=2, clutter_frames=5, not_present=2, image_size=32,
+                     annotations=release)  # fmt: skip
+    frames = OrbitFrames(root / "test", 32)
+    assert frames.users == ["P100", "P101", "P102"]
+    assert [len(frames.user_classes(u)) for u in frames.users] == [2, 3, 2]
+    video = next(v for v in frames.videos if v.kind == "clutter")
+    assert video.folder.name == "P100--keys--clutter--v0"
+    assert frames.paths[video.frames[0]].name == "P100--keys--clutter--v0-00001.jpg"
+    where = {"2022": root / "annotations" / "test", "2021": root / "test_annotations"}[release]
+    table = read_video_annotations(where / f"{video.folder.name}.json")
+    absent = [name for name, a in table.items() if a.not_present]
+    assert len(table) == 5 and len(absent) == 2
+    assert all(table[n].box is None for n in absent)
+    assert all(table[n].box is not None for n in table if n not in absent)
+    clean = where / "P100--keys--clean--v0.json"
+    assert clean.exists() == (release == "2022")  # 2021 annotated clutter videos only

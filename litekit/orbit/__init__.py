@@ -14,6 +14,7 @@ every frame of the user's other videos. The pieces, one module each:
 - `metrics`: frame accuracy, frames-to-recognition, video accuracy;
 - `aggregate`: per-user and per-video means with ORBIT's 95% intervals;
 - `scoring`: `evaluate_orbit`, which runs all of it and keeps every prediction;
+- `validation`: `OrbitValidation`, ORBIT's validation score for `litekit.train.fit`;
 - `miniature`: `write_orbit_tree`, a tiny ORBIT dataset in the real layout, for tests and
   notebook 07.
 
@@ -35,6 +36,7 @@ from litekit.orbit.personalise import Compute, Personalised, personalise
 from litekit.orbit.protocols import NEURIPS21, ORBIT2022, PROTOCOLS, Protocol, protocol_named
 from litekit.orbit.scoring import OrbitEvaluation, evaluate_orbit
 from litekit.orbit.tasks import OrbitTask, OrbitTestTasks
+from litekit.orbit.validation import OrbitValidation
 
 __all__ = [
     "NEURIPS21",
@@ -44,6 +46,7 @@ __all__ = [
     "OrbitEvaluation",
     "OrbitTask",
     "OrbitTestTasks",
+    "OrbitValidation",
     "Personalised",
     "Protocol",
     "aggregate",

@@ -48,7 +48,7 @@ class TreeSpec:
     """The shape of a miniature ORBIT tree (see `write_orbit_tree`)."""
 
     users: dict[str, int]
-    objects: int
+    objects: tuple[int, ...]
     clean_videos: int
     clutter_videos: int
     clean_frames: int
@@ -130,7 +130,7 @@ def write_orbit_tree(
     root: str | os.PathLike,
     *,
     users: Sequence[int] | dict[str, int] = (3, 2, 2),
-    objects: int = 3,
+    objects: int | Sequence[int] = 3,
     clean_videos: int = 2,
     clutter_videos: int = 1,
     clean_frames: int = 16,
@@ -145,7 +145,8 @@ def write_orbit_tree(
     Args:
         users: users per split, for ``train``, ``validation`` and ``test`` (a dict names
             the splits: ``{"test": 2}``).
-        objects: objects per user.
+        objects: objects per user, or a list of counts given to the users in turn (users
+            with more objects film more videos, as in ORBIT).
         clean_videos, clutter_videos: videos per object of each kind.
         clean_frames, clutter_frames: frames per video of each kind.
         image_size: side of the frames in pixels (32 to 512).
@@ -170,7 +171,12 @@ def write_orbit_tree(
         if split not in SPLITS:
             raise bad_argument("users", split, f"splits are {', '.join(SPLITS)}.")
         check_int(f"users[{split!r}]", n, minimum=1)
-    sizes = {"objects": objects, "clean_videos": clean_videos, "clean_frames": clean_frames}
+    counts_of_objects = (objects,) if isinstance(objects, int) else tuple(objects)
+    if not counts_of_objects:
+        raise bad_argument("objects", objects, "pass a count of objects per user, or a list.")
+    for count in counts_of_objects:
+        check_int("objects", count, minimum=1)
+    sizes = {"clean_videos": clean_videos, "clean_frames": clean_frames}
     for name, value in {**sizes, "clutter_frames": clutter_frames}.items():
         check_int(name, value, minimum=1)
     check_int("clutter_videos", clutter_videos, minimum=0)
@@ -179,23 +185,24 @@ def write_orbit_tree(
         raise bad_argument(
             "not_present", not_present, f"must be below clutter_frames={clutter_frames}."
         )
-    total = sum(counts.values()) * objects
+    per_user = [counts_of_objects[u % len(counts_of_objects)] for u in range(sum(counts.values()))]
+    total = sum(per_user)
     # Frames are rendered by (class, instance); images_per_class does not bound instances.
     things = ProceduralImages(total, 1, image_size, seed)
     clutter = ProceduralImages(CLUTTER_CLASSES, 1, image_size, seed, first_class=total)
-    spec = TreeSpec(counts, objects, clean_videos, clutter_videos, clean_frames, clutter_frames,
-                    image_size, not_present, seed)  # fmt: skip
+    spec = TreeSpec(counts, counts_of_objects, clean_videos, clutter_videos, clean_frames,
+                    clutter_frames, image_size, not_present, seed)  # fmt: skip
     label, person = 0, 100
     for split, n_users in counts.items():
         for _ in range(n_users):
             user = f"P{person}"
-            person += 1
-            for o in range(objects):
+            for o in range(per_user[person - 100]):
                 name = OBJECT_NAMES[o % len(OBJECT_NAMES)] + (
                     "" if o < len(OBJECT_NAMES) else f"-{o}"
                 )
                 _write_object(root, split, user, name, label, things, clutter, spec, annotations)
                 label += 1
+            person += 1
     return spec
 
 
