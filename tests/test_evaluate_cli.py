@@ -124,6 +124,10 @@ def test_train_then_evaluate_orbit_neurips21(orbit, trained, tmp_path):
         assert record["frames"] == list(range(56))  # every frame
         assert len(record["predictions"]) == 56
         assert set(record) >= {"user", "object", "video", "task", "label"}
+        # the annotations are read where present: which scored frames lack the object
+        notes = json.loads((orbit / "annotations" / "test" / f"{record['video']}.json").read_text())
+        absent = [i for i, n in enumerate(sorted(notes)) if notes[n]["object_not_present_issue"]]
+        assert record["not_present"] == absent and len(absent) == 4
     check_aggregates(
         document,
         {"frame_accuracy": frame_acc, "frames_to_recognition": ftr, "video_accuracy": video_acc},

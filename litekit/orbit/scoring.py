@@ -46,7 +46,9 @@ class OrbitEvaluation:
 
     ``videos``: one record per scored target video per task (user, object, video, task,
     label, ``frames``: the positions of the scored frames among the video's frame files,
-    ``predictions``: the predicted class of each, and the protocol's metrics);
+    ``predictions``: the predicted class of each, ``not_present``: the scored positions
+    annotated as not showing the object, or None without annotations, and the protocol's
+    metrics);
     ``tasks``: one record per task (its context clips); ``aggregates``: per-user and
     per-video means with 95% intervals (`litekit.orbit.aggregate`); ``summary``: counts,
     what was left out or repeated, and how the intervals are computed.
@@ -205,6 +207,7 @@ def _score_task(
             "label": video.label,
             "frames": video.positions.tolist(),
             "predictions": predictions.tolist(),
+            "not_present": None if video.absent is None else video.absent.tolist(),
         }
         record.update(video_metrics(predictions, video.label, tasks.protocol.metrics))
         records.append(record)
@@ -225,6 +228,16 @@ def _summary(tasks: OrbitTestTasks, result: OrbitEvaluation) -> dict:
             f"{p.frame_cap}, or a last clip padded with the last frame), from "
             f"{len(repeated)} video(s): {shown}{more}"
         )
+    annotated = [r for r in result.videos if r["not_present"] is not None]
+    if annotated and not p.drop_not_present:
+        absent = sum(len(r["not_present"]) for r in annotated)
+        scored = sum(len(r["frames"]) for r in annotated)
+        notes.append(
+            f"annotations read for {len(annotated)} of {len(result.videos)} scored videos: "
+            f"{absent} of their {scored} scored frames are annotated object_not_present_issue "
+            f"(scored all the same, as protocol {p.name!r} does; 'not_present' in each record "
+            "lists them)"
+        )
     excluded = tasks.exclusions.as_dict()
     if any(excluded.values()):
         notes.append(
@@ -243,6 +256,7 @@ def _summary(tasks: OrbitTestTasks, result: OrbitEvaluation) -> dict:
         "context_draws_with_repeated_frames": sum(c["repeated"] for c in draws),
         "repeated_context_videos": repeated,
         "excluded": excluded,
+        "annotations": None if tasks.annotations is None else str(tasks.annotations),
         "seed": tasks.seed,
         "notes": notes,
     }

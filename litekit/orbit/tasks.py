@@ -52,19 +52,21 @@ CLEAN_CONTEXT_VIDEOS = 5  # clean setting: the first min(5, n - 1) clean videos 
 
 @dataclass(frozen=True)
 class VideoFrames:
-    """One video as the protocol sees it: its usable frames (dataset indices, in order) and
-    their positions among the video's frame files (0-based)."""
+    """One video as the protocol sees it: its usable frames (dataset indices, in order),
+    their positions among the video's frame files (0-based), and the positions annotated
+    ``object_not_present_issue`` (None when no annotation was read)."""
 
     name: str
     folder: Path
     indices: np.ndarray
     positions: np.ndarray
     total: int  # frame files on disk
+    absent: frozenset[int] | None = None
 
     @classmethod
-    def whole(cls, video: Video) -> VideoFrames:
+    def whole(cls, video: Video, absent: frozenset[int] | None = None) -> VideoFrames:
         n = len(video.frames)
-        return cls(video.folder.name, video.folder, video.frames, np.arange(n), n)
+        return cls(video.folder.name, video.folder, video.frames, np.arange(n), n, absent)
 
 
 @dataclass(frozen=True)
@@ -91,6 +93,7 @@ class TargetVideo:
     positions: np.ndarray
     indices: np.ndarray
     windows: np.ndarray
+    absent: np.ndarray | None = None  # scored positions annotated as not showing the object
 
 
 @dataclass(frozen=True)
@@ -236,9 +239,9 @@ class OrbitTestTasks:
     # --- checks and the per-user video lists, when built ---------------------------------
 
     def _annotation_folder(self, explicit: str | os.PathLike | None) -> Path | None:
-        if not self.protocol.needs_annotations:
-            return annotation_folder(self.frames.root, explicit) if explicit else None
         folder = annotation_folder(self.frames.root, explicit)
+        if not self.protocol.needs_annotations:
+            return folder  # read where present: the records say which frames lack the object
         if folder is None:
             expected = annotation_folders(self.frames.root)[0]
             raise bad_path(
@@ -250,10 +253,18 @@ class OrbitTestTasks:
         return folder
 
     def _usable(self, video: Video) -> VideoFrames:
-        """The video's frames after the protocol's drops (target videos)."""
+        """The video's frames after the protocol's drops (target videos), with the frames
+        annotated as not showing the object, where annotations are present."""
+        path = None if self.annotations is None else self.annotations / f"{video.folder.name}.json"
         if not self.protocol.drop_not_present:
-            return VideoFrames.whole(video)
-        path = self.annotations / f"{video.folder.name}.json"
+            if path is None or not path.is_file():
+                return VideoFrames.whole(video)
+            table = read_video_annotations(path)
+            names = [self.frames.paths[i].name for i in video.frames]
+            absent = frozenset(
+                p for p, n in enumerate(names) if n in table and table[n].not_present
+            )
+            return VideoFrames.whole(video, absent)
         if not path.is_file():
             raise bad_path(
                 "annotation file",
@@ -278,8 +289,9 @@ class OrbitTestTasks:
                 keep.append(position)
         kept = np.asarray(keep, dtype=np.int64)
         return VideoFrames(
-            video.folder.name, video.folder, video.frames[kept], kept, len(video.frames)
-        )
+            video.folder.name, video.folder, video.frames[kept], kept, len(video.frames),
+            frozenset(),  # none of the kept frames lacks the object
+        )  # fmt: skip
 
     def _check_length(self, video: Video) -> None:
         shortest = self.protocol.shortest_video
@@ -406,14 +418,19 @@ class OrbitTestTasks:
                 else:
                     scored = sampling.random_frames(rng, n, p.target_frames, p.frame_cap)
                 windows = sampling.history_windows(scored, p.history)
+                positions = video.positions[scored]
+                absent = None
+                if video.absent is not None:
+                    absent = np.asarray([q for q in positions if int(q) in video.absent], int)
                 chosen.append(
                     TargetVideo(
                         label,
                         user.objects[label],
                         video.name,
-                        video.positions[scored],
+                        positions,
                         video.indices[scored],
                         video.indices[windows],
+                        absent,
                     )
                 )
         return tuple(chosen)
