@@ -229,11 +229,16 @@ class OrbitTestTasks:
         self.exclusions = Exclusions()
         self._users = [u for u in (self._user(name) for name in chosen) if u is not None]
         if not self._users:
+            excluded = self.exclusions.as_dict()
             raise bad_path(
                 "root",
                 frames.root,
-                "no user is left to test after the protocol's exclusions "
-                f"({self.exclusions.as_dict()}); check the annotations.",
+                f"no user is left to test: protocol {self.protocol.name!r} leaves out target "
+                f"videos with fewer than {self.protocol.min_valid_frames} frames that show the "
+                f"object, and then objects without a target video and users with fewer than 2 "
+                f"objects ({len(excluded['videos'])} video(s), {len(excluded['objects'])} "
+                f"object(s), {len(excluded['users'])} user(s) left out); check the annotations, "
+                "or use protocol 'neurips21'.",
             )
 
     # --- checks and the per-user video lists, when built ---------------------------------

@@ -74,11 +74,22 @@ def orbit_data(args: argparse.Namespace, episodes: int) -> OrbitData:
     _tasks(args, train, 1)  # the checks of the test protocol, on the train users
     kinds = ("clean", "clutter") if args.orbit_setting == "clutter" else ("clean", "clean")
     per_video = args.orbit_clips * args.clip_length
-    sampler = OrbitTaskSampler(
-        train, episodes, args.seed, min_way=2, max_way=MAX_TRAINING_WAY,
-        context_frames=per_video, target_frames=per_video, context_kind=kinds[0],
-        target_kind=kinds[1], clip_length=args.clip_length, random_way=True,
-    )  # fmt: skip
+    try:
+        sampler = OrbitTaskSampler(
+            train, episodes, args.seed, min_way=2, max_way=MAX_TRAINING_WAY,
+            context_frames=per_video, target_frames=per_video, context_kind=kinds[0],
+            target_kind=kinds[1], clip_length=args.clip_length, random_way=True,
+        )  # fmt: skip
+    except ValueError as error:
+        if not str(error).startswith("min_way="):
+            raise
+        raise bad_path(
+            "--orbit",
+            args.orbit,
+            f"no train user has 2 objects with both a context video ({kinds[0]}) and a target "
+            f"video ({kinds[1]}{', the clean split' if kinds[0] == kinds[1] else ''}); ORBIT's "
+            "training tasks need them. Add videos, or check --orbit-setting.",
+        ) from None
     validation: Any = None
     if args.orbit_validation_tasks > 0:
         held_out = _split(args, "validation", ", or --orbit-validation-tasks 0 for no validation")
