@@ -31,11 +31,11 @@ from litekit.orbit.metrics import (
     video_metrics,
     video_prediction,
 )
-from litekit.orbit.miniature import write_orbit_tree
+from litekit.orbit.miniature import TreeSpec, write_orbit_tree
 from litekit.orbit.personalise import Compute, Personalised, personalise
 from litekit.orbit.protocols import NEURIPS21, ORBIT2022, PROTOCOLS, Protocol, protocol_named
 from litekit.orbit.scoring import OrbitEvaluation, evaluate_orbit
-from litekit.orbit.tasks import OrbitTask, OrbitTestTasks
+from litekit.orbit.tasks import ContextVideo, OrbitTask, OrbitTestTasks, TargetVideo
 from litekit.orbit.validation import OrbitValidation
 
 __all__ = [
@@ -43,12 +43,15 @@ __all__ = [
     "ORBIT2022",
     "PROTOCOLS",
     "Compute",
+    "ContextVideo",
     "OrbitEvaluation",
     "OrbitTask",
     "OrbitTestTasks",
     "OrbitValidation",
     "Personalised",
     "Protocol",
+    "TargetVideo",
+    "TreeSpec",
     "aggregate",
     "evaluate_orbit",
     "frame_accuracy",

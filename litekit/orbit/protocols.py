@@ -115,7 +115,7 @@ class Protocol:
 
     @property
     def shortest_video(self) -> int:
-        """The fewest frames a video may have: one clip (``clip_length`` frames)."""
+        """The fewest frames a video may have, one clip (``clip_length`` frames)."""
         return self.clip_length if self.context_sampling == "clips" else 1
 
     def with_changes(self, **changes) -> Protocol:

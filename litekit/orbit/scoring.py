@@ -64,7 +64,7 @@ class OrbitEvaluation:
 
     @property
     def frame_accuracy(self) -> tuple[float, float]:
-        """The headline: per-video frame accuracy and its 95% half-width."""
+        """Per-video frame accuracy and its 95% half-width, the headline number."""
         cell = self.aggregates["per_video"]["frame_accuracy"]
         return cell["mean"], cell["ci95"]
 

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import importlib
 from dataclasses import dataclass, field
-from types import ModuleType
 from typing import Any
 
 import torch
@@ -35,7 +34,7 @@ from litekit.orbit.personalise import Compute
 SOURCES = ("folders", "orbit")
 
 
-def load(name: str) -> ModuleType:
+def load(name: str) -> Any:
     """The module of source ``name`` (one of `SOURCES`)."""
     return importlib.import_module(f"litekit.evaluate.sources.{name}")
 
