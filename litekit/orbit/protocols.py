@@ -16,6 +16,10 @@ that builds them is `litekit.orbit.tasks`, the metrics `litekit.orbit.metrics`.
   and shared by that user's tasks, which differ in their context clips;
 - metrics: frame accuracy, frames-to-recognition and video accuracy.
 
+One difference, on purpose: ORBIT's loader cuts a target video into clips of 8 frames and
+pads the last clip with copies of the last frame, so up to 7 copies of it are scored too;
+litekit scores every frame once.
+
 ``orbit2022`` (the benchmark's protocol since the 2022 challenge):
 - 50 tasks per user;
 - context: every 30th frame of each context video's first 1000 (clips of one frame);

@@ -9,6 +9,10 @@ Validation (`litekit.orbit.validation.OrbitValidation`): ORBIT's ``neurips21`` t
 protocol on the validation users, ``--orbit-validation-tasks`` tasks per user, scored by
 per-video frame accuracy.
 
+Training embeds each frame as a support or query image of its own; ORBIT's models average
+a training clip's 8 frames into one (at test time litekit pools clips and histories as
+ORBIT does, `litekit.orbit`).
+
 Both splits are checked before training as the test protocol checks them (a user with
 one object, a video shorter than one clip, a user without target videos: each names the
 folder); a missing ``validation/`` folder names the option that turns validation off.
