@@ -24,7 +24,10 @@ Inside, each figure is written once: a ``*_chart`` function in a topic module pr
 - pictures (`images`, `episodes`): `image_strip` (images side by side with captions),
   `episode_images` (a task's support and query sets, one row per class);
 - memory growth (`growth`): `memory_growth` (full back-propagation's saved activations
-  against N and against pixels per image, with straight-line fits).
+  against N and against pixels per image, with straight-line fits);
+- ORBIT's metrics on a video (`orbit`): `video_strip` (frames with their predictions, the
+  first correct one marked), `recognition_timeline` (every frame's prediction, the first
+  correct frame, the vote).
 """
 
 from litekit.plots.backends import BACKENDS, draw
@@ -40,6 +43,7 @@ from litekit.plots.episodes import episode_images
 from litekit.plots.estimators import cosine_vs_h, running_mean, scaling_bias, variance_vs_h
 from litekit.plots.growth import memory_growth
 from litekit.plots.images import image_strip
+from litekit.plots.orbit import recognition_timeline, video_strip
 from litekit.plots.per_image import contributions, per_image_contributions
 from litekit.plots.style import COLOURS, FAMILY_COLOURS, LABELS
 from litekit.plots.training import accuracy_vs_size, learning_curves
@@ -67,8 +71,10 @@ __all__ = [
     "memory_and_time",
     "memory_growth",
     "per_image_contributions",
+    "recognition_timeline",
     "reference_memory",
     "running_mean",
     "step_cost",
     "variance_vs_h",
+    "video_strip",
 ]
