@@ -164,11 +164,11 @@ def write_source(
 
 
 def write_tiny_metadataset(root: Path, image_size: int = 32) -> Path:
-    """Two sources: ``birds`` (plain, 8/3/3 classes) and ``letters`` (bi-level, sharded)."""
+    """Two sources: ``birds`` (plain, 8/3/5 classes) and ``letters`` (bi-level, sharded)."""
     write_source(
         root,
         "birds",
-        {"TRAIN": [12, 9, 14, 10, 11, 8, 9, 12], "VALID": [8, 9, 10], "TEST": [10, 12, 9]},
+        {"TRAIN": [12, 9, 14, 10, 11, 8, 9, 12], "VALID": [8, 9, 10], "TEST": [10, 12, 9, 8, 11]},
         image_size=image_size,
         seed=1,
     )
@@ -182,6 +182,9 @@ def write_tiny_metadataset(root: Path, image_size: int = 32) -> Path:
         seed=2,
     )
     return root
+
+
+QUERY = "test"
 
 
 def write_task_folder(
@@ -200,14 +203,14 @@ def write_task_folder(
         image_size=image_size,
         seed=3,
     )
-    position = {"support": 0, "test": 0}
     for c in range(classes):
         for i in range(per_class + test_per_class):
-            split = layout if i < per_class else "test"
-            key = "support" if i < per_class else "test"
+            support = i < per_class
+            split = layout if support else QUERY
+            # named by position in the split, the classes interleaved (as a shuffled split)
+            position = i * classes + c if support else (i - per_class) * classes + c
             folder = root / split / f"class_{c}"
             folder.mkdir(parents=True, exist_ok=True)
             pixels = (images.render(c, i).permute(1, 2, 0).numpy() * 255).round()
-            (folder / f"{position[key]:05d}.jpg").write_bytes(jpeg(pixels.astype(np.uint8)))
-            position[key] += 1
+            (folder / f"{position:05d}.jpg").write_bytes(jpeg(pixels.astype(np.uint8)))
     return root

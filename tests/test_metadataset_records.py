@@ -130,7 +130,7 @@ def test_spec_plain_bilevel_and_sharded(tree):
     assert birds.split_classes == {
         "TRAIN": list(range(8)),
         "VALID": [8, 9, 10],
-        "TEST": [11, 12, 13],
+        "TEST": [11, 12, 13, 14, 15],
     }
     letters = load_spec(tree / "letters")
     assert letters.kind == "BiLevelDatasetSpecification"
@@ -173,7 +173,7 @@ def test_source_items_labels_and_images(tree):
     assert image.shape == (3, 32, 32) and label == birds.targets[20]
     assert -1.0 <= image.min() and image.max() <= 1.0
     test = MetaDatasetSource(tree, "birds", "TEST", 32, normalization="metadataset")
-    assert sorted(set(test.targets)) == [11, 12, 13]
+    assert sorted(set(test.targets)) == [11, 12, 13, 14, 15]
     letters = MetaDatasetSource(tree, "letters", "TRAIN", 32, normalization="metadataset")
     assert len(letters) == 66 and letters.superclasses == [[0, 1, 2, 3, 4], [5, 6, 7, 8, 9, 10]]
 

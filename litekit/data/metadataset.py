@@ -43,7 +43,7 @@ from litekit._checks import bad_argument, check_choice, check_int
 from litekit.data.folders import bad_path, to_rgb
 from litekit.data.md_spec import CONVERT, SPLITS, SourceSpec, load_spec
 from litekit.data.normalization import IMAGENET_NORMALIZATION, check_normalization
-from litekit.data.record_index import load_index
+from litekit.data.record_index import Pending, load_index, write_pending
 from litekit.data.tfrecord import ProtobufError, parse_example, read_record
 
 NORMALIZATIONS = ("metadataset", "imagenet")
@@ -207,6 +207,7 @@ class MetaDatasetSource(Dataset):
                 "pick a split that has some.",
             )
         files = {c: self.spec.class_files(c) for c in classes}  # every file there, first
+        pending: Pending = []  # new indexes, written once every file has passed
         self.files: list[Path] = []
         parts: dict[str, list[np.ndarray]] = {
             "file": [],
@@ -224,6 +225,7 @@ class MetaDatasetSource(Dataset):
                     cache_dir=cache_dir,
                     check=checker,
                     extra=lambda c=class_id: {"label": c, "verified": verify},
+                    pending=pending,
                 )
                 if verify and not index.extra.get("verified"):
                     for number in range(len(index)):
@@ -244,6 +246,7 @@ class MetaDatasetSource(Dataset):
                     f"class {class_id} has {found} records, but {self.spec.spec_file} says "
                     f"{expected}; convert the source again, or fix the spec's count.",
                 )
+        write_pending(pending)
         self.file_numbers = np.concatenate(parts["file"]).astype(np.int64)
         self.offsets = np.concatenate(parts["offset"])
         self.lengths = np.concatenate(parts["length"])

@@ -129,18 +129,24 @@ def _write(path: Path, index: RecordIndex, stamp: dict[str, int]) -> None:
         return
 
 
+Pending = list[tuple[Path, RecordIndex, dict[str, int]]]
+
+
 def load_index(
     record_file: str | os.PathLike,
     *,
     cache_dir: str | os.PathLike | None = None,
     check: Callable[[int, bytes], None] | None = None,
     extra: Callable[[], dict[str, Any]] | None = None,
+    pending: Pending | None = None,
 ) -> RecordIndex:
     """The index of ``record_file``: read from its cache, or made by scanning the file.
 
     When made, ``check(number, data)`` is called on every record (and may raise), and
     ``extra()`` gives what to store beside the offsets; a cached index was checked when it
-    was made, so neither is called again.
+    was made, so neither is called again. A new index is written at once, or, when
+    ``pending`` is given, appended to it for `write_pending` (so that a reader of many files
+    writes nothing until every file has passed).
     """
     record_file = Path(record_file)
     if not record_file.is_file():
@@ -152,5 +158,14 @@ def load_index(
         return cached
     offsets, lengths = scan_records(record_file, check)
     index = RecordIndex(record_file, offsets, lengths, extra() if extra is not None else {})
-    _write(where, index, stamp)
+    if pending is None:
+        _write(where, index, stamp)
+    else:
+        pending.append((where, index, stamp))
     return index
+
+
+def write_pending(pending: Pending) -> None:
+    """Write the indexes `load_index` left in ``pending``."""
+    for where, index, stamp in pending:
+        _write(where, index, stamp)

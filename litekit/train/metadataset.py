@@ -20,7 +20,8 @@ from typing import Any
 from torch.utils.data import ConcatDataset, DataLoader
 
 from litekit._checks import bad_argument, check_int
-from litekit.data.metadataset import MetaDatasetSource, Normalization
+from litekit.data.md_spec import load_spec
+from litekit.data.metadataset import MetaDatasetSource, Normalization, source_folder
 from litekit.episodes import episode_loader
 from litekit.lite import Lite
 from litekit.md_episodes import (
@@ -54,7 +55,11 @@ def open_sources(
     verify: bool = False,
     argument: str = "sources",
 ) -> list[MetaDatasetSource]:
-    """Every named source's split, opened and checked, in order."""
+    """Every named source's split, opened and checked, in order. Every source's folder and
+    spec are checked before any record file is read."""
+    names = check_source_names(sources, argument)
+    for name in names:
+        load_spec(source_folder(root, name, argument), argument)
     return [
         MetaDatasetSource(
             root,
@@ -66,7 +71,7 @@ def open_sources(
             verify=verify,
             argument=argument,
         )
-        for name in check_source_names(sources, argument)
+        for name in names
     ]
 
 
