@@ -107,8 +107,10 @@ class MetaDatasetEpisodeSampler(_SamplerBase):
         superclasses: groups of class labels to draw one from per episode (bi-level); by
             default a dataset's ``.superclasses`` when ``bilevel`` is True.
         bilevel: use the dataset's superclasses when it has them (Omniglot).
-        min_way, max_way, max_query, max_support, max_support_per_class, min_log_weight,
-        max_log_weight: the procedure's constants (Meta-Dataset's defaults).
+
+    ``min_way``, ``max_way``, ``max_query``, ``max_support``, ``max_support_per_class``,
+    ``min_log_weight`` and ``max_log_weight`` are the procedure's constants (defaults:
+    Meta-Dataset's).
     """
 
     def __init__(

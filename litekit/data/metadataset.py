@@ -185,7 +185,7 @@ class MetaDatasetSource(Dataset):
         split: str = "TRAIN",
         image_size: int = 84,
         *,
-        normalization: Normalization,
+        normalization: str | tuple[Sequence[float], Sequence[float]],
         cache_dir: str | os.PathLike | None = None,
         verify: bool = False,
         argument: str = "source",

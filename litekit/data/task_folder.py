@@ -23,6 +23,7 @@ normalised by name, as Meta-Dataset records are (`litekit.data.metadataset`).
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,7 +35,7 @@ from torchvision.transforms.functional import to_tensor
 from litekit._checks import bad_argument, check_choice, check_int
 from litekit.data.folders import bad_path, check_root, class_folders, has_image_extension
 from litekit.data.folders import load_image
-from litekit.data.metadataset import Normalization, resolve_normalization
+from litekit.data.metadataset import resolve_normalization
 
 SUPPORT_SPLITS = ("train800val200", "train800", "train")
 QUERY_SPLIT = "test"
@@ -93,7 +94,7 @@ class TaskFolder(Dataset):
         folder: str | os.PathLike,
         image_size: int,
         *,
-        normalization: Normalization,
+        normalization: str | tuple[Sequence[float], Sequence[float]],
         classes: list[str] | None = None,
         first: int | None = None,
         max_images: int | None = None,
