@@ -21,7 +21,8 @@ aligned corners and no antialiasing (TensorFlow 1's ``resize_images``), then a n
 normalisation: ``"metadataset"`` maps pixels to [-1, 1] (2 · (x / 255 − 0.5), what
 Meta-Dataset and the LITE code feed the network); ``"imagenet"`` subtracts the ImageNet
 mean and divides by its standard deviation (what torchvision's pretrained weights expect);
-or pass (mean, std) per channel. There is no default: the choice changes what a pretrained
+``"none"`` keeps [0, 1] (what litekit's other readers give by default); or pass (mean, std)
+per channel. There is no default: the choice changes what a pretrained
 backbone sees, so it is always named.
 """
 
@@ -46,7 +47,7 @@ from litekit.data.normalization import IMAGENET_NORMALIZATION, check_normalizati
 from litekit.data.record_index import Pending, load_index, write_pending
 from litekit.data.tfrecord import ProtobufError, parse_example, read_record
 
-NORMALIZATIONS = ("metadataset", "imagenet")
+NORMALIZATIONS = ("metadataset", "imagenet", "none")
 Normalization = str | tuple[Sequence[float], Sequence[float]]
 
 
@@ -54,19 +55,23 @@ def resolve_normalization(normalization: Normalization) -> tuple[tuple[float, ..
     """(mean, std) on the [0, 1] scale for a named normalisation or a (mean, std) pair.
 
     ``"metadataset"`` is mean 0.5, std 0.5 (pixels to [-1, 1]); ``"imagenet"`` is
-    `litekit.data.IMAGENET_NORMALIZATION`.
+    `litekit.data.IMAGENET_NORMALIZATION`; ``"none"`` keeps pixels in [0, 1] (what litekit's
+    other readers give without a normalisation).
     """
     if isinstance(normalization, str):
         check_choice("normalization", normalization, NORMALIZATIONS)
         if normalization == "metadataset":
             return (0.5, 0.5, 0.5), (0.5, 0.5, 0.5)
+        if normalization == "none":
+            return (0.0, 0.0, 0.0), (1.0, 1.0, 1.0)
         return check_normalization(IMAGENET_NORMALIZATION)
     if normalization is None:
         raise bad_argument(
             "normalization",
             None,
-            "name one: 'metadataset' (pixels to [-1, 1], as Meta-Dataset and the LITE code) or "
-            "'imagenet' (for torchvision's pretrained weights), or pass (mean, std).",
+            "name one: 'metadataset' (pixels to [-1, 1], as Meta-Dataset and the LITE code), "
+            "'imagenet' (for torchvision's pretrained weights) or 'none' ([0, 1]), or pass "
+            "(mean, std).",
         )
     return check_normalization(normalization)
 
