@@ -15,7 +15,7 @@ from torch import nn
 from litekit import FineTuner, Lite, ProtoNets, episode_loader, fit
 from litekit.data.task_folder import TaskFolder, task_folders
 from litekit.train.metadataset import evaluate_sources, open_sources, training_episodes
-from litekit.train.one_task import evaluate_task, load_support
+from litekit.train.one_task import evaluate_task, load_support, task_peak_memory
 
 
 @pytest.fixture(scope="module")
@@ -113,3 +113,19 @@ def test_first_n_of_train_and_the_finetuner(tmp_path):
     assert result.way == 3 and result.total == 12
     direct = tuner(images, labels, torch.stack([query[i][0] for i in range(12)]))
     assert result.correct == int((direct.argmax(1) == torch.tensor(query.targets)).sum())
+
+
+def test_one_task_memory_is_flat_in_n_with_chunks():
+    """Chunked, the peak grows only by the N embeddings (N · D · 4 bytes); in one pass it
+    grows with N's activations."""
+    torch.manual_seed(0)
+    learner = ProtoNets(small_backbone())
+    query = [(torch.randn(10, 3, 48, 48), torch.arange(10) % 5)]
+    chunked, whole = {}, {}
+    for n in (50, 200):
+        images, labels = torch.randn(n, 3, 48, 48), torch.arange(n) % 5
+        chunked[n] = task_peak_memory(learner, images, labels, query, chunk_size=10)
+        whole[n] = task_peak_memory(learner, images, labels, query, chunk_size=n)
+    embedding_bytes = 8 * 4  # D = 8 floats per image
+    assert chunked[200] - chunked[50] <= 150 * embedding_bytes * 2
+    assert whole[200] > 3 * whole[50] > 3 * chunked[50]

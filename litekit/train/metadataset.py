@@ -13,6 +13,7 @@ episode is drawn, so a missing source or a damaged file is reported before any w
 
 from __future__ import annotations
 
+import argparse
 import os
 from collections.abc import Sequence
 from typing import Any
@@ -42,6 +43,27 @@ def check_source_names(sources: Sequence[str] | str, argument: str = "sources") 
     if repeated:
         raise bad_argument(argument, sources, f"{repeated} named twice; name each source once.")
     return names
+
+
+def sources_option(option: str = "--sources"):
+    """An argparse ``type``: comma-separated source names, checked by `check_source_names`
+    (whether each is under the root is checked when the sources are opened)."""
+
+    def convert(text: str) -> list[str]:
+        try:
+            return check_source_names(text, option)
+        except ValueError as error:
+            raise argparse.ArgumentTypeError(str(error)) from None
+
+    return convert
+
+
+def model_normalization(
+    normalization: tuple[Sequence[float], Sequence[float]] | None,
+) -> str | tuple[Sequence[float], Sequence[float]]:
+    """The normalisation a model was trained with, as the readers name it: its (mean, std),
+    or ``"none"`` for [0, 1] pixels."""
+    return "none" if normalization is None else normalization
 
 
 def open_sources(

@@ -33,6 +33,8 @@ from litekit._checks import bad_argument, check_int
 from litekit.learners.base import Learner
 from litekit.learners.finetuner import FineTuner
 from litekit.lite import Lite
+from litekit.measure.peak import cuda_peak
+from litekit.measure.tensors import CreatedTensorMemory
 from litekit.precision import check_precision
 
 
@@ -160,6 +162,27 @@ def evaluate_task(
         per_class_total=total.tolist(),
         seconds=time.perf_counter() - start,
     )
+
+
+def task_peak_memory(
+    learner: Any,
+    support_images: torch.Tensor,
+    support_labels: torch.Tensor,
+    query: Dataset | Iterable[tuple[torch.Tensor, torch.Tensor]],
+    **settings: Any,
+) -> int:
+    """Peak bytes that `evaluate_task` adds while scoring the task (``settings`` as there):
+    on CUDA the allocator's peak above what was allocated before; elsewhere the peak of the
+    tensors the call creates (`litekit.measure.tensors.CreatedTensorMemory`). The support
+    images themselves exist before the call and are not counted."""
+    device = getattr(learner, "device", torch.device("cpu"))
+    if isinstance(device, torch.device) and device.type == "cuda":
+        with cuda_peak(device) as reading:
+            evaluate_task(learner, support_images, support_labels, query, **settings)
+        return int(reading.above_rest)
+    with CreatedTensorMemory() as created:
+        evaluate_task(learner, support_images, support_labels, query, **settings)
+    return int(created.peak)
 
 
 def load_support(support: Dataset, num_workers: int = 0, batch: int = 100) -> tuple:
