@@ -272,3 +272,21 @@ def test_verify_decodes_every_image(tmp_path):
             source[i]
     with pytest.raises(ValueError, match=r"2.tfrecords': record 0: its image cannot be decoded"):
         MetaDatasetSource(tmp_path, "s", "TRAIN", 32, normalization="metadataset", verify=True)
+
+
+def test_the_library_writer_matches_the_independent_one(tmp_path):
+    from litekit.data.md_convert import encode_example, procedural_source
+    from litekit.data.md_convert import write_records as library_write
+
+    image = os.urandom(1000)
+    for label in (0, 5, 1623):
+        assert encode_example(image, label) == example(image, label)
+    records = [example(image, 3), b"", os.urandom(50)]
+    library_write(tmp_path / "a.tfrecords", records)
+    write_records(tmp_path / "b.tfrecords", records)
+    assert (tmp_path / "a.tfrecords").read_bytes() == (tmp_path / "b.tfrecords").read_bytes()
+    procedural_source(tmp_path / "md", "made", {"TRAIN": 5, "TEST": 5}, 3, image_size=32,
+                      superclasses={"TRAIN": [5], "TEST": [5]})  # fmt: skip
+    source = MetaDatasetSource(tmp_path / "md", "made", "TEST", 32, normalization="imagenet")
+    assert source.classes == [5, 6, 7, 8, 9] and source.superclasses == [[5, 6, 7, 8, 9]]
+    assert source[14][0].shape == (3, 32, 32)
