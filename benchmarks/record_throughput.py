@@ -83,6 +83,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--out", type=Path)
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
+    load_before = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
     with tempfile.TemporaryDirectory() as scratch:
         folder = Path(scratch)
         make_data(folder, args.classes, args.per_class, args.source_size)
@@ -119,6 +120,8 @@ def main(argv: list[str] | None = None) -> dict:
         "index_build_images_per_s": round(args.classes * args.per_class / indexing, 1),
         "rows": rows,
         "cpu_count": os.cpu_count(),
+        # other work on the machine slows every row: the 1-minute load before and after
+        "load_average": [load_before, os.getloadavg()[0] if hasattr(os, "getloadavg") else None],
         "machine": platform.machine(),
         "torch": torch.__version__,
     }
