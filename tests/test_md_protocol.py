@@ -129,3 +129,20 @@ def test_one_task_memory_is_flat_in_n_with_chunks():
     embedding_bytes = 8 * 4  # D = 8 floats per image
     assert chunked[200] - chunked[50] <= 150 * embedding_bytes * 2
     assert whole[200] > 3 * whole[50] > 3 * chunked[50]
+
+
+def test_memory_rows_for_the_plot():
+    from litekit import plots
+    from litekit.train.one_task import task_memory_rows
+
+    learner = ProtoNets(small_backbone())
+    images, labels = torch.randn(60, 3, 32, 32), torch.arange(60) % 3
+    query = [(torch.randn(6, 3, 32, 32), torch.arange(6) % 3)]
+    rows = task_memory_rows(learner, images, labels, query, [20, 60], chunk_size=10)
+    assert [(r["kind"], r["n"]) for r in rows] == [("lite", 20), ("full", 20), ("lite", 60),
+                                                   ("full", 60)]  # fmt: skip
+    lite = {r["n"]: r["mib"] for r in rows if r["kind"] == "lite"}
+    full = {r["n"]: r["mib"] for r in rows if r["kind"] == "full"}
+    assert full[60] > 2 * full[20] and lite[60] < 1.2 * lite[20] + 0.01
+    assert len({r["accuracy"] for r in rows if r["n"] == 60}) == 1  # chunks change nothing
+    assert plots.memory_and_time(rows) is not None

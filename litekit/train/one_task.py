@@ -185,6 +185,41 @@ def task_peak_memory(
     return int(created.peak)
 
 
+def task_memory_rows(
+    learner: Any,
+    support_images: torch.Tensor,
+    support_labels: torch.Tensor,
+    query: Dataset | Iterable[tuple[torch.Tensor, torch.Tensor]],
+    sizes: Iterable[int],
+    *,
+    chunk_size: int = 50,
+    query_batch: int = 100,
+) -> list[dict[str, Any]]:
+    """Memory and time of scoring the task on its first N support images, for each N in
+    ``sizes``: embedded in chunks of ``chunk_size`` (``kind="lite"``, as LITE does) and in
+    one pass (``kind="full"``). Rows ``{"kind", "n", "mib", "seconds", "accuracy"}``, for
+    `litekit.plots.memory_and_time`; ``mib`` from `task_peak_memory`, ``seconds`` from a
+    second, unmeasured run. Every class must have an image among the first N."""
+    rows = []
+    for n in sizes:
+        n = check_int("sizes", n, minimum=1)
+        images, labels = support_images[:n], support_labels[:n]
+        for kind, chunk in (("lite", min(chunk_size, n)), ("full", n)):
+            settings = {"chunk_size": chunk, "query_batch": query_batch}
+            peak = task_peak_memory(learner, images, labels, query, **settings)
+            result = evaluate_task(learner, images, labels, query, **settings)
+            rows.append(
+                {
+                    "kind": kind,
+                    "n": n,
+                    "mib": peak / 2**20,
+                    "seconds": result.seconds,
+                    "accuracy": result.accuracy,
+                }
+            )
+    return rows
+
+
 def load_support(support: Dataset, num_workers: int = 0, batch: int = 100) -> tuple:
     """All of a support dataset as (images, labels) tensors, read in batches."""
     images, labels = [], []
