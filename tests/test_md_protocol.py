@@ -146,3 +146,14 @@ def test_memory_rows_for_the_plot():
     assert full[60] > 2 * full[20] and lite[60] < 1.2 * lite[20] + 0.01
     assert len({r["accuracy"] for r in rows if r["n"] == 60}) == 1  # chunks change nothing
     assert plots.memory_and_time(rows) is not None
+
+
+def test_procedural_task_folder(tmp_path):
+    from litekit.data.md_convert import procedural_task
+
+    root = procedural_task(tmp_path / "t", 4, 5, 2, image_size=32)
+    support_dir, query_dir = task_folders(root)
+    support = TaskFolder(support_dir, 32, normalization="none", first=8)
+    assert np.bincount(support.targets).tolist() == [2, 2, 2, 2]  # interleaved classes
+    query = TaskFolder(query_dir, 32, normalization="none", classes=support.classes)
+    assert len(query) == 8 and len(TaskFolder(support_dir, 32, normalization="none")) == 20

@@ -9,7 +9,8 @@ for converting a class-per-folder dataset of your own into a source that
 - `write_source` writes a source folder: one ``{class_id}.tfrecords`` per class and its
   ``dataset_spec.json`` (plain, or bi-level with superclasses);
 - `procedural_source` fills one with JPEGs of the embedded dataset
-  (`litekit.data.ProceduralImages`).
+  (`litekit.data.ProceduralImages`);
+- `procedural_task` writes a VTAB-style task folder of them (`litekit.data.TaskFolder`).
 
 Meta-Dataset's own conversion scripts (for its ten public sources) are described in
 data/README.md.
@@ -140,3 +141,39 @@ def procedural_source(
     )
     images = [procedural_jpegs(data, c, images_per_class) for c in range(classes)]
     return write_source(folder, name, images, classes_per_split, superclasses=superclasses)
+
+
+def procedural_task(
+    root: str | os.PathLike,
+    classes: int,
+    support_per_class: int,
+    query_per_class: int,
+    *,
+    image_size: int = 84,
+    seed: int = 0,
+    first_class: int = 0,
+    support_split: str = "train800val200",
+) -> Path:
+    """A VTAB-style task of the embedded dataset's images: ``root/<support_split>/<class>/``
+    and ``root/test/<class>/`` JPEGs, each named by its position in its split with the
+    classes interleaved (as an exported, shuffled split would be), so that the first N in
+    file-name order hold every class once N >= ``classes``. Refuses an existing ``root``."""
+    root = Path(root)
+    if root.exists():
+        raise bad_argument("root", str(root), "exists; pick a new folder.")
+    data = ProceduralImages(
+        num_classes=classes,
+        images_per_class=support_per_class + query_per_class,
+        image_size=image_size,
+        seed=seed,
+        first_class=first_class,
+    )
+    for c in range(classes):
+        encoded = procedural_jpegs(data, c, support_per_class + query_per_class)
+        for split, images in ((support_split, encoded[:support_per_class]),
+                              ("test", encoded[support_per_class:])):  # fmt: skip
+            folder = root / split / f"class_{c:03d}"
+            folder.mkdir(parents=True)
+            for i, image in enumerate(images):
+                (folder / f"{i * classes + c:06d}.jpg").write_bytes(image)
+    return root
