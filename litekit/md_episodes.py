@@ -47,12 +47,12 @@ from litekit._checks import bad_argument, check_int
 from litekit.episodes import (
     _AT_LEAST_TWO_CLASSES,
     EpisodeIndices,
+    Sampler,
     _build_episode,
     _class_table,
-    _episode_rng,
-    _SamplerBase,
     labels_of,
 )
+from litekit.seeding import numpy_generator
 
 #: The eight sources the LITE paper meta-trains on (Meta-Dataset's folder names).
 TRAINING_SOURCES = (
@@ -96,7 +96,7 @@ class EpisodeDescription:
         return int(self.shots.sum())
 
 
-class MetaDatasetEpisodeSampler(_SamplerBase):
+class MetaDatasetEpisodeSampler(Sampler):
     """Meta-Dataset's variable-way, variable-shot episodes (see the module's steps 1-4).
 
     Args:
@@ -218,7 +218,7 @@ class MetaDatasetEpisodeSampler(_SamplerBase):
 
     def describe(self, index: int) -> EpisodeDescription:
         """The composition of episode ``index`` (the draws `episode` makes first)."""
-        return self.describe_with(_episode_rng(self.seed, index))
+        return self.describe_with(numpy_generator(self.seed, index))
 
     def indices_for(
         self, rng: np.random.Generator, description: EpisodeDescription
@@ -231,7 +231,7 @@ class MetaDatasetEpisodeSampler(_SamplerBase):
 
     def episode(self, index: int) -> EpisodeIndices:
         """The indices of episode ``index`` (a pure function of ``(seed, index)``)."""
-        rng = _episode_rng(self.seed, index)
+        rng = numpy_generator(self.seed, index)
         return self.indices_for(rng, self.describe_with(rng))
 
 
@@ -241,7 +241,7 @@ def concat_sources(sources: Sequence[Any]) -> ConcatDataset:
     return ConcatDataset(list(sources))
 
 
-class MultiSourceSampler(_SamplerBase):
+class MultiSourceSampler(Sampler):
     """Each episode from one source, chosen uniformly; indices into `concat_sources(sources)`.
 
     Args:
@@ -266,7 +266,7 @@ class MultiSourceSampler(_SamplerBase):
 
     def describe(self, index: int) -> EpisodeDescription:
         """The source and composition of episode ``index``."""
-        rng = _episode_rng(self.seed, index)
+        rng = numpy_generator(self.seed, index)
         source = int(rng.integers(len(self.samplers)))
         return self.samplers[source].describe_with(rng, source)
 
@@ -275,15 +275,15 @@ class MultiSourceSampler(_SamplerBase):
         return self.names[self.describe(index).source]
 
     def episode(self, index: int) -> EpisodeIndices:
-        rng = _episode_rng(self.seed, index)
+        rng = numpy_generator(self.seed, index)
         source = int(rng.integers(len(self.samplers)))
         sampler = self.samplers[source]
         found = sampler.indices_for(rng, sampler.describe_with(rng, source))
         offset = self.offsets[source]
         return EpisodeIndices(
-            support=found.support + offset,
+            support_indices=found.support_indices + offset,
             support_labels=found.support_labels,
-            query=found.query + offset,
+            query_indices=found.query_indices + offset,
             query_labels=found.query_labels,
             class_ids=found.class_ids,
         )

@@ -119,9 +119,9 @@ def test_episodes_have_the_described_composition(sampler):
         assert np.array_equal(e.class_ids, sampler.class_ids[d.classes])
         assert np.bincount(e.support_labels, minlength=d.way).tolist() == d.shots.tolist()
         assert np.bincount(e.query_labels, minlength=d.way).tolist() == [d.query] * d.way
-        assert not set(e.support.tolist()) & set(e.query.tolist())
-        assert np.array_equal(LABELS[e.support], e.class_ids[e.support_labels])
-        assert np.array_equal(LABELS[e.query], e.class_ids[e.query_labels])
+        assert not set(e.support_indices.tolist()) & set(e.query_indices.tolist())
+        assert np.array_equal(LABELS[e.support_indices], e.class_ids[e.support_labels])
+        assert np.array_equal(LABELS[e.query_indices], e.class_ids[e.query_labels])
 
 
 def test_the_draws_have_their_distributions(sampler, descriptions):
@@ -190,13 +190,13 @@ def test_multi_source_uniform_over_sources_and_offsets():
     for k in range(60):
         e, source = s.episode(k), s.describe(k).source
         low, high = offsets[source], offsets[source] + len(sources[source])
-        assert all(low <= i < high for i in [*e.support, *e.query])
+        assert all(low <= i < high for i in [*e.support_indices, *e.query_indices])
         assert s.source_of(k) == "abc"[source]
         targets = np.array(sources[source].targets)
-        assert np.array_equal(targets[e.support - low], e.class_ids[e.support_labels])
+        assert np.array_equal(targets[e.support_indices - low], e.class_ids[e.support_labels])
     assert (
-        s.episode(17).support.tolist()
-        == MultiSourceSampler(sources, 6000, 4).episode(17).support.tolist()
+        s.episode(17).support_indices.tolist()
+        == MultiSourceSampler(sources, 6000, 4).episode(17).support_indices.tolist()
     )
 
 
@@ -255,7 +255,7 @@ def test_output_only_support_sizes_match_a_plain_simulation(kind, table):
         query = min(10, int(min(sizes[(e.class_ids - 7) // 3] // 2)))
         assert np.bincount(e.query_labels).tolist() == [query] * way
         ways.append(way)
-        totals.append(len(e.support))
+        totals.append(len(e.support_indices))
     ways, totals = np.array(ways), np.array(totals)
     top = min(50, len(sizes))
     check_frequencies(ways, {w: 1 / (top - 4) for w in range(5, top + 1)})
