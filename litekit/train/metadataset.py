@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -35,10 +36,19 @@ from litekit.train.evaluation import Evaluation, evaluate
 
 
 def check_source_names(sources: Sequence[str] | str, argument: str = "sources") -> list[str]:
-    """Source names from a list or a comma-separated string; at least one, no repeats."""
+    """Source names from a list or a comma-separated string: at least one, each a folder name
+    of letters, digits and ``_`` (as Meta-Dataset's are), none twice."""
     names = [s.strip() for s in sources.split(",")] if isinstance(sources, str) else list(sources)
     if not names or any(not n for n in names):
         raise bad_argument(argument, sources, "name one or more sources, e.g. omniglot,aircraft.")
+    odd = [n for n in names if not re.fullmatch(r"[A-Za-z0-9_]+", n)]
+    if odd:
+        raise bad_argument(
+            argument,
+            sources,
+            f"{odd[:3]} is not a source's folder name (letters, digits and _, as Meta-Dataset "
+            "names them: ilsvrc_2012, omniglot, ...); separate names with commas.",
+        )
     repeated = sorted({n for n in names if names.count(n) > 1})
     if repeated:
         raise bad_argument(argument, sources, f"{repeated} named twice; name each source once.")
