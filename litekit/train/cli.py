@@ -71,6 +71,7 @@ from litekit.learners.record import make_record
 from litekit.paths import check_writable_file
 from litekit.train import best, loop
 from litekit.train._cli_build import build
+from litekit.train._cli_metadataset import input_normalization
 from litekit.train._cli_options import (
     PROGRAM,
     check_options,
@@ -124,6 +125,9 @@ _RUN_OPTIONS = (
     "clip_length",
     "orbit_clips",
     "orbit_validation_tasks",
+    "metadataset",
+    "sources",
+    "md_normalization",
 )
 # What a checkpoint made before an option existed was made with: that option's default.
 _RUN_OPTION_DEFAULTS = {
@@ -136,6 +140,9 @@ _RUN_OPTION_DEFAULTS = {
     "clip_length": 8,
     "orbit_clips": 4,
     "orbit_validation_tasks": 5,
+    "metadataset": None,
+    "sources": None,
+    "md_normalization": None,
 }
 
 
@@ -143,7 +150,7 @@ def _record(args: argparse.Namespace) -> dict[str, Any]:
     """The options as plain values, for the checkpoint and the summary."""
     values = dict(vars(args))
     values.pop("preset_report", None)
-    for key in ("data", "validation_data", "orbit"):
+    for key in ("data", "validation_data", "orbit", "metadataset"):
         if values[key] is not None:
             values[key] = str(Path(values[key]).resolve())
     if values["weights"] is not None and is_weights_file(values["weights"]):
@@ -163,6 +170,9 @@ def _model(args: argparse.Namespace) -> dict[str, Any]:
         weights=_record(args)["weights"],
         precision=args.precision,
         channels_last=args.channels_last,
+        input_normalization=(
+            input_normalization(args) if args.metadataset is not None else "weights"
+        ),
     )
 
 
