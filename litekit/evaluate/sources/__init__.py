@@ -31,7 +31,7 @@ import torch
 from litekit.orbit.personalise import Compute
 
 #: The sources, in the order ``--help`` lists them.
-SOURCES = ("folders", "orbit")
+SOURCES = ("folders", "orbit", "metadataset", "task")
 
 
 def load(name: str) -> Any:
