@@ -57,7 +57,9 @@ from litekit.data.metadataset import MetaDatasetSource
 from litekit.data.task_folder import TaskFolder, task_folders
 from litekit.evaluate import cli as evaluate_cli
 from litekit.evaluate.sources import folders as folders_source
+from litekit.evaluate.sources import metadataset as metadataset_source
 from litekit.evaluate.sources import orbit as orbit_source
+from litekit.evaluate.sources import task as task_source
 from litekit.learners.build import optimizer_from_name
 from litekit.learners.record import learner_from_record, make_record
 from litekit.md_episodes import MetaDatasetEpisodeSampler
@@ -760,6 +762,8 @@ def evaluate_command_line(*options: str) -> Callable[[Path], None]:
             contextlib.redirect_stderr(err),
             mock.patch.object(orbit_source, "evaluate_orbit", forbidden),
             mock.patch.object(folders_source, "evaluate", forbidden),
+            mock.patch.object(metadataset_source, "evaluate", forbidden),
+            mock.patch.object(task_source, "evaluate_task", forbidden),
         ):
             code = evaluate_cli.main(argv)
         lines = err.getvalue().strip().splitlines()
@@ -1056,6 +1060,46 @@ METADATASET = [
          setup=task),
     Case("task layout without the split", lambda t: task_folders(t / "task", "train"),
          ValueError, ("root=", "has no train/ folder"), setup=task),
+    # the command lines
+    Case("md train source not under the root",
+         command_line("--metadataset", "{tmp}/md", "--sources", "s,nope"), CommandLineError,
+         ("--sources=", "md/nope': no source 'nope' under", "the sources there are ['s']"),
+         setup=md_source()),
+    Case("md train record cut short", command_line("--metadataset", "{tmp}/md", "--sources", "s"),
+         CommandLineError, ("record file=", "s/3.tfrecords': the file ends inside record 1"),
+         setup=then(md_source(), edited("md/s/3.tfrecords", lambda b: b[:-10]))),
+    Case("md train sources without the root", command_line("--sources", "s"), CommandLineError,
+         ("--sources='s': ", "pass --metadataset ROOT too")),
+    Case("md train with folder data too",
+         command_line("--metadataset", "{tmp}/md", "--data", "{tmp}/md"), CommandLineError,
+         ("--metadataset=", "pass --metadataset or --data, not both"), setup=md_source()),
+    Case("md train sources named twice",
+         command_line("--metadataset", "{tmp}/md", "--sources", "s,s"), CommandLineError,
+         ("--sources='s,s': ", "named twice"), setup=md_source()),
+    Case("md evaluate source not under the root",
+         evaluate_command_line("metadataset", "--checkpoint", "{tmp}/run.pt", "--root",
+                               "{tmp}/md", "--sources", "nope", "--device", "cpu", "--quiet"),
+         CommandLineError, ("--sources=", "md/nope': no source 'nope' under"),
+         setup=then(a_model_checkpoint(), md_source())),
+    Case("md evaluate record with a bad CRC",
+         evaluate_command_line("metadataset", "--checkpoint", "{tmp}/run.pt", "--root",
+                               "{tmp}/md", "--sources", "s", "--split", "TRAIN", "--device",
+                               "cpu", "--quiet"),
+         CommandLineError, ("record file=", "s/2.tfrecords': record 0 (byte 0): the CRC"),
+         setup=then(a_model_checkpoint(), md_source(),
+                    edited("md/s/2.tfrecords", lambda b: b[:30] + b"x" + b[31:]))),
+    Case("task evaluate support folder over the limit",
+         evaluate_command_line("task", "--checkpoint", "{tmp}/run.pt", "--support",
+                               "{tmp}/task/train800val200", "--query", "{tmp}/task/test",
+                               "--max-support", "10", "--device", "cpu", "--quiet"),
+         CommandLineError, ("--support=", "holds 15 images, over the limit of 10", "--first 10"),
+         setup=then(a_model_checkpoint(), task)),
+    Case("task evaluate first leaves out a class",
+         evaluate_command_line("task", "--checkpoint", "{tmp}/run.pt", "--support",
+                               "{tmp}/task/train800val200", "--query", "{tmp}/task/test",
+                               "--first", "2", "--device", "cpu", "--quiet"),
+         CommandLineError, ("first=2: ", "leave out classes ['class_2']"),
+         setup=then(a_model_checkpoint(), task)),
 ]  # fmt: skip
 
 CASES = [
