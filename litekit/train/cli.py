@@ -6,8 +6,9 @@
 
     torchrun --nproc_per_node 4 -m litekit.train ...the same options...
 
-What it does: builds the data (the embedded procedural dataset, or class-per-folder images
-with ``--data``), a seeded episode sampler, the learner and an optimiser, then calls
+What it does: builds the data (the embedded procedural dataset, class-per-folder images
+with ``--data``, ORBIT's users with ``--orbit``, or Meta-Dataset's sources with
+``--metadataset``: `litekit.train._cli_metadataset`), a seeded episode sampler, the learner and an optimiser, then calls
 `litekit.train.fit`, and prints a JSON summary (also written to ``--out``).
 
 Tasks. Training tasks are episodes 0, 1, 2, ... of a sampler seeded by ``--seed`` (episode k
