@@ -8,8 +8,9 @@
 
 What it does: builds the data (the embedded procedural dataset, class-per-folder images
 with ``--data``, ORBIT's users with ``--orbit``, or Meta-Dataset's sources with
-``--metadataset``: `litekit.train._cli_metadataset`), a seeded episode sampler, the learner and an optimiser, then calls
-`litekit.train.fit`, and prints a JSON summary (also written to ``--out``).
+``--metadataset``: `litekit.train._cli_metadataset`), a seeded episode sampler, the learner
+and an optimiser, then calls `litekit.train.fit`, and prints a JSON summary (also written to
+``--out``).
 
 Tasks. Training tasks are episodes 0, 1, 2, ... of a sampler seeded by ``--seed`` (episode k
 is a function of the seed and k alone); step s uses the ``--tasks-per-step`` tasks after
