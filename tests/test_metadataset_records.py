@@ -290,3 +290,15 @@ def test_the_library_writer_matches_the_independent_one(tmp_path):
     source = MetaDatasetSource(tmp_path / "md", "made", "TEST", 32, normalization="imagenet")
     assert source.classes == [5, 6, 7, 8, 9] and source.superclasses == [[5, 6, 7, 8, 9]]
     assert source[14][0].shape == (3, 32, 32)
+
+
+def test_a_minimal_spec_written_by_another_tool(tmp_path):
+    """No __class__, class_names, name, path or file_pattern: read by its fields."""
+    write_source(tmp_path, "s", {"TRAIN": [3] * 5, "TEST": [3] * 5}, image_size=32)
+    spec_file = tmp_path / "s" / "dataset_spec.json"
+    spec = json.loads(spec_file.read_text())
+    minimal = {k: spec[k] for k in ("classes_per_split", "images_per_class")}
+    spec_file.write_text(json.dumps(minimal))
+    source = MetaDatasetSource(tmp_path, "s", "TEST", 32, normalization="metadataset")
+    assert source.classes == [5, 6, 7, 8, 9] and source.spec.class_names[5] == "5"
+    assert source.spec.kind == "DatasetSpecification" and len(source) == 15

@@ -20,7 +20,10 @@ file per class. The spec's ``__class__`` says which of three kinds it is:
 class in several shards, ``<class id>_<shard>.tfrecords``, read as one pool in shard
 order). Example-level splits ("pools": images_per_class values that are dicts) are refused.
 The spec's ``path`` is where the converter wrote the files; litekit reads the files from
-the folder the spec is in, so a source can be moved or mounted anywhere.
+the folder the spec is in, so a source can be moved or mounted anywhere. A spec written
+by other tools may leave out ``__class__`` (the kind is then read from its fields),
+``class_names``, ``superclass_names``, ``name``, ``path`` and ``file_pattern`` (then
+``"{}.tfrecords"``); the counts are required.
 """
 
 from __future__ import annotations
@@ -197,6 +200,17 @@ def _hierarchical(spec_file: Path, data: dict, names: dict[int, str]) -> tuple[d
     return splits, sizes
 
 
+def _kind_by_fields(data: dict) -> str | None:
+    """The spec's kind from its fields, for a spec written without ``__class__``."""
+    if "superclasses_per_split" in data:
+        return "BiLevelDatasetSpecification"
+    if "split_subgraphs" in data:
+        return "HierarchicalDatasetSpecification"
+    if "classes_per_split" in data:
+        return "DatasetSpecification"
+    return None
+
+
 def load_spec(folder: str | os.PathLike, argument: str = "root") -> SourceSpec:
     """Read ``folder/dataset_spec.json``; errors name the file (or ``argument`` and the
     folder when there is no spec) and say what to do."""
@@ -214,6 +228,9 @@ def load_spec(folder: str | os.PathLike, argument: str = "root") -> SourceSpec:
         raise bad_path(
             "dataset spec", spec_file, f"cannot be read as JSON ({error}); {CONVERT}."
         ) from error
+    if isinstance(data, dict) and "__class__" not in data:
+        # Written without the class tag (not by Meta-Dataset's converter): read by its fields.
+        data = {**data, "__class__": _kind_by_fields(data)}
     if not isinstance(data, dict) or data.get("__class__") not in KINDS:
         kind = data.get("__class__") if isinstance(data, dict) else None
         raise bad_path(
@@ -222,14 +239,16 @@ def load_spec(folder: str | os.PathLike, argument: str = "root") -> SourceSpec:
             f"'__class__' is {kind!r}; expected one of {', '.join(KINDS)} ({CONVERT}).",
         )
     kind = data["__class__"]
-    pattern = data.get("file_pattern")
+    pattern = data.get("file_pattern", FILE_PATTERNS[0])
     if pattern not in FILE_PATTERNS:
         raise bad_path(
             "dataset spec",
             spec_file,
             f"'file_pattern' is {pattern!r}; Meta-Dataset writes {' or '.join(FILE_PATTERNS)}.",
         )
-    names = {k: str(v) for k, v in _by_int_key(spec_file, data, "class_names").items()}
+    names = {}
+    if "class_names" in data or kind == "HierarchicalDatasetSpecification":
+        names = {k: str(v) for k, v in _by_int_key(spec_file, data, "class_names").items()}
     superclasses, superclass_names = None, {}
     if kind == "HierarchicalDatasetSpecification":
         splits, raw_sizes = _hierarchical(spec_file, data, names)
@@ -237,9 +256,10 @@ def load_spec(folder: str | os.PathLike, argument: str = "root") -> SourceSpec:
         raw_sizes = _by_int_key(spec_file, data, "images_per_class")
         if kind == "BiLevelDatasetSpecification":
             splits, superclasses = _bilevel(spec_file, data)
-            superclass_names = {
-                k: str(v) for k, v in _by_int_key(spec_file, data, "superclass_names").items()
-            }
+            if "superclass_names" in data:
+                superclass_names = {
+                    k: str(v) for k, v in _by_int_key(spec_file, data, "superclass_names").items()
+                }
         else:
             splits = _contiguous(_counts(spec_file, data, "classes_per_split"))
     listed = [c for split in SPLITS for c in splits[split]]
@@ -256,7 +276,7 @@ def load_spec(folder: str | os.PathLike, argument: str = "root") -> SourceSpec:
         kind=kind,
         file_pattern=pattern,
         images_per_class=_sizes(spec_file, {c: raw_sizes[c] for c in listed}),
-        class_names=names,
+        class_names={c: names.get(c, str(c)) for c in listed},
         split_classes=splits,
         superclasses=superclasses,
         superclass_names=superclass_names,
