@@ -29,7 +29,6 @@ import torch
 from torch.utils.data import Dataset
 
 from litekit._checks import bad_argument, check_int
-from litekit.data.normalization import Normalization
 from litekit.data.folders import (
     bad_path,
     check_root,
