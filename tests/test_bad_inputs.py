@@ -784,6 +784,8 @@ YOUR_IMAGES = [
     Case("measure shot and n-support contradict",
          measure_command_line("--shot", "3", "--n-support", "20"), CommandLineError,
          ("--n-support=20: ", "with --way 5 and --shot 3 a task has 15 support images")),
+    Case("cli memory budget smaller than any set-up", command_line("--memory-budget", "512KiB"),
+         CommandLineError, ("--memory-budget='512KiB': ", "too little for any training step")),
     Case("measure train command for uneven classes",
          measure_command_line("--n-support", "21", "--print-train-command"), CommandLineError,
          ("--n-support=21: ", "python -m litekit.train gives each of the 5 classes")),

@@ -165,6 +165,8 @@ def build_parser() -> argparse.ArgumentParser:
     plan = parser.add_argument_group("plan")
     plan.add_argument(
         "--budget",
+        "--memory-budget",
+        dest="budget",
         default=None,
         help="e.g. 8GiB or 500MB, at least 1MiB (default: none; plan needs one)",
     )

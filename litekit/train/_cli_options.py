@@ -34,6 +34,7 @@ from litekit.learners.build import (
 )
 from litekit.lite import SCALINGS
 from litekit.precision import PRECISIONS, check_precision_on
+from litekit.train._cli_plan import check_memory_budget
 
 PROGRAM = "python -m litekit.train"
 EMBEDDED_CODES = 2048  # classes of the embedded dataset: training and held-out ranges share them
@@ -216,7 +217,20 @@ def _lite_options(parser: argparse.ArgumentParser) -> None:
         None,
         "query images per backward pass (default: the whole query set in one)",
     )
-    _integer_option(group, "--chunk-size", 1, 64, "images per no-grad call")
+    _integer_option(
+        group,
+        "--chunk-size",
+        1,
+        None,
+        "images per no-grad call (default: 64; planned with --memory-budget)",
+    )
+    group.add_argument(
+        "--memory-budget",
+        default=None,
+        help="plan --h, --query-batch and --chunk-size (those not given) for this much memory "
+        "per process, e.g. 8GiB, by measuring steps on this device before training (default: "
+        "none, no plan)",
+    )
     _choice_option(group, "--scaling", SCALINGS, "unbiased")
 
 
@@ -425,6 +439,7 @@ def check_options(args: argparse.Namespace) -> None:
     if args.norm is None:
         args.norm = default_norm(args.weights)
     resolve_task_size(args)
+    check_memory_budget(args)
     check_norm(args.backbone, args.norm, argument="--norm")
     check_weights(
         args.backbone, args.weights, norm=args.norm, argument="--weights", norm_argument="--norm"

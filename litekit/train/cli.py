@@ -78,6 +78,7 @@ from litekit.train._cli_options import (
     parse_options,
     resolve_device,
 )
+from litekit.train._cli_plan import resolve_memory_budget
 
 __all__ = ["main"]
 
@@ -231,6 +232,7 @@ def _run(args: argparse.Namespace) -> dict[str, Any] | None:
     check_precision_for(args, device)
     if args.threads is not None:
         torch.set_num_threads(args.threads)
+    resolve_memory_budget(args, device)  # --memory-budget: measures, says what it chose
     init_from_environment(str(device))
     rank, world = rank_and_world()
     options = _record(args)
