@@ -102,3 +102,23 @@ def test_a_crop_shows_part_of_the_image_enlarged():
 def test_bad_augmentations_are_refused(arguments, message):
     with pytest.raises(ValueError, match=message):
         Augment(**arguments)
+
+
+def test_augmented_loaders_give_episode_k_the_same_crops_in_any_order():
+    """Episode k's augmentation depends on (seed, k) alone: read alone, in another order, or
+    through fit's position-by-position stream, it is the same task."""
+    from litekit import EpisodeSampler, episode_loader
+    from litekit.data import ProceduralImages
+    from litekit.data.augment import augmented
+    from litekit.train.stream import EpisodeStream
+
+    data = ProceduralImages(num_classes=6, images_per_class=6, image_size=32)
+    loader = augmented(episode_loader(data, EpisodeSampler(data, 3, 2, 2, 5, seed=0)), Augment(), 7)
+    in_order = list(loader)
+    alone = list(EpisodeStream(loader).at([3]))
+    torch.testing.assert_close(alone[0].support_images, in_order[3].support_images, rtol=0, atol=0)
+    plain = list(episode_loader(data, EpisodeSampler(data, 3, 2, 2, 5, seed=0)))
+    assert not torch.equal(plain[3].support_images, in_order[3].support_images)
+    assert torch.equal(plain[3].support_labels, in_order[3].support_labels)
+    with pytest.raises(ValueError, match=r"^loader='list': pass an episode_loader"):
+        augmented([], Augment(), 0)

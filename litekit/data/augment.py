@@ -8,7 +8,8 @@ seeded by (seed, task number) gives the same task the same crops in any process,
 resume, with deterministic kernels too. Labels are unchanged (a crop keeps the class).
 
 Support and query images are both augmented. Held-out tasks (validation, test) are not: a
-score is measured on the images as they are.
+score is measured on the images as they are. `augmented` wraps an `litekit.episode_loader`
+so that episode k is augmented with the generator of (seed, k).
 """
 
 from __future__ import annotations
@@ -18,8 +19,11 @@ from dataclasses import dataclass, replace
 
 import torch
 from torch.nn import functional as F
+from torch.utils.data import DataLoader
 
-from litekit._checks import bad_argument
+from litekit._checks import bad_argument, check_int
+from litekit.episodes import Episode, EpisodeDataset
+from litekit.seeding import seeded_generator
 
 
 @dataclass(frozen=True)
@@ -86,4 +90,39 @@ def augment_episode(episode, augment: Augment, generator: torch.Generator):
         episode,
         support_images=augment(episode.support_images, generator),
         query_images=augment(episode.query_images, generator),
+    )
+
+
+#: Keeps augmentation streams apart from the samplers' and LITE's: (seed, AUGMENT_STREAM, k).
+AUGMENT_STREAM = 0x41554731  # "AUG1"
+
+
+class AugmentedEpisodes(EpisodeDataset):
+    """Episode ``k`` of ``episodes`` (an `EpisodeDataset`), augmented with a generator seeded
+    by (``seed``, k): the same task gets the same crops in any worker, process or resume."""
+
+    def __init__(self, episodes: EpisodeDataset, augment: Augment, seed: int) -> None:
+        super().__init__(episodes.dataset, episodes.sampler)
+        self.augment = augment
+        self.seed = check_int("seed", seed, minimum=0)
+
+    def __getitem__(self, index: int) -> Episode:
+        generator = seeded_generator(self.seed, AUGMENT_STREAM, int(index))
+        return augment_episode(super().__getitem__(index), self.augment, generator)
+
+
+def augmented(loader: DataLoader, augment: Augment, seed: int) -> DataLoader:
+    """``loader`` (from `litekit.episode_loader`) with every episode augmented
+    (`AugmentedEpisodes`): pass it to `litekit.fit` as its training episodes."""
+    if not isinstance(loader, DataLoader) or not isinstance(loader.dataset, EpisodeDataset):
+        raise bad_argument("loader", type(loader).__name__, "pass an episode_loader(...).")
+    return DataLoader(
+        AugmentedEpisodes(loader.dataset, augment, seed),
+        batch_size=None,
+        sampler=loader.sampler,
+        num_workers=loader.num_workers,
+        collate_fn=loader.collate_fn,
+        pin_memory=loader.pin_memory,
+        prefetch_factor=loader.prefetch_factor if loader.num_workers > 0 else None,
+        persistent_workers=False,
     )

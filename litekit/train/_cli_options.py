@@ -35,6 +35,7 @@ from litekit.learners.build import (
 from litekit.lite import SCALINGS
 from litekit.precision import PRECISIONS, check_precision_on
 from litekit.train._cli_plan import check_memory_budget
+from litekit.train.schedule import SCHEDULES, Schedule
 
 PROGRAM = "python -m litekit.train"
 EMBEDDED_CODES = 2048  # classes of the embedded dataset: training and held-out ranges share them
@@ -246,6 +247,22 @@ def _training_options(parser: argparse.ArgumentParser) -> None:
         help="learning rate: 1e-3 suits a backbone trained from scratch; from pretrained "
         "--weights 1e-4 or lower keeps what they learnt",
     )
+    group.add_argument(
+        "--schedule",
+        type=_choice("--schedule", SCHEDULES),
+        default="constant",
+        help="learning-rate schedule over --steps: constant; cosine (down to 0 at the last "
+        "step); step (a tenth at half and at three quarters of the steps)",
+    )
+    _integer_option(
+        group, "--warmup-steps", 0, 0, "steps of linear warm-up of the learning rate first"
+    )
+    group.add_argument(
+        "--augment",
+        action="store_true",
+        help="random resized crops and horizontal flips of the training tasks' support and "
+        "query images, drawn from --seed and the task's number",
+    )
     _integer_option(group, "--seed", 0, 0, "seeds tasks, LITE subsets and initial weights")
     group.add_argument(
         "--device",
@@ -440,6 +457,9 @@ def check_options(args: argparse.Namespace) -> None:
         args.norm = default_norm(args.weights)
     resolve_task_size(args)
     check_memory_budget(args)
+    Schedule(args.schedule, args.warmup_steps).check_steps(
+        args.steps, argument="--steps", prefix="--"
+    )
     check_norm(args.backbone, args.norm, argument="--norm")
     check_weights(
         args.backbone, args.weights, norm=args.norm, argument="--weights", norm_argument="--norm"

@@ -118,9 +118,19 @@ _RUN_OPTIONS = (
     "validation_tasks",
     "precision",
     "channels_last",
+    "schedule",
+    "warmup_steps",
+    "augment",
 )
 # What a checkpoint made before an option existed was made with: that option's default.
-_RUN_OPTION_DEFAULTS = {"weights": None, "precision": "fp32", "channels_last": False}
+_RUN_OPTION_DEFAULTS = {
+    "weights": None,
+    "precision": "fp32",
+    "channels_last": False,
+    "schedule": "constant",
+    "warmup_steps": 0,
+    "augment": False,
+}
 
 
 def _record(args: argparse.Namespace) -> dict[str, Any]:
@@ -159,6 +169,15 @@ def _check_checkpoint(path: Path, resume: bool, options: dict[str, Any]) -> None
             path,
             "this checkpoint was made by fit() in Python, not by python -m litekit.train, so "
             "its options are unknown; resume it from Python, or pass another --checkpoint.",
+        )
+    made_steps = made_with.get("steps")
+    if made_with.get("schedule", "constant") != "constant" and made_steps != options["steps"]:
+        raise bad_argument(
+            "--steps",
+            options["steps"],
+            f"the checkpoint {str(path)!r} follows a {made_with['schedule']} schedule laid "
+            f"out over --steps {made_steps}; pass --steps {made_steps} to finish that run, or "
+            "another --checkpoint to start a longer one.",
         )
     for key in _RUN_OPTIONS:
         made = made_with.get(key, _RUN_OPTION_DEFAULTS.get(key))
@@ -256,6 +275,7 @@ def _run(args: argparse.Namespace) -> dict[str, Any] | None:
         progress=not args.quiet,
         description=f"{args.learner}/{args.backbone} on {world} process(es)",
         subset_seed=args.seed,
+        scheduler=inputs.scheduler,
         metadata={"options": options},
         precision=args.precision,
         channels_last=args.channels_last,
