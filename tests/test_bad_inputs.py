@@ -788,6 +788,8 @@ YOUR_IMAGES = [
          CommandLineError, ("--steps=0: ", "pass an integer >= 1")),
     Case("cli warm-up as long as the run", command_line("--warmup-steps", "1", "--steps", "1"),
          CommandLineError, ("--warmup-steps=1: ", "the warm-up must end before the run's 1 steps")),
+    Case("cli clip-grad-norm not positive", command_line("--clip-grad-norm", "0"),
+         CommandLineError, ("--clip-grad-norm=0.0: ", "pass a positive number, e.g. 1.0")),
     Case("cli unknown schedule", command_line("--schedule", "linear"), CommandLineError,
          ("--schedule='linear': ", "choose one of 'constant', 'cosine', 'step'")),
     Case("cli memory budget smaller than any set-up", command_line("--memory-budget", "512KiB"),

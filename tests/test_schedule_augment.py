@@ -122,3 +122,23 @@ def test_augmented_loaders_give_episode_k_the_same_crops_in_any_order():
     assert torch.equal(plain[3].support_labels, in_order[3].support_labels)
     with pytest.raises(ValueError, match=r"^loader='list': pass an episode_loader"):
         augmented([], Augment(), 0)
+
+
+def test_clipping_caps_the_gradient_norm_before_each_step_and_keeps_its_direction():
+    from litekit.train.clipping import clip_before_step
+
+    weight = torch.nn.Parameter(torch.zeros(3, dtype=torch.float64))
+    optimizer = torch.optim.SGD([weight], lr=0.1)
+    handle = clip_before_step(optimizer, 2.0)
+    weight.grad = torch.tensor([30.0, 40.0, 0.0], dtype=torch.float64)  # norm 50
+    optimizer.step()
+    torch.testing.assert_close(
+        weight.detach(), -0.1 * torch.tensor([1.2, 1.6, 0.0], dtype=torch.float64)
+    )
+    weight.grad = torch.tensor([0.3, 0.4, 0.0], dtype=torch.float64)  # under the cap: as it is
+    before = weight.detach().clone()
+    optimizer.step()
+    torch.testing.assert_close(weight.detach() - before, -0.1 * weight.grad)
+    handle.remove()
+    with pytest.raises(ValueError, match=r"^clip_grad_norm=0: pass a positive number"):
+        clip_before_step(optimizer, 0)

@@ -18,7 +18,7 @@ TINY = [
     "--tasks-per-step", "1", "--validation-tasks", "2", "--validate-every", "2",
     "--device", "cpu", "--quiet", "--threads", "1", "--steps", "4", "--lr", "0.05",
 ]  # fmt: skip
-OPTIONS = ["--schedule", "cosine", "--warmup-steps", "1", "--augment"]
+OPTIONS = ["--schedule", "cosine", "--warmup-steps", "1", "--augment", "--clip-grad-norm", "0.5"]
 
 
 def _weights(path) -> dict[str, torch.Tensor]:
@@ -65,12 +65,17 @@ def test_an_interrupted_run_resumed_equals_an_unbroken_one(
 
 def test_the_schedule_and_augmentation_change_the_run(tmp_path, capsys):
     runs = {}
-    for name, extra in (("plain", []), ("cosine", OPTIONS[:4]), ("augment", ["--augment"])):
+    for name, extra in (
+        ("plain", []),
+        ("cosine", OPTIONS[:4]),
+        ("augment", ["--augment"]),
+        ("clip", ["--clip-grad-norm", "1e-3"]),
+    ):
         path = tmp_path / f"{name}.pt"
         assert cli.main([*TINY, *extra, "--checkpoint", str(path)]) == 0
         runs[name] = _weights(path)
         capsys.readouterr()
-    for name in ("cosine", "augment"):
+    for name in ("cosine", "augment", "clip"):
         assert any(not torch.equal(runs[name][k], runs["plain"][k]) for k in runs["plain"]), name
 
 

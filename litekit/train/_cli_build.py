@@ -24,6 +24,7 @@ from litekit.learners.base import Learner
 from litekit.learners.build import backbone_from_name, learner_from_name, optimizer_from_name
 from litekit.learners.pretrained import normalization
 from litekit.lite import Lite
+from litekit.train.clipping import clip_before_step
 from litekit.train.schedule import Schedule
 
 # How many episodes the training sampler numbers. Episode k is a function of the seed and k
@@ -181,6 +182,8 @@ def build(args: argparse.Namespace, device: torch.device) -> FitInputs:
         )
     learner = learner_from_name(args.learner, backbone, image_size=args.image_size).to(device)
     optimizer = optimizer_from_name(args.optimizer, learner.parameters(), args.lr)
+    if args.clip_grad_norm is not None:
+        clip_before_step(optimizer, args.clip_grad_norm)
     lite = None
     if args.h is not None:
         lite = Lite(args.h, chunk_size=args.chunk_size, scaling=args.scaling)

@@ -258,6 +258,12 @@ def _training_options(parser: argparse.ArgumentParser) -> None:
         group, "--warmup-steps", 0, 0, "steps of linear warm-up of the learning rate first"
     )
     group.add_argument(
+        "--clip-grad-norm",
+        type=_positive_number("--clip-grad-norm", "1.0"),
+        default=None,
+        help="cap the gradient's total norm at this before each step (default: none)",
+    )
+    group.add_argument(
         "--augment",
         action="store_true",
         help="random resized crops and horizontal flips of the training tasks' support and "

@@ -121,6 +121,7 @@ _RUN_OPTIONS = (
     "schedule",
     "warmup_steps",
     "augment",
+    "clip_grad_norm",
 )
 # What a checkpoint made before an option existed was made with: that option's default.
 _RUN_OPTION_DEFAULTS = {
@@ -130,6 +131,7 @@ _RUN_OPTION_DEFAULTS = {
     "schedule": "constant",
     "warmup_steps": 0,
     "augment": False,
+    "clip_grad_norm": None,
 }
 
 
