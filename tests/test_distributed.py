@@ -9,10 +9,12 @@ import pytest
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
-from helpers import make_episode, make_learner
+from helpers import gradient, make_episode, make_learner, relative_error
 
+import litekit.distributed
+import litekit.train.step
 from litekit import Lite, meta_train_step
-from litekit.distributed import shard
+from litekit.distributed import StepTotals, shard, task_share
 
 TASKS = 4
 CASES = {
@@ -73,6 +75,66 @@ def test_shards_cover_every_task_once():
     shards = [shard(range(10), rank, 3) for rank in range(3)]
     assert sorted(sum(shards, [])) == list(range(10))
     assert shards[1] == [1, 4, 7]
+
+
+def fake_world(monkeypatch: pytest.MonkeyPatch, rank: int, world: int) -> None:
+    """This one process answers as rank ``rank`` of ``world`` (no process group is made)."""
+    monkeypatch.setattr(litekit.distributed, "rank_and_world", lambda: (rank, world))
+    monkeypatch.setattr(litekit.distributed, "is_distributed", lambda: world > 1)
+
+
+@pytest.mark.parametrize(("world", "total"), [(1, 3), (2, 4), (2, 5), (3, 7), (4, 4)])
+def test_task_share_weights_each_task_world_over_total(monkeypatch, world, total):
+    """Under a faked world of W processes, each rank's share of a T-task step (its
+    `shard`) carries the weight W/T per task, equal shares or not; `finish_step` then
+    averages over the W ranks, so every task's gradient ends with weight (W/T)/W = 1/T:
+    Σ_r mine_r · weight_r / W = 1. Left out, ``total_tasks`` is this rank's count times W."""
+    shares = []
+    for rank in range(world):
+        fake_world(monkeypatch, rank, world)
+        mine = len(shard(range(total), rank, world))
+        share = task_share(mine, total)
+        assert (share.mine, share.total, share.world) == (mine, total, world)
+        assert share.weight == world / total
+        shares.append(share)
+    assert sum(s.mine for s in shares) == total
+    assert sum(s.mine * s.weight for s in shares) / world == pytest.approx(1.0, rel=1e-15)
+    fake_world(monkeypatch, 0, world)
+    default = task_share(2, None)
+    assert default.total == 2 * world and default.weight == pytest.approx(1 / 2, rel=1e-15)
+
+
+def test_one_process_per_rank_simulation_gives_the_mean_over_all_tasks(monkeypatch):
+    """The weights `meta_train_step` applies under torchrun, in one process: for each rank r
+    of a faked world of W = 2, a step on its shard of T = 5 tasks (3 and 2: W does not divide
+    T), with the two collectives stood in for (checks run locally; the step's task counts
+    summed as the all-reduce would); each rank's accumulated gradient is kept, and their
+    average (what `average_gradients` computes) is the mean of the five tasks' gradients,
+    each computed on its own, to float64 round-off. A weight of 1/T instead of W/T would
+    give half of it, and 1/(tasks on the rank) a different mix."""
+    kind, world, total = "simple_cnaps", 2, 5
+    tasks = [make_episode(n_support=6, n_query=4, seed=30 + k) for k in range(total)]
+    lite = Lite(2, subsets={"set": [0, 3], "features": [1, 5]})
+    expected = sum(gradient(make_learner(kind), t, lite) for t in tasks) / total
+
+    def local(check, **_):
+        return check()
+
+    def summed_counts(parameters, share, loss_sum, accuracy_sum, counted, skipped, failed):
+        assert (counted, skipped, failed) == (share.mine, 0, 0)
+        return StepTotals(loss_sum, accuracy_sum, share.total, 0, 0)
+
+    monkeypatch.setattr(litekit.train.step, "same_outcome_on_every_rank", local)
+    monkeypatch.setattr(litekit.train.step, "finish_step", summed_counts)
+    per_rank = []
+    for rank in range(world):
+        fake_world(monkeypatch, rank, world)
+        learner = make_learner(kind)
+        mine = [tasks[k] for k in shard(range(total), rank, world)]
+        optimizer = torch.optim.SGD(learner.parameters(), lr=0.0)
+        meta_train_step(learner, mine, optimizer, lite=lite, total_tasks=total)
+        per_rank.append(torch.cat([p.grad.flatten() for p in learner.parameters()]))
+    assert relative_error(sum(per_rank) / world, expected) < 1e-12
 
 
 def faulty_worker(rank: int, world: int, port: int, out_dir: str) -> None:

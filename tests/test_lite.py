@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import itertools
+import warnings
+
 import pytest
 import torch
+import torch.nn.functional as F
 from helpers import IMAGE_SHAPE, tiny_backbone
 from torch import nn
 
@@ -63,8 +67,10 @@ def test_h_zero_gives_no_gradient_through_images(encoder, images):
     assert not out.requires_grad
 
 
-def test_sampled_rows_carry_n_over_h_times_their_gradient(encoder, images):
-    """With rows H fixed, the gradient is (N/h) Σ_{n∈H} g_n (unbiased) or Σ_{n∈H} g_n (none)."""
+@pytest.mark.parametrize(("scaling", "factor"), [("unbiased", N / 3), ("none", 1.0), ("loss", 1.0)])
+def test_sampled_rows_carry_n_over_h_times_their_gradient(encoder, images, scaling, factor):
+    """With rows H fixed, the gradient is (N/h) Σ_{n∈H} g_n (unbiased) or Σ_{n∈H} g_n (none,
+    and loss: there the caller scales its whole loss, so the rows carry no factor)."""
     weights = torch.randn(N, 3, dtype=torch.float64)
     subset = [1, 4, 5]
     per_row = []
@@ -73,10 +79,60 @@ def test_sampled_rows_carry_n_over_h_times_their_gradient(encoder, images):
         row_weights[n] = weights[n]
         per_row.append(parameter_gradient(encoder, encoder(images), row_weights))
     expected = sum(per_row[n] for n in subset)
-    for scaling, factor in (("unbiased", N / len(subset)), ("none", 1.0)):
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
         out = lite_forward(encoder, images, 3, chunk_size=2, indices=subset, scaling=scaling)
-        got = parameter_gradient(encoder, out, weights)
-        torch.testing.assert_close(got, factor * expected, rtol=1e-10, atol=1e-14)
+    warned = any("scales no rows" in str(w.message) for w in caught)
+    assert warned == (scaling == "loss"), "only scaling='loss' warns that it scales no rows"
+    got = parameter_gradient(encoder, out, weights)
+    torch.testing.assert_close(got, factor * expected, rtol=1e-10, atol=1e-14)
+
+
+def prototype_loss(support: torch.Tensor, queries: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy of the queries against the class means of the support embeddings
+    (support labels n mod 3, query labels j mod 3): a loss through both paths."""
+    labels = torch.arange(support.shape[0]) % 3
+    means = torch.stack([support[labels == k].mean(0) for k in range(3)])
+    logits = -(torch.cdist(queries, means) ** 2)
+    return F.cross_entropy(logits, torch.arange(queries.shape[0]) % 3)
+
+
+def flat_gradient(encoder: nn.Module, loss: torch.Tensor) -> torch.Tensor:
+    encoder.zero_grad(set_to_none=True)
+    loss.backward()
+    return torch.cat([p.grad.flatten() for p in encoder.parameters()])
+
+
+def test_loss_scaled_by_n_over_h_through_unscaled_rows_gives_the_orbit_expectation(encoder, images):
+    """The ORBIT convention, as a caller of `lite_forward` applies it: rows from
+    ``scaling="loss"`` (no factor) and the loss multiplied by N/h, as the warning says.
+    Averaged over every subset (exact enumeration, C(7, 2) = 21, float64), the gradient is
+    (N/h)·g_Q + Σ_n g_n: the query path inflated by N/h, the support path exact. g_Q and the
+    g_n are computed on their own, by plain back-propagation through the query images alone
+    and through one support image at a time. If the rows carried N/h as well, the mean would
+    be (N/h)·(g_Q + Σ_n g_n), here far away (checked)."""
+    h = 2
+    queries = torch.randn(5, *IMAGE_SHAPE, generator=torch.Generator().manual_seed(2)).double()
+    fixed = encoder(images).detach()
+    query_path = flat_gradient(encoder, prototype_loss(fixed, encoder(queries)))
+    per_image = []
+    for n in range(N):
+        one = torch.cat([fixed[:n], encoder(images[n : n + 1]), fixed[n + 1 :]])
+        per_image.append(flat_gradient(encoder, prototype_loss(one, encoder(queries).detach())))
+    orbit = (N / h) * query_path + sum(per_image)
+    both_scaled = (N / h) * (query_path + sum(per_image))
+    assert float((orbit - both_scaled).norm() / orbit.norm()) > 0.1
+
+    total = torch.zeros_like(orbit)
+    subsets = list(itertools.combinations(range(N), h))
+    for subset in subsets:
+        with pytest.warns(UserWarning, match="scales no rows"):
+            support, embedded = lite_forward(
+                encoder, images, h, chunk_size=3, indices=subset, queries=queries, scaling="loss"
+            )
+        total += flat_gradient(encoder, (N / h) * prototype_loss(support, embedded))
+    mean = total / len(subsets)
+    assert float((mean - orbit).norm() / orbit.norm()) < 1e-12
 
 
 def test_embeddings_come_back_in_input_order(encoder, images):

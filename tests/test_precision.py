@@ -83,6 +83,58 @@ def test_lite_expectation_under_bf16_autocast_is_the_task_gradient_up_to_roundin
     assert relative_error(mean("none"), full) > 3 * (2 * epsilon)
 
 
+def record_encoder_calls(learner) -> list[tuple[str, bool, bool, torch.dtype]]:
+    """Hooks on the backbone's first and last layers (and the set encoder's first, where
+    there is one) that record, per call: the layer, grad mode, whether CPU autocast is on,
+    and the dtype of the layer's output (bfloat16 when the layer ran under bf16 autocast)."""
+    seen: list[tuple[str, bool, bool, torch.dtype]] = []
+    layers = {"backbone conv": learner.backbone[0], "backbone linear": learner.backbone[-1]}
+    if hasattr(learner, "set_encoder"):
+        layers["set encoder conv"] = learner.set_encoder.net[0]
+    for name, layer in layers.items():
+
+        def hook(_module, _inputs, output, name=name):
+            autocast_on = torch.is_autocast_enabled("cpu")
+            seen.append((name, torch.is_grad_enabled(), autocast_on, output.dtype))
+
+        layer.register_forward_hook(hook)
+    return seen
+
+
+STEP_LITES = {
+    "lite": lambda: Lite(2, chunk_size=2),
+    "lite bf16": lambda: Lite(2, chunk_size=2, precision="bf16"),
+    "full": lambda: None,
+}
+
+
+@pytest.mark.parametrize("which", STEP_LITES)
+@pytest.mark.parametrize("kind", ["protonets", "simple_cnaps"])
+def test_every_backbone_pass_of_a_bf16_step_runs_under_autocast(kind, which):
+    """A bf16 training step (``precision="bf16"`` on the step, or on the `Lite`): every call
+    of an image encoder, the gradient passes (sampled rows and query batch; the whole support
+    set under full back-propagation) as well as the no-grad pass, runs with CPU autocast on,
+    and its layers compute in bfloat16. The same step with ``precision="fp32"`` runs none under
+    autocast, so the observation can tell the two apart."""
+    learner = make_learner(kind).float()
+    seen = record_encoder_calls(learner)
+    optimizer = torch.optim.SGD(learner.parameters(), lr=0.1)
+    lite = STEP_LITES[which]()
+    precision = None if lite is not None and lite.precision == "bf16" else "bf16"
+    meta_train_step(learner, float32_task(), optimizer, lite, query_batch=3, precision=precision)
+    with_grad = [call for call in seen if call[1]]
+    assert {name for name, *_ in with_grad} == {name for name, *_ in seen}
+    if lite is not None:
+        assert any(not call[1] for call in seen), "the step made no no-grad pass"
+    off = [call for call in seen if not call[2] or call[3] != torch.bfloat16]
+    assert not off, f"encoder calls outside bf16 autocast: {off}"
+
+    seen.clear()
+    meta_train_step(learner, float32_task(), optimizer, lite, query_batch=3, precision="fp32")
+    assert seen and not any(autocast_on for _, _, autocast_on, _ in seen)
+    assert {dtype for *_, dtype in seen} == {torch.float32}
+
+
 def test_float16_steps_need_a_scaler_and_train_with_one():
     learner = make_learner("protonets").float()
     optimizer = torch.optim.SGD(learner.parameters(), lr=0.1)

@@ -10,7 +10,8 @@ import torch
 from helpers import gradient, make_episode, make_learner, relative_error, subsets, tiny_backbone
 from torch import nn
 
-from litekit import Lite, ProtoNets, SimpleCNAPs, evaluate, lite_forward, meta_train_step
+from litekit import CNAPs, Lite, ProtoNets, SimpleCNAPs, evaluate, lite_forward, meta_train_step
+from litekit.diagnostics import exact_expectation
 from litekit.learners import SetEncoder
 
 
@@ -42,6 +43,39 @@ def test_every_image_encoder_is_held_in_eval_mode_while_training():
     assert not learner.backbone.training
     assert not learner.set_encoder.training and not learner.set_encoder[1].training
     assert not learner.film.training
+
+
+def film_learner_with_batch_norm_set_encoder(kind: str):
+    """Simple CNAPs or CNAPs with `batch_norm_set_encoder`, freshly built: no ``.train()``
+    or ``.eval()`` call after construction."""
+    options = dict(set_encoder=batch_norm_set_encoder(), set_dim=4, film_hidden=5)
+    if kind == "simple_cnaps":
+        learner = SimpleCNAPs(tiny_backbone(), **options)
+    else:
+        learner = CNAPs(tiny_backbone(), feature_dim=3, classifier_hidden=5, **options)
+    for head in learner.film.heads:
+        nn.init.normal_(head.weight, std=0.5)
+    return learner.double()
+
+
+@pytest.mark.parametrize("kind", ["simple_cnaps", "cnaps"])
+def test_a_freshly_built_film_learner_holds_its_image_encoders_in_eval_mode(kind):
+    """Straight from the constructor (a module starts in training mode), every module of the
+    backbone, the set encoder and the FiLM generator is in eval mode, so the diagnostics,
+    which never call ``.train()``, see running statistics: `exact_expectation` on the fresh
+    learner equals the full gradient to float64 round-off (1e-12; the batch statistics of a
+    set encoder left in training mode bias it by ~5e-4). The full gradient is the training
+    step's (which calls ``.train()``, holding the encoders in eval mode), after the
+    enumeration, so that the enumeration sees the learner as built."""
+    learner = film_learner_with_batch_norm_set_encoder(kind)
+    assert learner.training
+    for name, module in learner.image_encoders().items():
+        assert not any(m.training for m in module.modules()), f"{name} is in training mode"
+    episode = make_episode(n_support=4, n_query=4)
+    moments = exact_expectation(learner, episode, 2)
+    assert moments.count == 36
+    full = gradient(learner, episode)
+    assert relative_error(moments.mean, full) < 1e-12
 
 
 def test_a_batch_norm_set_encoder_gives_exact_lite_values_and_an_unbiased_gradient():
