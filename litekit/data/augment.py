@@ -93,7 +93,8 @@ def augment_episode(episode, augment: Augment, generator: torch.Generator):
     )
 
 
-#: Keeps augmentation streams apart from the samplers' and LITE's: (seed, AUGMENT_STREAM, k).
+#: The constant that keeps augmentation streams, (seed, AUGMENT_STREAM, k), apart from the
+#: samplers' and LITE's.
 AUGMENT_STREAM = 0x41554731  # "AUG1"
 
 

@@ -1,6 +1,7 @@
 """Pretrained backbone weights: torchvision's named weights, or a state dict on disk.
 
 The paper's learners start from ImageNet weights. Two sources, chosen by ``weights=``:
+
 - a torchvision weights name for the model (``"DEFAULT"``, ``"IMAGENET1K_V1"``, or the full
   ``"ResNet18_Weights.IMAGENET1K_V1"``): torchvision keeps the file in its cache folder
   (``torch.hub.get_dir()/checkpoints``) and downloads it there only when it is missing. With

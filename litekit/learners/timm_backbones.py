@@ -37,9 +37,9 @@ from torch import nn
 
 from litekit._checks import bad_argument
 
-#: How a backbone name says "a timm model": ``"timm:" + timm's model name``.
+#: The start of a backbone name that names a timm model (``"timm:" + timm's model name``).
 PREFIX = "timm:"
-#: The ``weights`` value that means "timm's pretrained file for this model, from its cache".
+#: The ``weights`` value that means timm's pretrained file for the model, from its cache.
 CACHED = "DEFAULT"
 
 
