@@ -42,6 +42,7 @@ from typing import Any
 import torch
 
 from litekit._checks import bad_argument
+from litekit._deprecated import old_names
 
 FORMAT = "litekit-checkpoint"
 VERSION = 2
@@ -142,7 +143,7 @@ def read(path: str | os.PathLike) -> dict:
     return decode(data, path)
 
 
-def is_checkpoint(path: str | os.PathLike) -> bool:
+def _is_checkpoint(path: str | os.PathLike) -> bool:
     """True if ``path`` holds a litekit checkpoint that passes its checks."""
     try:
         read(path)
@@ -378,3 +379,8 @@ def compare_fingerprints(saved: Mapping[str, Any], current: Mapping[str, Any]) -
                 "the checkpoint belongs to a run set up differently; use the same set-up, or "
                 "pass another checkpoint path to start afresh.",
             )
+
+
+__getattr__ = old_names(
+    __name__, {"is_checkpoint": ("call read(path), which says what is wrong", _is_checkpoint)}
+)

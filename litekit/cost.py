@@ -37,7 +37,7 @@ from litekit._checks import check_int
 from litekit.episodes import Episode
 from litekit.learners.film import film_channels
 from litekit.learners.finetuner import FineTuner
-from litekit.lite import Lite, with_layout
+from litekit.lite import Lite, with_precision
 from litekit.measure.peak import cuda_peak
 from litekit.measure.tensors import CreatedTensorMemory
 from litekit.measure.timing import median_seconds
@@ -143,7 +143,7 @@ def personalisation_cost(
         precision = learner.precision if precision is None else precision
         channels_last = learner.channels_last if channels_last is None else bool(channels_last)
     else:
-        lite = with_layout(lite, precision, channels_last)
+        lite = with_precision(lite, precision, channels_last)
         precision, channels_last = lite.precision, lite.channels_last
     learner.eval()
 

@@ -14,6 +14,8 @@ import os
 
 import torch
 
+from litekit._deprecated import old_names
+
 #: cuBLAS needs a fixed workspace for repeatable matrix products (PyTorch's reproducibility
 #: notes); set before the first product that uses it.
 CUBLAS_WORKSPACE = ":4096:8"
@@ -28,6 +30,17 @@ def use_deterministic_kernels() -> None:
     torch.backends.cudnn.deterministic = True
 
 
-def deterministic_kernels_in_use() -> bool:
+def _deterministic_kernels_in_use() -> bool:
     """True when `use_deterministic_kernels` (or the same settings) is in effect."""
     return torch.are_deterministic_algorithms_enabled() and not torch.backends.cudnn.benchmark
+
+
+__getattr__ = old_names(
+    __name__,
+    {
+        "deterministic_kernels_in_use": (
+            "read torch.are_deterministic_algorithms_enabled()",
+            _deterministic_kernels_in_use,
+        )
+    },
+)

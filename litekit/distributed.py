@@ -43,6 +43,7 @@ import torch.distributed as dist
 from torch import nn
 
 from litekit._checks import bad_argument, check_int
+from litekit._deprecated import old_names, warn_deprecated
 
 T = TypeVar("T")
 
@@ -80,6 +81,17 @@ def init_from_environment(device: str | None = None) -> tuple[int, int]:
     return rank_and_world()
 
 
+def leave_process_group(clean: bool) -> None:
+    """Close the process group `init_from_environment` joined (no-op without one). ``clean``:
+    every rank got here, so wait for all of them before any tears the group down (gloo
+    needs it); after an error on one rank only, close without waiting."""
+    if not dist.is_available() or not dist.is_initialized():
+        return
+    if clean and is_distributed():
+        dist.barrier()
+    dist.destroy_process_group()
+
+
 def shard(
     items: Sequence[int] | range, rank: int | None = None, world: int | None = None
 ) -> list[int]:
@@ -94,10 +106,10 @@ def unwrap(model: nn.Module) -> nn.Module:
     return model.module if isinstance(model, nn.parallel.DistributedDataParallel) else model
 
 
-def average_gradients(parameters: Iterable[nn.Parameter]) -> None:
+def _average_gradients(parameters: Iterable[nn.Parameter]) -> None:
     """All-reduce the ``.grad`` of every parameter to its mean over ranks, in one call.
 
-    A parameter without a gradient on some rank (no path from that rank's loss) counts as
+    A parameter without a gradient on some rank (that rank's loss does not reach it) counts as
     zeros there, so every rank takes part in the same single reduction.
     """
     if not is_distributed():
@@ -221,46 +233,79 @@ def task_share(mine: int, total_tasks: int | None) -> TaskShare:
     return TaskShare(mine, total, world)
 
 
-@dataclass(frozen=True)
-class StepTotals:
-    """Sums over every process's tasks of one step: losses and accuracies of the tasks that
-    counted, how many counted, how many were skipped, and how many failed (not run)."""
+@dataclass
+class StepSums:
+    """One step's sums over its tasks: the one record of them, from the first task to
+    `litekit.train.StepResult`.
 
-    loss_sum: float
-    accuracy_sum: float
-    counted: int
-    skipped: int
-    failed: int
+    The training step adds each task as it runs (`add`, or ``skipped += 1``, or `fail`);
+    `finish_step` returns the sums over every process; `litekit.train.StepResult.of` turns
+    them into means.
+
+    Attributes:
+        loss_sum, accuracy_sum: over the tasks that counted.
+        counted: tasks whose gradient is in the step.
+        skipped: tasks left out for a non-finite loss (``on_nonfinite="skip"``).
+        failed: tasks not run because one failed (that task and those after it).
+        failure: what failed, on this process (not summed); None when nothing did.
+    """
+
+    loss_sum: float = 0.0
+    accuracy_sum: float = 0.0
+    counted: int = 0
+    skipped: int = 0
+    failed: int = 0
+    failure: str | None = None
+
+    def add(self, loss: float, accuracy: float) -> None:
+        """One task that counts."""
+        self.loss_sum += loss
+        self.accuracy_sum += accuracy
+        self.counted += 1
+
+    def fail(self, failure: str, not_run: int) -> None:
+        """The step stops: ``not_run`` tasks (the failed one included) are not in it."""
+        self.failure, self.failed = failure, not_run
 
 
 def finish_step(
     parameters: Iterable[nn.Parameter],
     share: TaskShare,
-    loss_sum: float,
-    accuracy_sum: float,
-    counted: int,
-    skipped: int,
-    failed: int,
-) -> StepTotals:
+    sums: StepSums,
+    *old_counts: float,
+) -> StepSums:
     """The one collective seam of a step: sum the tasks' statistics and average the gradients.
 
-    In one process it only checks the counts and rescales for skipped tasks. Under torchrun
-    the statistics are summed over processes with one all-reduce (and the task counts
-    checked against ``share.total`` before anything is applied), then the gradients averaged
-    with another (`average_gradients`). When tasks were skipped (a non-finite loss), the
-    gradient is rescaled by T / (T - skipped) so that it stays the mean over the tasks that
-    counted. When a task failed on any process, the gradients are left alone: the caller
-    raises (the same error on every process) and applies nothing.
+    Returns ``sums`` summed over every process (``failure`` stays this process's). In one
+    process it only checks the counts and rescales for skipped tasks. Under torchrun the
+    statistics are summed over processes with one all-reduce (and the task counts checked
+    against ``share.total`` before anything is applied), then the gradients averaged with
+    another (`_average_gradients`). When tasks were skipped (a non-finite loss), the gradient
+    is rescaled by T / (T - skipped) so that it stays the mean over the tasks that counted.
+    When a task failed on any process, the gradients are left alone: the caller raises (the
+    same error on every process) and applies nothing.
+
+    The old form ``finish_step(parameters, share, loss_sum, accuracy_sum, counted, skipped,
+    failed)`` still works, with a warning.
     """
+    if old_counts:
+        warn_deprecated(
+            "finish_step(parameters, share, loss_sum, accuracy_sum, counted, skipped, failed)",
+            "pass a StepSums: finish_step(parameters, share, StepSums(...))",
+        )
+        sums = StepSums(sums, *old_counts)  # type: ignore[arg-type]
     parameters = [p for p in parameters if p.requires_grad]
-    sums = [loss_sum, accuracy_sum, float(counted), float(skipped), float(failed)]
+    numbers = [sums.loss_sum, sums.accuracy_sum, sums.counted, sums.skipped, sums.failed]
     if is_distributed():
         device = parameters[0].device if parameters else torch.device("cpu")
-        reduced = torch.tensor(sums, dtype=torch.float64, device=device)
+        reduced = torch.tensor(numbers, dtype=torch.float64, device=device)
         dist.all_reduce(reduced, op=dist.ReduceOp.SUM)
-        sums = reduced.tolist()
-    totals = StepTotals(sums[0], sums[1], round(sums[2]), round(sums[3]), round(sums[4]))
-    held = totals.counted + totals.skipped + totals.failed
+        numbers = reduced.tolist()
+    loss_sum, accuracy_sum, counted, skipped, failed = numbers
+    total = StepSums(
+        loss_sum, accuracy_sum, round(counted), round(skipped), round(failed), sums.failure
+    )
+    held = total.counted + total.skipped + total.failed
     if held != share.total:
         for p in parameters:
             p.grad = None  # nothing of this step is applied
@@ -270,12 +315,21 @@ def finish_step(
             f"the processes hold {held} tasks in all; pass that number, or give every "
             "process the same number of tasks and leave total_tasks out.",
         )
-    if totals.failed:
-        return totals
-    average_gradients(parameters)
-    if totals.skipped and totals.counted:
+    if total.failed:
+        return total
+    _average_gradients(parameters)
+    if total.skipped and total.counted:
         with torch.no_grad():
             for p in parameters:
                 if p.grad is not None:
-                    p.grad.mul_(share.total / totals.counted)
-    return totals
+                    p.grad.mul_(share.total / total.counted)
+    return total
+
+
+__getattr__ = old_names(
+    __name__,
+    {
+        "StepTotals": ("use StepSums", StepSums),
+        "average_gradients": ("finish_step averages the gradients", _average_gradients),
+    },
+)

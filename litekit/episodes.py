@@ -27,6 +27,9 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from litekit._checks import as_label_array, bad_argument, check_int
+from litekit._deprecated import renamed_keywords, warn_deprecated
+from litekit.learners.checks import check_task_tensors
+from litekit.seeding import numpy_generator
 
 
 @dataclass
@@ -84,50 +87,28 @@ class Episode:
         return Episode(*(t.to(device, non_blocking=non_blocking) for t in self._tensors()))
 
 
-def check_task_tensors(
-    support_images: torch.Tensor, support_labels: torch.Tensor, query_images: torch.Tensor
-) -> None:
-    """Validate one task's tensors before any work is done on them."""
-    if support_images.ndim < 2 or support_images.shape[0] == 0:
-        raise bad_argument(
-            "support_images",
-            tuple(support_images.shape),
-            "the support set is empty; pass at least one labelled image per class.",
-        )
-    if query_images.ndim < 2:
-        raise bad_argument(
-            "query_images", tuple(query_images.shape), "pass a batch of images (B, C, H, W)."
-        )
-    if tuple(support_images.shape[1:]) != tuple(query_images.shape[1:]):
-        raise bad_argument(
-            "query_images",
-            tuple(query_images.shape),
-            f"support images are {tuple(support_images.shape[1:])} each; resize the query "
-            "images to the same shape.",
-        )
-    if support_labels.dtype.is_floating_point or support_labels.dtype == torch.bool:
-        raise bad_argument(
-            "support_labels",
-            support_labels.dtype,
-            "labels must be an integer tensor (torch.long) with values 0..way-1.",
-        )
-    if support_labels.shape != (support_images.shape[0],):
-        raise bad_argument(
-            "support_labels",
-            tuple(support_labels.shape),
-            f"pass one label per support image, shape ({support_images.shape[0]},).",
-        )
-
-
 @dataclass(frozen=True)
 class EpisodeIndices:
-    """Which dataset items make up one episode, before any image is loaded."""
+    """Which dataset items make up one episode, before any image is loaded: the items'
+    indices in the dataset and their episode labels, for the support and the query set."""
 
-    support: np.ndarray
+    support_indices: np.ndarray
     support_labels: np.ndarray
-    query: np.ndarray
+    query_indices: np.ndarray
     query_labels: np.ndarray
     class_ids: np.ndarray
+
+    @property
+    def support(self) -> np.ndarray:
+        """Deprecated name of ``support_indices``."""
+        warn_deprecated("EpisodeIndices.support", "use EpisodeIndices.support_indices")
+        return self.support_indices
+
+    @property
+    def query(self) -> np.ndarray:
+        """Deprecated name of ``query_indices``."""
+        warn_deprecated("EpisodeIndices.query", "use EpisodeIndices.query_indices")
+        return self.query_indices
 
 
 def labels_of(source: Any) -> np.ndarray:
@@ -161,11 +142,6 @@ def _check_class_count(classes: np.ndarray) -> None:
         )
 
 
-def _episode_rng(seed: int, index: int) -> np.random.Generator:
-    """The random stream for episode ``index``: a function of ``(seed, index)`` alone."""
-    return np.random.default_rng(np.random.SeedSequence([seed, index]))
-
-
 def _class_table(labels: np.ndarray) -> tuple[np.ndarray, list[np.ndarray]]:
     classes, inverse = np.unique(labels, return_inverse=True)
     members = [np.flatnonzero(inverse == c) for c in range(len(classes))]
@@ -177,30 +153,34 @@ def _build_episode(
     classes: np.ndarray,
     members: list[np.ndarray],
     chosen: np.ndarray,
-    shots: np.ndarray,
-    queries: np.ndarray,
+    shot_counts: np.ndarray,
+    query_counts: np.ndarray,
 ) -> EpisodeIndices:
-    """Draw ``shots[j]`` support and ``queries[j]`` query items of class ``chosen[j]``."""
+    """Draw ``shot_counts[j]`` support and ``query_counts[j]`` query items of class
+    ``chosen[j]``."""
     support, support_labels, query, query_labels = [], [], [], []
-    for label, (position, shot, query_size) in enumerate(zip(chosen, shots, queries, strict=True)):
-        picked = rng.choice(members[position], size=int(shot + query_size), replace=False)
-        support.append(picked[:shot])
-        query.append(picked[shot:])
-        support_labels.append(np.full(shot, label))
-        query_labels.append(np.full(query_size, label))
-    support_order = rng.permutation(int(np.sum(shots)))
-    query_order = rng.permutation(int(np.sum(queries)))
+    counts = zip(chosen, shot_counts, query_counts, strict=True)
+    for label, (position, shots, queries) in enumerate(counts):
+        picked = rng.choice(members[position], size=int(shots + queries), replace=False)
+        support.append(picked[:shots])
+        query.append(picked[shots:])
+        support_labels.append(np.full(shots, label))
+        query_labels.append(np.full(queries, label))
+    support_order = rng.permutation(int(np.sum(shot_counts)))
+    query_order = rng.permutation(int(np.sum(query_counts)))
     return EpisodeIndices(
-        support=np.concatenate(support)[support_order],
+        support_indices=np.concatenate(support)[support_order],
         support_labels=np.concatenate(support_labels)[support_order].astype(np.int64),
-        query=np.concatenate(query)[query_order],
+        query_indices=np.concatenate(query)[query_order],
         query_labels=np.concatenate(query_labels)[query_order].astype(np.int64),
         class_ids=classes[chosen].astype(np.int64),
     )
 
 
-class _SamplerBase(ABC):
-    """Shared plumbing: a fixed number of episodes, each a pure function of (seed, k)."""
+class Sampler(ABC):
+    """What every episode sampler is: a fixed number of episodes, each a pure function of
+    (seed, k). `EpisodeSampler`, `VariableEpisodeSampler` and ORBIT's
+    `litekit.data.OrbitTaskSampler` are samplers; `episode_loader` takes any of them."""
 
     episodes: int
     seed: int
@@ -217,26 +197,28 @@ class _SamplerBase(ABC):
         """The indices of episode ``index``: a pure function of ``(seed, index)``."""
 
 
-class EpisodeSampler(_SamplerBase):
+class EpisodeSampler(Sampler):
     """Fixed way, shot and query size: the classic N-way K-shot task.
 
     Args:
         labels: class label of every dataset item, or a dataset with ``.targets``/``.labels``.
         way: classes per episode (at least 2).
         shot: support images per class (the support set has N = way * shot images).
-        query: query images per class.
+        query_per_class: query images per class (its old name ``query=`` still works, with
+            a warning).
         episodes: how many episodes one pass yields.
         seed: episode ``k`` is a function of ``(seed, k)`` only.
-        skip_small_classes: classes with fewer than ``shot + query`` items are an error by
-            default; set True to leave them out instead.
+        skip_small_classes: classes with fewer than ``shot + query_per_class`` items are an
+            error by default; set True to leave them out instead.
     """
 
+    @renamed_keywords(query="query_per_class")
     def __init__(
         self,
         labels: Any,
         way: int,
         shot: int,
-        query: int,
+        query_per_class: int,
         episodes: int,
         seed: int = 0,
         *,
@@ -244,7 +226,7 @@ class EpisodeSampler(_SamplerBase):
     ) -> None:
         self.way = check_int("way", way, minimum=2, fix=_AT_LEAST_TWO_CLASSES)
         self.shot = check_int("shot", shot, minimum=1)
-        self.query = check_int("query", query, minimum=1)
+        self.query_per_class = check_int("query_per_class", query_per_class, minimum=1)
         self.episodes = check_int("episodes", episodes, minimum=1)
         self.seed = check_int("seed", seed, minimum=0)
         classes, members = _class_table(labels_of(labels))
@@ -257,35 +239,42 @@ class EpisodeSampler(_SamplerBase):
                 "classes.",
             )
         sizes = np.array([len(m) for m in members])
-        need = self.shot + self.query
+        need = self.shot + self.query_per_class
         eligible = np.flatnonzero(sizes >= need)
         if len(eligible) < len(classes) and not skip_small_classes:
             small = classes[sizes < need][:5].tolist()
             raise bad_argument(
-                "shot + query",
+                "shot + query_per_class",
                 need,
-                f"classes {small} have only {int(sizes.min())} item(s); lower shot or query, "
+                f"classes {small} have only {int(sizes.min())} item(s); lower shot or "
+                "query_per_class, "
                 "or pass skip_small_classes=True to leave such classes out.",
             )
         if len(eligible) < self.way:
             raise bad_argument(
                 "way",
                 way,
-                f"only {len(eligible)} classes have shot + query = {need} items; "
-                "lower way, shot or query.",
+                f"only {len(eligible)} classes have shot + query_per_class = {need} items; "
+                "lower way, shot or query_per_class.",
             )
         self._classes, self._members, self._eligible = classes, members, eligible
 
     def episode(self, index: int) -> EpisodeIndices:
         """The indices of episode ``index`` (a pure function of ``(seed, index)``)."""
-        rng = _episode_rng(self.seed, index)
+        rng = numpy_generator(self.seed, index)
         chosen = rng.choice(self._eligible, size=self.way, replace=False)
-        shots = np.full(self.way, self.shot)
-        queries = np.full(self.way, self.query)
-        return _build_episode(rng, self._classes, self._members, chosen, shots, queries)
+        shot_counts = np.full(self.way, self.shot)
+        query_counts = np.full(self.way, self.query_per_class)
+        return _build_episode(rng, self._classes, self._members, chosen, shot_counts, query_counts)
+
+    @property
+    def query(self) -> int:
+        """Deprecated name of ``query_per_class``."""
+        warn_deprecated("EpisodeSampler.query", "use EpisodeSampler.query_per_class")
+        return self.query_per_class
 
 
-class VariableEpisodeSampler(_SamplerBase):
+class VariableEpisodeSampler(Sampler):
     """Meta-Dataset-style tasks of varying way and shot, including large, imbalanced ones.
 
     Per episode (Triantafillou et al., 2020, the procedure the LITE paper trains with):
@@ -358,22 +347,22 @@ class VariableEpisodeSampler(_SamplerBase):
 
     def episode(self, index: int) -> EpisodeIndices:
         """The indices of episode ``index`` (a pure function of ``(seed, index)``)."""
-        rng = _episode_rng(self.seed, index)
+        rng = numpy_generator(self.seed, index)
         top = min(self.max_way, len(self._eligible))
         way = int(rng.integers(self.min_way, top + 1))
         chosen = rng.choice(self._eligible, size=way, replace=False)
         sizes = self._sizes[chosen]
-        query = min(self.max_query, int(sizes.min()) // 2)
-        remaining = sizes - query
+        query_per_class = min(self.max_query, int(sizes.min()) // 2)
+        remaining = sizes - query_per_class
         beta = rng.uniform()
         contributions = np.minimum(self.max_support_per_class, remaining)
         total = min(self.max_support, int(np.ceil(beta * contributions).sum()))
         total = max(total, way)
         weights = np.exp(rng.uniform(self.min_log_weight, self.max_log_weight, size=way)) * sizes
         shares = np.floor(weights / weights.sum() * (total - way)).astype(np.int64) + 1
-        shots = np.minimum(shares, remaining)
-        queries = np.full(way, query)
-        return _build_episode(rng, self._classes, self._members, chosen, shots, queries)
+        shot_counts = np.minimum(shares, remaining)
+        query_counts = np.full(way, query_per_class)
+        return _build_episode(rng, self._classes, self._members, chosen, shot_counts, query_counts)
 
 
 def _load(dataset: Any, index: int) -> torch.Tensor:
@@ -396,7 +385,7 @@ class EpisodeDataset(Dataset):
     episodes, and episode ``k`` is the same whichever worker builds it.
     """
 
-    def __init__(self, dataset: Any, sampler: _SamplerBase) -> None:
+    def __init__(self, dataset: Any, sampler: Sampler) -> None:
         self.dataset = dataset
         self.sampler = sampler
 
@@ -405,8 +394,8 @@ class EpisodeDataset(Dataset):
 
     def __getitem__(self, index: int) -> Episode:
         indices = self.sampler.episode(index)
-        support = torch.stack([_load(self.dataset, i) for i in indices.support])
-        query = torch.stack([_load(self.dataset, i) for i in indices.query])
+        support = torch.stack([_load(self.dataset, i) for i in indices.support_indices])
+        query = torch.stack([_load(self.dataset, i) for i in indices.query_indices])
         return Episode(
             support_images=support,
             support_labels=torch.from_numpy(indices.support_labels),
@@ -422,7 +411,7 @@ def _identity(episode: Episode) -> Episode:
 
 def episode_loader(
     dataset: Any,
-    sampler: _SamplerBase,
+    sampler: Sampler,
     *,
     num_workers: int = 0,
     pin_memory: bool = False,
@@ -455,3 +444,6 @@ def episode_loader(
         prefetch_factor=prefetch_factor if num_workers > 0 else None,
         persistent_workers=False,
     )
+
+
+_SamplerBase = Sampler  # its old, private name

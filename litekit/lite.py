@@ -5,9 +5,9 @@ For an encoder f_θ applied to each image independently, the task gradient split
 
     dL/dθ = g_Q + Σ_{n=1..N} g_n,    g_n = (∂L/∂e_n)(∂e_n/∂θ),    e_n = f_θ(x_n).
 
-`lite_forward` returns embeddings whose *value* is f_θ(x_n) for every n (computed without
-gradient, in chunks, so memory does not grow with N) and whose *gradient* reaches θ through
-a uniformly random subset H of h rows only, each scaled by N/h. Back-propagating a loss
+LITE returns embeddings whose *value* is f_θ(x_n) for every n (computed without gradient,
+in chunks, so memory does not grow with N) and whose *gradient* reaches θ through a
+uniformly random subset H of h rows only, each scaled by N/h. Back-propagating a loss
 through them gives
 
     ĝ = g_Q + (N/h) Σ_{n∈H} g_n,    E_H[ĝ] = dL/dθ,    Cov[ĝ] = N(N-h)/h · S²,
@@ -16,10 +16,21 @@ with S² the sample covariance of the g_n. The trick that keeps values exact: th
 tensor is ``E + s · (e_H - stop_gradient(e_H))`` at rows H, which adds exactly zero to the
 value and ``s · ∂e_H/∂θ`` to the gradient.
 
-Every learner reaches its support images through `lite_forward`: it is the only place the
-estimator is written. `Lite` holds a learner's settings (h, chunk size, subsets, scaling,
-precision and memory layout) and draws the subsets; `support_scale` and `loss_scale` are
-the two scale rules.
+The estimator has four parts, all in this module:
+
+1. the no-grad pass, `embed_without_grad` (a learner's ``no_grad_support`` runs it once per
+   task and support path, and caches it);
+2. the subset draw, `Lite.draw` (through `draw_subset`; once per query batch);
+3. the N/h-scaled rows, `embed_support`, the one place the formula above is written (a
+   learner calls it once per support path and query batch);
+4. the loss factor, `Lite.loss_scale` (N/h under ORBIT's convention, else 1), which
+   `litekit.train.meta_train_step` puts on each task's loss.
+
+They are split so that one no-grad pass over the N support images serves every query batch
+of a task, each with its own fresh subset. `lite_forward` is the standalone form: it runs
+parts 1 and 2 itself and calls `embed_support`. Every scale comes from the two scale rules,
+`support_scale` (on the rows) and `loss_scale` (on the loss). `Lite` holds a learner's
+settings (h, chunk size, subsets, scaling, precision and memory layout).
 
 Scaling conventions (``scaling=``):
 
@@ -38,10 +49,12 @@ from __future__ import annotations
 import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from typing import Any, NamedTuple
 
 import torch
 
 from litekit._checks import bad_argument, check_choice, check_int
+from litekit._deprecated import old_names, renamed_keywords, warn_deprecated
 from litekit.precision import autocast, check_precision, memory_layout
 
 Encoder = Callable[[torch.Tensor], torch.Tensor]
@@ -110,7 +123,8 @@ def embed_without_grad(
 def draw_subset(n: int, h: int, generator: torch.Generator | None = None) -> torch.Tensor:
     """h of range(n), uniformly without replacement, in increasing order (on the CPU).
 
-    The only source of LITE's randomness: `Lite.draw` calls it once per support path.
+    The only source of LITE's randomness: `Lite.draw` calls it once per support path (and
+    `lite_forward` once).
     """
     return torch.randperm(n, generator=generator)[:h].sort().values
 
@@ -140,24 +154,62 @@ def as_subset(
     return subset
 
 
-def _encode_together(
+class Embedded(NamedTuple):
+    """What `embed_support` gives: the support embeddings (N, ...), and the query batch's
+    embeddings when one was passed (else None)."""
+
+    support: torch.Tensor
+    queries: torch.Tensor | None = None
+
+
+def embed_support(
     encoder: Encoder,
     images: torch.Tensor,
-    queries: torch.Tensor | None,
+    lite: Lite | None,
     device: torch.device,
-    precision: str,
-    channels_last: bool,
-) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """``encoder`` on the support rows and the query batch in ONE call: one forward and one
-    backward instead of two, which is what keeps a step near its floor when h and the query
-    batch are small. Returns (support rows, queries or None)."""
-    parts = [images] if queries is None else [images, queries]
-    batch = torch.cat([p.to(device, non_blocking=True) for p in parts])
-    out = run_encoder(encoder, batch, device, precision, channels_last)
-    n = images.shape[0]
-    return out[:n], (out[n:] if queries is not None else None)
+    *,
+    cached: torch.Tensor | None = None,
+    subset: torch.Tensor | None = None,
+    queries: torch.Tensor | None = None,
+) -> Embedded:
+    """The N/h-scaled rows: the one place LITE's estimator is written.
+
+    Without ``cached``, every support image keeps its graph: ``encoder(images)``, plain
+    back-propagation. With ``cached`` (the support set embedded earlier without gradient)
+    and a ``subset`` H of h of its rows, the value is ``cached`` and the gradient reaches the
+    encoder through the rows of H only, each scaled by s = `support_scale` (N/h under
+    ``"unbiased"``, 1 otherwise):
+
+        cached + s · (e_H - stop_gradient(e_H))  at the rows of H,
+
+    which adds exactly zero to the value. ``queries``, a query batch, go through the same
+    encoder call as the rows of H: one forward and one backward instead of two, which keeps
+    a step near its floor when h and the query batch are small.
+
+    The learners call it once per support path and query batch, and `lite_forward` wraps it
+    for standalone use. It checks nothing (its callers checked their settings once): ``lite``
+    gives the scaling, precision and memory layout (None: fp32, only without ``cached``).
+    """
+    rows = images if cached is None else images[subset.to(images.device)]
+    if cached is not None and len(rows) == 0 and queries is None:
+        return Embedded(cached)  # no row carries gradient, and nothing else to embed
+    layout = {} if lite is None else lite.layout
+    parts = [rows] if queries is None else [rows, queries]
+    batch = torch.cat([part.to(device, non_blocking=True) for part in parts])
+    out = run_encoder(encoder, batch, device, **layout)
+    embedded = out[: len(rows)]
+    query_embeddings = out[len(rows) :] if queries is not None else None
+    if cached is None:
+        return Embedded(embedded, query_embeddings)
+    support = cached
+    if len(rows):
+        scale = support_scale(len(images), len(rows), lite.scaling)
+        delta = (embedded - embedded.detach()) * scale
+        support = cached.index_add(0, subset.to(cached.device), delta)
+    return Embedded(support, query_embeddings)
 
 
+@renamed_keywords(indices="subset")
 def lite_forward(
     encoder: Encoder,
     images: torch.Tensor,
@@ -166,14 +218,19 @@ def lite_forward(
     chunk_size: int = 64,
     generator: torch.Generator | None = None,
     scaling: str = "unbiased",
-    indices: Sequence[int] | torch.Tensor | None = None,
+    subset: Sequence[int] | torch.Tensor | None = None,
     device: torch.device | str | None = None,
     cached: torch.Tensor | None = None,
-    queries: torch.Tensor | None = None,
     precision: str = "fp32",
     channels_last: bool = False,
-) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+    queries: torch.Tensor | None = None,
+) -> torch.Tensor:
     """Embeddings of all N images, in input order, with gradient through h random rows.
+
+    The standalone form of the estimator: it checks its arguments, runs the no-grad pass
+    (`embed_without_grad`) and draws the subset (`draw_subset`) unless they are given, then
+    calls `embed_support`. (The learners make those two parts once per task and per query
+    batch themselves, and call `embed_support` directly.)
 
     Args:
         encoder: maps a batch of images to a batch of embeddings, each image on its own (no
@@ -186,57 +243,53 @@ def lite_forward(
         scaling: ``"unbiased"`` scales the sampled rows' gradient by N/h; ``"none"`` and
             ``"loss"`` leave it at 1 (see the module docstring: under ``"loss"`` the caller
             multiplies its loss by `loss_scale`, and a warning says so).
-        indices: a fixed subset of h rows instead of a random one (exact enumeration).
+        subset: a fixed subset of h rows instead of a random one (exact enumeration); its
+            old name ``indices=`` still works, with a warning.
         device: where the encoder runs; defaults to ``images.device``.
-        cached: ``encoder(images)`` computed earlier without gradient (a learner computes it
-            once per task and reuses it for every query batch); computed here when None.
-        queries: a query batch to embed in the same encoder call as the sampled rows.
+        cached: ``encoder(images)`` computed earlier without gradient; computed here when
+            None.
         precision: ``"fp32"``, or ``"bf16"``/``"fp16"`` to run both passes (no-grad and
             gradient) under ``torch.autocast``; embeddings come back in the images' dtype.
         channels_last: run the encoder on channels-last images (`litekit.precision`).
+        queries: deprecated: a query batch to embed in the same encoder call; then the
+            result is an `Embedded` pair. Call `embed_support` for that.
 
     Returns:
-        (N, ...) tensor equal in value to ``encoder(images)``; with ``queries``, the pair
-        (that tensor, ``encoder(queries)``).
+        (N, ...) tensor equal in value to ``encoder(images)``.
     """
-    _check_h_and_chunk(h, chunk_size)
-    check_choice("scaling", scaling, SCALINGS)
-    check_precision(precision)
+    lite = Lite(h, chunk_size, generator, scaling, precision=precision, channels_last=channels_last)
     n = images.shape[0]
     if n == 0:
         raise bad_argument("images", tuple(images.shape), "pass at least one image.")
     if cached is not None and cached.shape[0] != n:
         raise bad_argument("cached", tuple(cached.shape), f"pass one embedding per image ({n}).")
+    if subset is not None:
+        subset = as_subset("subset", subset, n, h)
     if scaling == "loss" and 0 < h < n:
         warnings.warn(
             "lite_forward(scaling='loss') scales no rows: multiply your loss by "
             "litekit.lite.loss_scale(N, h, 'loss') (meta_train_step does), or pass "
             "scaling='none' to say you mean no scaling.",
             UserWarning,
-            stacklevel=2,
+            stacklevel=3,
+        )
+    if queries is not None:
+        warn_deprecated(
+            "lite_forward(queries=...)", "call litekit.lite.embed_support", stacklevel=4
         )
     device = images.device if device is None else torch.device(device)
-    layout = (precision, channels_last)
-    if h >= n and indices is None and cached is None:  # plain back-propagation
-        support, embedded = _encode_together(encoder, images, queries, device, *layout)
-        return support if queries is None else (support, embedded)
-    subset = as_subset("indices", indices, n, h) if indices is not None else None
-    if cached is None:
-        cached = embed_without_grad(encoder, images, chunk_size, device, *layout)
-    if subset is None:
-        subset = draw_subset(n, min(h, n), generator)
-    support, embedded = cached, None
-    if len(subset) or queries is not None:
-        rows, embedded = _encode_together(
-            encoder, images[subset.to(images.device)], queries, device, *layout
-        )
-        if len(subset):
-            delta = (rows - rows.detach()) * support_scale(n, len(subset), scaling)
-            support = cached.index_add(0, subset.to(cached.device), delta)
-    return support if queries is None else (support, embedded)
+    if h < n or subset is not None or cached is not None:  # LITE: the two parts it needs
+        if cached is None:
+            cached = embed_without_grad(encoder, images, chunk_size, device, **lite.layout)
+        if subset is None:
+            subset = draw_subset(n, min(h, n), generator)
+    embedded = embed_support(
+        encoder, images, lite, device, cached=cached, subset=subset, queries=queries
+    )
+    return embedded.support if queries is None else embedded
 
 
-def with_layout(
+def with_precision(
     lite: Lite | None, precision: str | None = None, channels_last: bool | None = None
 ) -> Lite | None:
     """``lite`` with ``precision`` and ``channels_last`` where given (None keeps its own);
@@ -256,9 +309,11 @@ def with_layout(
 class Lite:
     """How a learner treats its support set: subset size, chunking, subsets and scaling.
 
-    A learner calls `draw` once per task (or per query batch) to get one subset per support
+    A learner runs the no-grad pass over its support set once per task (`embed_without_grad`
+    in ``chunk_size`` chunks), calls `draw` once per query batch for one subset per support
     path (``"features"`` for the backbone, ``"set"`` for a set encoder), and passes each to
-    `lite_forward` with the cached no-grad embeddings of that path.
+    `embed_support` with that path's cached embeddings. The training step multiplies the
+    task loss by `loss_scale` (N/h under ``"loss"`` only).
 
     Args:
         h: support images back-propagated through per path (the paper's size of H). ``h = 0``
@@ -306,9 +361,16 @@ class Lite:
         return loss_scale(n, self.h, self.scaling)
 
     @property
+    def layout(self) -> dict[str, Any]:
+        """The encoder's precision and memory layout, as keyword arguments of
+        `run_encoder` and `embed_without_grad`."""
+        return {"precision": self.precision, "channels_last": self.channels_last}
+
+    @property
     def row_scaling(self) -> str:
-        """The ``scaling`` to hand `lite_forward`: under ``"loss"`` the rows get no factor
-        ("none") because the training step scales the whole loss instead."""
+        """The ``scaling`` the rows get. Deprecated, because `support_scale` already gives
+        the rows no factor under ``"loss"``, so ``scaling`` itself is what to pass."""
+        warn_deprecated("Lite.row_scaling", "use Lite.scaling (support_scale handles 'loss')")
         return "none" if self.scaling == "loss" else self.scaling
 
     def draw(self, n: int, paths: Sequence[str]) -> dict[str, torch.Tensor]:
@@ -325,3 +387,6 @@ class Lite:
             shared = draw_subset(n, h, self.generator)
             return {p: shared for p in paths}
         return {p: draw_subset(n, h, self.generator) for p in paths}
+
+
+__getattr__ = old_names(__name__, {"with_layout": ("use with_precision", with_precision)})

@@ -31,8 +31,12 @@ def run(steps: int, image_size: int, h: int, seed: int) -> dict:
     test_data = ProceduralImages(  # the next 200 class codes: classes unseen in training
         num_classes=200, images_per_class=30, image_size=image_size, seed=seed, first_class=200
     )
-    train_tasks = EpisodeSampler(train_data, way=5, shot=10, query=5, episodes=steps, seed=seed)
-    test_tasks = EpisodeSampler(test_data, way=5, shot=10, query=10, episodes=20, seed=seed)
+    train_tasks = EpisodeSampler(
+        train_data, way=5, shot=10, query_per_class=5, episodes=steps, seed=seed
+    )
+    test_tasks = EpisodeSampler(
+        test_data, way=5, shot=10, query_per_class=10, episodes=20, seed=seed
+    )
     evaluation_episodes = list(episode_loader(test_data, test_tasks))
 
     learner = ProtoNets(conv4(width=32))

@@ -17,6 +17,7 @@ import ipywidgets as widgets
 import torch
 
 from litekit._checks import check_choice, check_int
+from litekit._deprecated import old_names
 from litekit.diagnostics import LEARNERS, SCALINGS, demo_task, estimator_stats
 from litekit.plots import BACKENDS, variance_vs_h
 
@@ -42,7 +43,7 @@ class Exploration:
     clamped: bool
 
 
-def grid(n: int, h: int) -> list[int]:
+def _grid(n: int, h: int) -> list[int]:
     """The h values the panel measures: 1, 2, 4, ... below N, N itself, and the chosen h."""
     values = {n, h}
     power = 1
@@ -99,7 +100,7 @@ def explore(
         width=width,
         dtype=torch.float32,
     )
-    rows = estimator_stats(model, episode, grid(n, h_used), draws, seed, scalings=[scaling])
+    rows = estimator_stats(model, episode, _grid(n, h_used), draws, seed, scalings=[scaling])
     row = next(r for r in rows if r["h"] == h_used)
     note = (
         f"h = {h_used} of N = {n} ({row['learner']}, {scaling}): tr Cov[ĝ] = "
@@ -222,3 +223,6 @@ class VariancePanel(widgets.VBox):
         with self.output:
             self.output.clear_output(wait=True)
             display(_displayable(result.figure))
+
+
+__getattr__ = old_names(__name__, {"grid": ("it was only used here", _grid)})

@@ -67,14 +67,14 @@ def test_a_sound_checkpoint_round_trips_with_its_header(saved):
     assert data.startswith(checkpoints.MAGIC)
     payload = checkpoints.load(path)
     assert payload["step"] == 2 and payload["version"] == checkpoints.VERSION
-    assert checkpoints.is_checkpoint(path)
+    assert checkpoints._is_checkpoint(path)
 
 
 @pytest.mark.parametrize("keep", [0.999, 0.5, 0.01])
 def test_a_truncated_checkpoint_is_reported_and_not_loaded(saved, keep):
     path, data = saved
     path.write_bytes(data[: int(len(data) * keep)])
-    assert not checkpoints.is_checkpoint(path)
+    assert not checkpoints._is_checkpoint(path)
     resume_fails(path, r"^checkpoint=.*(truncated|header is damaged)")
 
 

@@ -46,7 +46,7 @@ def test_labels_without_rendering(monkeypatch):
     data = ProceduralImages(num_classes=1000, images_per_class=20)
     monkeypatch.setattr(ProceduralImages, "render", lambda *a, **k: pytest.fail("rendered"))
     assert len(data) == 20000 and data.targets[:21] == [0] * 20 + [1]
-    sampler = EpisodeSampler(data, way=5, shot=3, query=2, episodes=3, seed=0)
+    sampler = EpisodeSampler(data, way=5, shot=3, query_per_class=2, episodes=3, seed=0)
     assert len(list(sampler)) == 3
 
 
@@ -134,7 +134,7 @@ def class_folders(tmp_path):
 
 def test_torchvision_image_folder_works_with_the_samplers(class_folders):
     plain = datasets.ImageFolder(class_folders, transform=transforms.ToTensor())
-    sampler = EpisodeSampler(plain, way=3, shot=2, query=2, episodes=2, seed=0)
+    sampler = EpisodeSampler(plain, way=3, shot=2, query_per_class=2, episodes=2, seed=0)
     episode = next(iter(episode_loader(plain, sampler)))
     assert episode.support_images.shape == (6, 3, 12, 12) and episode.way == 3
 
@@ -143,7 +143,7 @@ def test_image_folder_dataset_resizes_and_samples(class_folders):
     data = ImageFolderDataset(class_folders, image_size=8)
     assert isinstance(data, datasets.ImageFolder)
     assert data.classes == ["class0", "class1", "class2", "class3"] and len(data) == 24
-    sampler = EpisodeSampler(data, way=4, shot=3, query=3, episodes=2, seed=1)
+    sampler = EpisodeSampler(data, way=4, shot=3, query_per_class=3, episodes=2, seed=1)
     episodes = list(episode_loader(data, sampler))
     assert episodes[0].support_images.shape == (12, 3, 8, 8)
     assert torch.equal(
@@ -271,18 +271,19 @@ def test_orbit_tasks_are_per_user_with_context_and_target_from_different_videos(
         users.add(user)
         assert len(task.class_ids) == len(frames.user_classes(user))  # way: all their objects
         assert set(task.support_labels) == set(task.query_labels) == set(range(len(task.class_ids)))
-        support_videos = {video_of[int(i)] for i in task.support}
-        query_videos = {video_of[int(i)] for i in task.query}
+        support_videos = {video_of[int(i)] for i in task.support_indices}
+        query_videos = {video_of[int(i)] for i in task.query_indices}
         assert not support_videos & query_videos
         for label, class_id in enumerate(task.class_ids):
             assert all(
-                frames.targets[i] == class_id for i in task.support[task.support_labels == label]
+                frames.targets[i] == class_id
+                for i in task.support_indices[task.support_labels == label]
             )
         # all frames of 2 context videos per object: hundreds of support images
-        assert len(task.support) == 2 * 30 * len(task.class_ids) >= 180
+        assert len(task.support_indices) == 2 * 30 * len(task.class_ids) >= 180
     assert users == {"P0", "P1"}
     again = OrbitTaskSampler(frames, episodes=6, seed=3).episode(4)
-    assert np.array_equal(again.support, sampler.episode(4).support)
+    assert np.array_equal(again.support_indices, sampler.episode(4).support_indices)
 
 
 def test_orbit_tasks_load_as_episodes(orbit_root):
@@ -304,13 +305,13 @@ def test_orbit_released_layout_clean_context_clutter_target(tmp_path):
     for k in range(4):
         task = sampler.episode(k)
         kind_of = {int(i): v.kind for v in frames.videos for i in v.frames}
-        assert {kind_of[int(i)] for i in task.support} == {"clean"}
-        assert {kind_of[int(i)] for i in task.query} == {"clutter"}
-    assert sampler.usable_users == ["P0", "P1"]
+        assert {kind_of[int(i)] for i in task.support_indices} == {"clean"}
+        assert {kind_of[int(i)] for i in task.query_indices} == {"clutter"}
+    assert sampler._users == ["P0", "P1"]
     three = OrbitTaskSampler(
         frames, episodes=1, min_way=3, context_kind="clean", target_kind="clutter"
     )
-    assert three.usable_users == ["P0"]  # only P0 has three objects
+    assert three._users == ["P0"]  # only P0 has three objects
 
 
 def test_orbit_errors_name_the_folder(tmp_path):

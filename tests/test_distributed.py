@@ -14,7 +14,7 @@ from helpers import gradient, make_episode, make_learner, relative_error
 import litekit.distributed
 import litekit.train.step
 from litekit import Lite, meta_train_step
-from litekit.distributed import StepTotals, shard, task_share
+from litekit.distributed import StepSums, shard, task_share
 
 TASKS = 4
 CASES = {
@@ -109,8 +109,8 @@ def test_one_process_per_rank_simulation_gives_the_mean_over_all_tasks(monkeypat
     of a faked world of W = 2, a step on its shard of T = 5 tasks (3 and 2: W does not divide
     T), with the two collectives stood in for (checks run locally; the step's task counts
     summed as the all-reduce would); each rank's accumulated gradient is kept, and their
-    average (what `average_gradients` computes) is the mean of the five tasks' gradients,
-    each computed on its own, to float64 round-off. A weight of 1/T instead of W/T would
+    average (what `finish_step` averages) is the mean of the five tasks' gradients, each
+    computed on its own, to float64 round-off. A weight of 1/T instead of W/T would
     give half of it, and 1/(tasks on the rank) a different mix."""
     kind, world, total = "simple_cnaps", 2, 5
     tasks = [make_episode(n_support=6, n_query=4, seed=30 + k) for k in range(total)]
@@ -120,9 +120,9 @@ def test_one_process_per_rank_simulation_gives_the_mean_over_all_tasks(monkeypat
     def local(check, **_):
         return check()
 
-    def summed_counts(parameters, share, loss_sum, accuracy_sum, counted, skipped, failed):
-        assert (counted, skipped, failed) == (share.mine, 0, 0)
-        return StepTotals(loss_sum, accuracy_sum, share.total, 0, 0)
+    def summed_counts(parameters, share, sums):
+        assert (sums.counted, sums.skipped, sums.failed) == (share.mine, 0, 0)
+        return StepSums(sums.loss_sum, sums.accuracy_sum, share.total, 0, 0)
 
     monkeypatch.setattr(litekit.train.step, "same_outcome_on_every_rank", local)
     monkeypatch.setattr(litekit.train.step, "finish_step", summed_counts)
@@ -184,6 +184,6 @@ def test_a_bad_task_on_one_rank_raises_on_every_rank(tmp_path):
     ranks = [torch.load(tmp_path / f"rank{r}.pt") for r in range(2)]
     for labels, nan, flag in ranks:
         assert labels.startswith("CollectiveError: query_labels=[7]")
-        assert nan.startswith("CollectiveNonFiniteLossError: episode[0]=support_images[2]")
+        assert nan.startswith("CollectiveNonFiniteLossError: episodes[0]=support_images[2]")
         assert flag == "flag True"
     assert issubclass(CollectiveNonFiniteLossError, NonFiniteLossError)

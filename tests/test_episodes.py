@@ -37,26 +37,26 @@ class NoImages(LabelledTensors):
 
 def check_invariants(indices, labels, way=None):
     labels = np.asarray(labels)
-    assert set(indices.support).isdisjoint(indices.query)
-    assert len(set(indices.support)) == len(indices.support)
-    assert len(set(indices.query)) == len(indices.query)
+    assert set(indices.support_indices).isdisjoint(indices.query_indices)
+    assert len(set(indices.support_indices)) == len(indices.support_indices)
+    assert len(set(indices.query_indices)) == len(indices.query_indices)
     k = len(indices.class_ids)
     if way is not None:
         assert k == way
     assert len(set(indices.class_ids.tolist())) == k
     for positions, episode_labels in (
-        (indices.support, indices.support_labels),
-        (indices.query, indices.query_labels),
+        (indices.support_indices, indices.support_labels),
+        (indices.query_indices, indices.query_labels),
     ):
         assert set(episode_labels.tolist()) == set(range(k)), "every class has items"
         np.testing.assert_array_equal(labels[positions], indices.class_ids[episode_labels])
 
 
 def test_fixed_sampler_invariants():
-    sampler = EpisodeSampler(LABELS, way=5, shot=3, query=2, episodes=20, seed=0)
+    sampler = EpisodeSampler(LABELS, way=5, shot=3, query_per_class=2, episodes=20, seed=0)
     for indices in sampler:
         check_invariants(indices, LABELS, way=5)
-        assert len(indices.support) == 15 and len(indices.query) == 10
+        assert len(indices.support_indices) == 15 and len(indices.query_indices) == 10
         assert np.bincount(indices.support_labels).tolist() == [3] * 5
 
 
@@ -65,22 +65,26 @@ def test_same_seed_same_episodes_other_seed_other_episodes():
     b = list(EpisodeSampler(LABELS, 5, 2, 2, episodes=5, seed=1))
     c = list(EpisodeSampler(LABELS, 5, 2, 2, episodes=5, seed=2))
     for x, y in zip(a, b, strict=True):
-        assert np.array_equal(x.support, y.support) and np.array_equal(x.query, y.query)
+        assert np.array_equal(x.support_indices, y.support_indices) and np.array_equal(
+            x.query_indices, y.query_indices
+        )
         assert np.array_equal(x.class_ids, y.class_ids)
-    assert any(not np.array_equal(x.support, z.support) for x, z in zip(a, c, strict=True))
+    assert any(
+        not np.array_equal(x.support_indices, z.support_indices) for x, z in zip(a, c, strict=True)
+    )
 
 
 def test_episode_k_does_not_depend_on_order_of_requests():
     sampler = EpisodeSampler(LABELS, 5, 2, 2, episodes=10, seed=4)
-    forwards = [sampler.episode(k).support for k in range(10)]
-    backwards = [sampler.episode(k).support for k in reversed(range(10))][::-1]
+    forwards = [sampler.episode(k).support_indices for k in range(10)]
+    backwards = [sampler.episode(k).support_indices for k in reversed(range(10))][::-1]
     assert all(np.array_equal(x, y) for x, y in zip(forwards, backwards, strict=True))
 
 
 def test_labels_are_permuted_per_episode():
     """Episode label j maps to class_ids[j], and the mapping changes between episodes."""
     sampler = EpisodeSampler(
-        np.repeat(np.arange(5), 4), way=5, shot=1, query=1, episodes=30, seed=0
+        np.repeat(np.arange(5), 4), way=5, shot=1, query_per_class=1, episodes=30, seed=0
     )
     orders = {tuple(e.class_ids.tolist()) for e in sampler}
     assert len(orders) > 10
@@ -108,7 +112,7 @@ def test_imagefolder_targets_are_used(tmp_path):
         for i in range(3):
             Image.new("RGB", (4, 4)).save(tmp_path / name / f"{i}.png")
     folder = ImageFolder(tmp_path)
-    sampler = EpisodeSampler(folder, way=3, shot=1, query=2, episodes=2, seed=0)
+    sampler = EpisodeSampler(folder, way=3, shot=1, query_per_class=2, episodes=2, seed=0)
     check_invariants(sampler.episode(0), folder.targets, way=3)
 
 
@@ -118,8 +122,10 @@ def test_loader_yields_episodes_matching_sampler():
     for k, episode in enumerate(episode_loader(dataset, sampler)):
         assert isinstance(episode, Episode)
         indices = sampler.episode(k)
-        assert episode.support_images[:, 0, 0, 0].long().tolist() == indices.support.tolist()
-        assert episode.query_images[:, 0, 0, 0].long().tolist() == indices.query.tolist()
+        assert (
+            episode.support_images[:, 0, 0, 0].long().tolist() == indices.support_indices.tolist()
+        )
+        assert episode.query_images[:, 0, 0, 0].long().tolist() == indices.query_indices.tolist()
         assert (episode.way, episode.n_support, episode.n_query) == (4, 8, 12)
         assert episode.class_ids.tolist() == indices.class_ids.tolist()
 
@@ -162,7 +168,9 @@ def test_variable_sampler_with_workers_and_sharding():
 def test_samplers_pickle_to_the_same_episodes(sampler):
     clone = pickle.loads(pickle.dumps(sampler))
     for a, b in zip(sampler, clone, strict=True):
-        assert np.array_equal(a.support, b.support) and np.array_equal(a.query, b.query)
+        assert np.array_equal(a.support_indices, b.support_indices) and np.array_equal(
+            a.query_indices, b.query_indices
+        )
 
 
 @settings(max_examples=60, deadline=None)
@@ -207,7 +215,7 @@ def test_variable_sampler_way_and_support_vary():
     labels = np.repeat(np.arange(60), 40)
     sampler = VariableEpisodeSampler(labels, episodes=40, seed=0)
     ways = {len(e.class_ids) for e in sampler}
-    sizes = {len(e.support) for e in sampler}
+    sizes = {len(e.support_indices) for e in sampler}
     assert len(ways) > 10 and len(sizes) > 20
 
 
@@ -217,14 +225,20 @@ def test_variable_sampler_way_and_support_vary():
 @pytest.mark.parametrize(
     ("call", "starts"),
     [
-        (lambda: EpisodeSampler(LABELS, way=13, shot=1, query=1, episodes=1), "way=13"),
-        (lambda: EpisodeSampler(LABELS, way=5, shot=8, query=3, episodes=1), "shot + query=11"),
+        (lambda: EpisodeSampler(LABELS, way=13, shot=1, query_per_class=1, episodes=1), "way=13"),
+        (
+            lambda: EpisodeSampler(LABELS, way=5, shot=8, query_per_class=3, episodes=1),
+            "shot + query_per_class=11",
+        ),
         (lambda: EpisodeSampler([0.5, 1.5, 2.0], 2, 1, 1, episodes=1), "labels="),
         (lambda: EpisodeSampler(["a", "b"], 2, 1, 1, episodes=1), "labels="),
-        (lambda: EpisodeSampler(LABELS, way=0, shot=1, query=1, episodes=1), "way=0"),
-        (lambda: EpisodeSampler(LABELS, way=1, shot=1, query=1, episodes=1), "way=1"),
+        (lambda: EpisodeSampler(LABELS, way=0, shot=1, query_per_class=1, episodes=1), "way=0"),
+        (lambda: EpisodeSampler(LABELS, way=1, shot=1, query_per_class=1, episodes=1), "way=1"),
         (lambda: VariableEpisodeSampler(LABELS, episodes=1, min_way=1), "min_way=1"),
-        (lambda: EpisodeSampler(LABELS, way=2, shot=1, query=1, episodes=0), "episodes=0"),
+        (
+            lambda: EpisodeSampler(LABELS, way=2, shot=1, query_per_class=1, episodes=0),
+            "episodes=0",
+        ),
         (lambda: VariableEpisodeSampler(LABELS, episodes=1, min_way=20), "min_way=20"),
         (lambda: VariableEpisodeSampler(LABELS, episodes=1, max_way=3, min_way=5), "max_way=3"),
         (lambda: VariableEpisodeSampler(LABELS, episodes=1, max_support=10), "max_support=10"),
@@ -239,7 +253,7 @@ def test_bad_sampler_arguments(call, starts):
 @pytest.mark.parametrize(
     "make",
     [
-        lambda labels: EpisodeSampler(labels, way=5, shot=1, query=1, episodes=1),
+        lambda labels: EpisodeSampler(labels, way=5, shot=1, query_per_class=1, episodes=1),
         lambda labels: VariableEpisodeSampler(labels, episodes=1),
     ],
 )

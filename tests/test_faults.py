@@ -45,7 +45,7 @@ def test_a_nan_pixel_stops_the_step_naming_the_task_and_image_with_nothing_chang
     meta_train_step(learner, TASKS[0], optimizer)  # optimiser state exists
     before = state(learner, optimizer)
     tasks = [TASKS[0], with_nan_pixel(TASKS[1]), TASKS[2]]
-    with pytest.raises(NonFiniteLossError, match=r"episode\[1\].*support_images\[3\] holds 1 non"):
+    with pytest.raises(NonFiniteLossError, match=r"episodes\[1\].*support_images\[3\] holds 1 non"):
         meta_train_step(learner, tasks, optimizer, lite=Lite(2))
     assert state(learner, optimizer) == before
     assert all(p.grad is None for p in learner.parameters())

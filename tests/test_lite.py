@@ -57,7 +57,7 @@ def test_fixed_subset_of_all_rows_is_the_full_gradient(encoder, images):
     weights = torch.randn(N, 3, dtype=torch.float64)
     full = parameter_gradient(encoder, encoder(images), weights)
     lite = parameter_gradient(
-        encoder, lite_forward(encoder, images, N, chunk_size=3, indices=range(N)), weights
+        encoder, lite_forward(encoder, images, N, chunk_size=3, subset=range(N)), weights
     )
     torch.testing.assert_close(lite, full, rtol=1e-12, atol=1e-15)
 
@@ -81,7 +81,7 @@ def test_sampled_rows_carry_n_over_h_times_their_gradient(encoder, images, scali
     expected = sum(per_row[n] for n in subset)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        out = lite_forward(encoder, images, 3, chunk_size=2, indices=subset, scaling=scaling)
+        out = lite_forward(encoder, images, 3, chunk_size=2, subset=subset, scaling=scaling)
     warned = any("scales no rows" in str(w.message) for w in caught)
     assert warned == (scaling == "loss"), "only scaling='loss' warns that it scales no rows"
     got = parameter_gradient(encoder, out, weights)
@@ -127,9 +127,8 @@ def test_loss_scaled_by_n_over_h_through_unscaled_rows_gives_the_orbit_expectati
     subsets = list(itertools.combinations(range(N), h))
     for subset in subsets:
         with pytest.warns(UserWarning, match="scales no rows"):
-            support, embedded = lite_forward(
-                encoder, images, h, chunk_size=3, indices=subset, queries=queries, scaling="loss"
-            )
+            support = lite_forward(encoder, images, h, chunk_size=3, subset=subset, scaling="loss")
+        embedded = encoder(queries)
         total += flat_gradient(encoder, (N / h) * prototype_loss(support, embedded))
     mean = total / len(subsets)
     assert float((mean - orbit).norm() / orbit.norm()) < 1e-12
@@ -172,8 +171,8 @@ def test_chunks_move_to_the_encoder_device(encoder, images):
         ({"h": 2.5}, "h=2.5"),
         ({"h": 2, "chunk_size": 0}, "chunk_size=0"),
         ({"h": 2, "scaling": "orbit"}, "scaling='orbit'"),
-        ({"h": 2, "indices": [0, 0]}, "indices="),
-        ({"h": 2, "indices": [0, 99]}, "indices="),
+        ({"h": 2, "subset": [0, 0]}, "subset="),
+        ({"h": 2, "subset": [0, 99]}, "subset="),
     ],
 )
 def test_bad_arguments_name_argument_value_and_fix(encoder, images, kwargs, name):

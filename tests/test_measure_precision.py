@@ -14,7 +14,7 @@ from torch import nn
 
 from litekit import Episode, Lite
 from litekit.learners import ProtoNets, conv4
-from litekit.lite import with_layout
+from litekit.lite import with_precision
 from litekit.measure import (
     Measurement,
     StepConfig,
@@ -167,12 +167,12 @@ def test_bad_precision_layout_and_weights_are_rejected(change, message):
 
 def test_with_layout_keeps_what_is_not_given():
     lite = Lite(3, chunk_size=5, precision="fp16")
-    assert with_layout(lite) is lite and with_layout(None) is None
-    assert with_layout(lite, channels_last=True) == replace(lite, channels_last=True)
-    full = with_layout(None, "bf16")
+    assert with_precision(lite) is lite and with_precision(None) is None
+    assert with_precision(lite, channels_last=True) == replace(lite, channels_last=True)
+    full = with_precision(None, "bf16")
     assert full.is_full(10**6) and full.precision == "bf16"
     with pytest.raises(ValueError, match="^precision='half'"):
-        with_layout(lite, "half")
+        with_precision(lite, "half")
 
 
 def test_task_gradient_in_bf16_keeps_fewer_bytes_for_backward():

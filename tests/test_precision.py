@@ -18,7 +18,7 @@ from helpers import (
 
 from litekit import Episode, Lite, lite_forward, meta_train_step
 from litekit import checkpoint as checkpoints
-from litekit.determinism import deterministic_kernels_in_use
+from litekit.determinism import _deterministic_kernels_in_use
 from litekit.lite import embed_without_grad
 from litekit.train import fit
 
@@ -209,7 +209,7 @@ def test_fit_converts_the_learner_to_channels_last_and_trains():
 
 def test_fit_deterministic_turns_on_deterministic_kernels():
     learner = make_learner("protonets")
-    assert not deterministic_kernels_in_use()
+    assert not _deterministic_kernels_in_use()
     try:
         fit(
             learner,
@@ -219,7 +219,7 @@ def test_fit_deterministic_turns_on_deterministic_kernels():
             progress=False,
             deterministic=True,
         )
-        assert deterministic_kernels_in_use()
+        assert _deterministic_kernels_in_use()
     finally:
         torch.use_deterministic_algorithms(False)
         torch.backends.cudnn.deterministic = False

@@ -20,7 +20,7 @@ from helpers import IMAGE_SHAPE, make_episode, make_learner, tiny_backbone
 from torch import nn
 
 from litekit import Lite, ProtoNets, SimpleCNAPs, lite_forward, meta_train_step
-from litekit.lite import embed_without_grad
+from litekit.lite import embed_support, embed_without_grad
 
 KINDS = ["protonets", "simple_cnaps", "cnaps"]
 
@@ -133,7 +133,7 @@ def test_lite_forward_with_h_at_least_n_is_one_plain_pass(which):
     h = full_lite(which, n).h
     state = torch.get_rng_state()
     lite_forward(encoder, images(n), h, chunk_size=2)
-    lite_forward(encoder, images(n), h, chunk_size=2, queries=images(4))
+    embed_support(encoder, images(n), None, torch.device("cpu"), queries=images(4))
     assert torch.equal(torch.get_rng_state(), state), "full back-propagation drew a subset"
     assert calls.seen == [("encoder", True, n), ("encoder", True, n + 4)]
 

@@ -133,7 +133,7 @@ def test_bad_query_batch_is_rejected_before_any_work():
     before = [p.detach().clone() for p in learner.parameters()]
     with pytest.raises(ValueError, match="^query_batch=0"):
         meta_train_step(learner, make_episode(), optimizer, lite=Lite(2), query_batch=0)
-    with pytest.raises(ValueError, match="^episode="):
+    with pytest.raises(ValueError, match="^episodes="):
         meta_train_step(learner, [], optimizer)
     good, bad = make_episode(seed=1), make_episode(seed=2)
     bad.support_labels[bad.support_labels == 1] = 2  # class 1 has no support image

@@ -97,7 +97,9 @@ def test_run_interrupted_mid_way_resumes_from_its_last_checkpoint(tmp_path):
 
 def test_resume_with_an_episode_loader_restarts_at_the_right_episode(tmp_path):
     data = ProceduralImages(num_classes=20, images_per_class=6, image_size=32, seed=3)
-    loader = episode_loader(data, EpisodeSampler(data, way=3, shot=2, query=2, episodes=4, seed=1))
+    loader = episode_loader(
+        data, EpisodeSampler(data, way=3, shot=2, query_per_class=2, episodes=4, seed=1)
+    )
 
     def session(steps, checkpoint=None):
         torch.manual_seed(0)

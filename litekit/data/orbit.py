@@ -29,6 +29,7 @@ import torch
 from torch.utils.data import Dataset
 
 from litekit._checks import bad_argument, check_int
+from litekit._deprecated import warn_deprecated
 from litekit.data.folders import (
     bad_path,
     check_root,
@@ -36,7 +37,8 @@ from litekit.data.folders import (
     image_transform,
     load_image,
 )
-from litekit.episodes import EpisodeIndices, _episode_rng, _SamplerBase
+from litekit.episodes import EpisodeIndices, Sampler
+from litekit.seeding import numpy_generator
 
 
 @dataclass(frozen=True)
@@ -181,7 +183,7 @@ def _check_kinds(context_kind: str | None, target_kind: str | None) -> tuple:
     return context_kind, target_kind
 
 
-class OrbitTaskSampler(_SamplerBase):
+class OrbitTaskSampler(Sampler):
     """Per-user tasks: a user's objects, context frames from some videos, target frames
     from others (the ORBIT benchmark's task structure).
 
@@ -268,7 +270,8 @@ class OrbitTaskSampler(_SamplerBase):
 
     @property
     def usable_users(self) -> list[str]:
-        """Users that tasks are drawn from."""
+        """The users that tasks are drawn from. Deprecated, as only the tests used it."""
+        warn_deprecated("OrbitTaskSampler.usable_users", "it was only used by tests")
         return list(self._users)
 
     def _split(self, rng: np.random.Generator, label: int) -> tuple[list[Video], list[Video]]:
@@ -296,7 +299,7 @@ class OrbitTaskSampler(_SamplerBase):
 
     def episode(self, index: int) -> EpisodeIndices:
         """The frames of task ``index`` (a pure function of ``(seed, index)``)."""
-        rng = _episode_rng(self.seed, index)
+        rng = numpy_generator(self.seed, index)
         user = self._users[int(rng.integers(len(self._users)))]
         objects = self._usable[user]
         way = len(objects) if self.max_way is None else min(self.max_way, len(objects))
@@ -313,9 +316,9 @@ class OrbitTaskSampler(_SamplerBase):
         support_order = rng.permutation(sum(len(s) for s in support))
         query_order = rng.permutation(sum(len(q) for q in query))
         return EpisodeIndices(
-            support=np.concatenate(support)[support_order],
+            support_indices=np.concatenate(support)[support_order],
             support_labels=np.concatenate(support_labels)[support_order].astype(np.int64),
-            query=np.concatenate(query)[query_order],
+            query_indices=np.concatenate(query)[query_order],
             query_labels=np.concatenate(query_labels)[query_order].astype(np.int64),
             class_ids=np.asarray(chosen, dtype=np.int64),
         )

@@ -41,14 +41,11 @@ from torch.utils.data import Dataset
 
 from litekit._checks import bad_argument, check_int
 from litekit.data.normalization import check_normalization, normalize
+from litekit.seeding import numpy_generator
 
 MIN_SIZE, MAX_SIZE = 32, 512
 FULL_CONTRAST, NYQUIST = 0.35, 0.5  # cycles per pixel
 NOISE_FIELD = MAX_SIZE + 256  # side of the noise field that images take windows of
-
-
-def _rng(*key: int) -> np.random.Generator:
-    return np.random.default_rng(np.random.SeedSequence(list(key)))
 
 
 @lru_cache(maxsize=8)
@@ -146,7 +143,7 @@ class ProceduralImages(Dataset):
         self.cycles = np.array([min_cycles * ratio**level for level in range(self.levels)])
         self._coarse = [self._coarse_params(code) for code in range(self.coarse_codes)]
         self._noise: torch.Tensor | None = None
-        order = _rng(self.seed, 2).permutation(self.code_space)
+        order = numpy_generator(self.seed, 2).permutation(self.code_space)
         self._codes = order[self.first_class : self.first_class + self.num_classes]
 
     # --- labels and codes, without rendering -----------------------------------------------
@@ -198,7 +195,7 @@ class ProceduralImages(Dataset):
     # --- rendering ---------------------------------------------------------------------------
 
     def _coarse_params(self, code: int) -> dict:
-        rng = _rng(self.seed, 1, code)
+        rng = numpy_generator(self.seed, 1, code)
         hue = (code / self.coarse_codes + rng.uniform(0, 0.5 / self.coarse_codes)) % 1.0
         background = 0.5 + 0.2 * np.cos(2 * np.pi * (hue + np.array([0, 1 / 3, 2 / 3])))
         foreground = 0.5 + 0.2 * np.cos(2 * np.pi * (hue + 0.5 + np.array([0, 1 / 3, 2 / 3])))
@@ -223,7 +220,7 @@ class ProceduralImages(Dataset):
         size = self.image_size if image_size is None else _check_size("image_size", image_size)
         coarse_symbol, *detail = self.code(label)
         coarse = self._coarse[coarse_symbol]
-        rng = _rng(self.seed, 3, label, instance)
+        rng = numpy_generator(self.seed, 3, label, instance)
         centre = rng.uniform(-0.15, 0.15, size=2)
         radius = rng.uniform(0.6, 0.8)
         aspect = rng.uniform(0.8, 1.0)
@@ -276,7 +273,7 @@ class ProceduralImages(Dataset):
         noise at a fraction of the cost of drawing fresh noise for every image.
         """
         if self._noise is None:
-            g = torch.Generator().manual_seed(int(_rng(self.seed, 4).integers(2**62)))
+            g = torch.Generator().manual_seed(int(numpy_generator(self.seed, 4).integers(2**62)))
             self._noise = torch.randn(3, NOISE_FIELD, NOISE_FIELD, generator=g)
         return self._noise
 

@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from litekit._checks import bad_argument, check_choice, check_int
+from litekit._deprecated import old_names
 from litekit.episodes import Episode
 from litekit.learners.base import Learner, SupportCache
 from litekit.learners.checks import check_labels
@@ -70,7 +71,7 @@ def check_subset_sizes(hs: Any, n: int) -> list[int]:
     return [check_h(h, n) for h in hs]
 
 
-def flat_grad(learner: nn.Module) -> torch.Tensor:
+def _flat_grad(learner: nn.Module) -> torch.Tensor:
     """All parameters' ``.grad`` as one vector, in ``learner.parameters()`` order (0 if None)."""
     return torch.cat(
         [
@@ -112,7 +113,7 @@ def task_gradient(
 
     learner.zero_grad(set_to_none=True)
     loss, _ = accumulate_task_gradient(learner, episode, lite, cache=cache)
-    return flat_grad(learner), loss
+    return _flat_grad(learner), loss
 
 
 def fixed_subset_lite(
@@ -132,3 +133,6 @@ def welford(
     delta = x - mean
     mean = mean + delta / k
     return mean, m2 + float(delta @ (x - mean))
+
+
+__getattr__ = old_names(__name__, {"flat_grad": ("task_gradient returns it", _flat_grad)})

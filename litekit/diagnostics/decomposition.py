@@ -12,7 +12,7 @@ closed forms that follow from them (the spread tr S², LITE's covariance trace a
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
@@ -29,9 +29,7 @@ from litekit.diagnostics.common import (
 )
 from litekit.episodes import Episode
 from litekit.learners.base import Learner
-from litekit.learners.cnaps import FilmLearner
-from litekit.learners.protonets import ProtoNets
-from litekit.lite import Lite, loss_scale
+from litekit.lite import Encoder, Lite, loss_scale
 
 METHODS = ("auto", "vmap", "loop")
 
@@ -144,14 +142,14 @@ class GradientDecomposition:
 def vmap_supported(learner: Learner) -> tuple[bool, str]:
     """Whether `per_image_gradients` can use torch.func.vmap on this learner, and why not.
 
-    vmap needs to know each support path's per-image encoder (ProtoNets and CNAPs-style
-    learners) and a model whose per-image computation does not depend on the batch: batch
-    norm with batch statistics (in training mode, or built with track_running_stats=False,
-    which uses them in eval mode too) or active dropout rule it out (the loop is used
-    instead).
+    vmap needs each support path's per-image encoder, which a learner describes in
+    `Learner.path_encoders` (ProtoNets and CNAPs-style learners do), and a model whose
+    per-image computation does not depend on the batch: batch norm with batch statistics
+    (in training mode, or built with track_running_stats=False, which uses them in eval mode
+    too) or active dropout rule it out (the loop is used instead).
     """
-    if not isinstance(learner, ProtoNets | FilmLearner):
-        return False, f"{type(learner).__name__} has no known per-image encoders"
+    if type(learner).path_encoders is Learner.path_encoders:
+        return False, f"{type(learner).__name__} describes no per-image encoders (path_encoders)"
     coupled = learner.batch_coupled_layers()
     if coupled:
         return False, f"{coupled[0]} is batch norm with batch statistics"
@@ -161,24 +159,10 @@ def vmap_supported(learner: Learner) -> tuple[bool, str]:
     return True, ""
 
 
-def _path_encoders(
-    learner: Learner, cache: dict[str, torch.Tensor]
-) -> dict[str, Callable[[torch.Tensor], torch.Tensor]]:
-    """Each support path's map from a batch of images to their embeddings (or codes)."""
-    if isinstance(learner, FilmLearner):
-        z = cache["set"].mean(0)  # the set encoding, held at its value on the feature path
-
-        def features(images: torch.Tensor) -> torch.Tensor:
-            return learner.film_encoder(learner.film(z))(images)
-
-        return {"set": learner.set_encoder, "features": features}
-    return {"features": learner.embed}
-
-
 class _PathModule(nn.Module):
     """``learner`` as a module whose forward is one path's per-image encoder."""
 
-    def __init__(self, learner: Learner, encoder: Callable[[torch.Tensor], torch.Tensor]):
+    def __init__(self, learner: Learner, encoder: Encoder):
         super().__init__()
         self.learner = learner
         # A plain tuple, not an attribute: registering a submodule of ``learner`` a second
@@ -192,7 +176,7 @@ class _PathModule(nn.Module):
 
 def _vmap_terms(
     learner: Learner,
-    encoder: Callable[[torch.Tensor], torch.Tensor],
+    encoder: Encoder,
     images: torch.Tensor,
     cotangents: torch.Tensor,
     chunk: int | None,
@@ -310,7 +294,7 @@ def per_image_gradients(
         cache = learner.cache_support(episode.support_images, Lite(0, chunk_size=chunk_size))
         bases, cotangents = _baselines(learner, episode, cache, chunk_size)
         if resolved == "vmap":
-            encoders = _path_encoders(learner, cache)
+            encoders = learner.path_encoders(cache)
             images = episode.support_images.to(learner.device)
             terms = {
                 p: _vmap_terms(learner, encoders[p], images, cotangents[p], vmap_chunk_size)

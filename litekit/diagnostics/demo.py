@@ -9,6 +9,7 @@ from litekit._checks import check_choice, check_int
 from litekit.episodes import Episode
 from litekit.learners.base import Learner
 from litekit.learners.build import LEARNERS, backbone_from_name, learner_from_name
+from litekit.seeding import numpy_generator
 
 #: The set encoder, FiLM and classifier sizes of the small learners: a few thousand weights.
 _SMALL_HEADS = dict(set_dim=16, set_width=8, set_depth=3, film_hidden=16, classifier_hidden=16)
@@ -24,7 +25,7 @@ def _demo_episode(
     data = ProceduralImages(
         num_classes=64, images_per_class=max(per_class, 2), image_size=image_size, seed=seed
     )
-    rng = np.random.default_rng(np.random.SeedSequence([seed, 7]))
+    rng = numpy_generator(seed, 7)
     targets = np.asarray(data.targets)
     classes = rng.choice(np.unique(targets), size=way, replace=False)
     # Each class's items in a random order (only the dataset's labels and items are used).

@@ -4,24 +4,28 @@ A learner maps a task (support images and labels, query images) to query logits 
 forward pass. It keeps no per-task state: the call takes the task and returns logits.
 
 The call is split in two so that `litekit.train.meta_train_step` can batch the query set:
-- `cache_support` runs the one no-grad pass over the support set (per support path);
-- `task_logits` draws LITE subsets and reaches the support images through
-  `litekit.lite.lite_forward` (the sampled rows re-embedded with gradient, the query batch in
-  the same encoder call), then classifies the queries. It can be called many times against
-  one cache.
-``learner(support, labels, query, lite=...)`` is the two in sequence.
+- `cache_support` runs the one no-grad pass over the support set (per support path,
+  `no_grad_support`, through `litekit.lite.embed_without_grad`);
+- `task_logits` draws LITE subsets (`litekit.lite.Lite.draw`) and reaches the support
+  images through `_support_path`, which calls `litekit.lite.embed_support` (the sampled
+  rows re-embedded with gradient and scaled, the query batch in the same encoder call),
+  then classifies the queries. It can be called many times against one cache.
+``learner(support_images, support_labels, query_images, lite=...)`` is the two in sequence.
+
+A learner also says which modules embed images one by one (`image_encoder_names`, held in
+eval mode) and, where it can, each support path's per-image encoder (`path_encoders`, which
+the diagnostics' fast vmap method uses).
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable
 
 import torch
 from torch import nn
 
 from litekit._checks import bad_argument, check_choice
-from litekit.episodes import check_task_tensors
+from litekit._deprecated import warn_deprecated
 from litekit.learners.backbones import as_backbone, probe
 from litekit.learners.checks import (
     batch_coupled_modules,
@@ -29,8 +33,9 @@ from litekit.learners.checks import (
     check_embedding,
     check_labels,
     check_query_labels,
+    check_task_tensors,
 )
-from litekit.lite import Lite, embed_without_grad, lite_forward, run_encoder
+from litekit.lite import Embedded, Encoder, Lite, embed_support, run_encoder
 
 SupportCache = dict[str, torch.Tensor]
 BACKBONE_MODES = ("eval", "train")
@@ -111,11 +116,17 @@ class Learner(nn.Module, ABC):
             check_query_labels(query_labels, way, query_images.shape[0])
         check_channels(support_images, self.image_encoders())
         if lite is not None and not lite.is_full(support_images.shape[0]):
-            self.check_exact_lite()
+            self.check_per_image_embedding()
         return way
 
     def check_exact_lite(self) -> None:
-        """Refuse LITE where a layer normalises with batch statistics the user did not ask for.
+        """Deprecated name of `check_per_image_embedding`."""
+        warn_deprecated("Learner.check_exact_lite", "call check_per_image_embedding")
+        self.check_per_image_embedding()
+
+    def check_per_image_embedding(self) -> None:
+        """Refuse LITE where a layer normalises with batch statistics the user did not ask for:
+        LITE's estimate is exact only when each image is embedded on its own.
 
         With ``backbone_mode="train"`` batch statistics are a documented choice (the split is
         approximate); in eval mode they come from batch norm built without running statistics,
@@ -161,8 +172,8 @@ class Learner(nn.Module, ABC):
 
     @abstractmethod
     def no_grad_support(self, support_images: torch.Tensor, lite: Lite) -> SupportCache:
-        """Support embeddings without gradient, one entry per name in ``support_paths``, in
-        ``lite``'s chunks, precision and memory layout."""
+        """Support embeddings without gradient, one entry per name in ``support_paths``:
+        `litekit.lite.embed_without_grad` in ``lite``'s chunks, precision and memory layout."""
 
     @abstractmethod
     def task_logits(
@@ -191,59 +202,49 @@ class Learner(nn.Module, ABC):
         cache = self.cache_support(support_images, lite)
         return self.task_logits(support_images, support_labels, query_images, lite, cache)
 
-    # --- helpers for subclasses -------------------------------------------------------------
+    def path_encoders(self, cache: SupportCache) -> dict[str, Encoder] | None:
+        """Each support path's per-image encoder, for this task's no-grad ``cache``: the map
+        from a batch of images to that path's embeddings, with everything else the task
+        fixes (a set encoding) held at its cached value.
 
-    def _embed_without_grad(
-        self, encoder: Callable[[torch.Tensor], torch.Tensor], images: torch.Tensor, lite: Lite
-    ) -> torch.Tensor:
-        layout = (lite.precision, lite.channels_last)
-        return embed_without_grad(encoder, images, lite.chunk_size, self.device, *layout)
+        The diagnostics take per-image vector-Jacobian products through these
+        (`litekit.diagnostics.per_image_gradients` with vmap). None, the default, says the
+        learner does not describe them: the diagnostics then use the slower loop, which
+        needs nothing but `task_logits`.
+        """
+        return None
 
-    def _draw(self, lite: Lite | None, cache: SupportCache | None, n: int) -> dict:
-        return {} if cache is None or lite is None else lite.draw(n, self.support_paths)
+    # --- for subclasses -------------------------------------------------------------------
 
     def _support_path(
         self,
         path: str,
-        encoder: Callable[[torch.Tensor], torch.Tensor],
-        images: torch.Tensor,
+        encoder: Encoder,
+        support_images: torch.Tensor,
         lite: Lite | None,
         cache: SupportCache | None,
         subsets: dict[str, torch.Tensor],
-        queries: torch.Tensor | None = None,
-    ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """Support embeddings along one path, through `lite_forward`, and the query batch's.
+        query_images: torch.Tensor | None = None,
+    ) -> Embedded:
+        """One support path's embeddings, and the query batch's, from `embed_support`.
 
-        Without a cache every support image keeps its graph (h = N); with one, the path's
-        subset carries the gradient. The queries go through the same encoder call as the
-        sampled rows, except when batch statistics are in use: then they are embedded apart,
-        so that query images never change the support statistics. The second element is
-        None without ``queries``.
+        With a ``cache``, the path's no-grad embeddings carry the value and its subset
+        (from `Lite.draw`) the gradient; without one, every support image keeps its graph.
+        The query images go through the same encoder call as the sampled rows, except when
+        batch statistics are in use: then they are embedded apart, so that query images
+        never change the support statistics.
         """
-        layout = {"precision": "fp32", "channels_last": False}
-        if lite is not None:
-            layout = {"precision": lite.precision, "channels_last": lite.channels_last}
-        if queries is not None and self.batch_coupled_layers():
-            support, _ = self._support_path(path, encoder, images, lite, cache, subsets)
-            return support, run_encoder(encoder, queries, self.device, *layout.values())
-        if cache is None or lite is None:
-            n = images.shape[0]
-            out = lite_forward(encoder, images, n, device=self.device, queries=queries, **layout)
-        else:
-            subset = subsets[path]
-            out = lite_forward(
-                encoder,
-                images,
-                len(subset),
-                indices=subset,
-                cached=cache[path],
-                scaling=lite.row_scaling,
-                chunk_size=lite.chunk_size,
-                device=self.device,
-                queries=queries,
-                **layout,
-            )
-        return out if queries is not None else (out, None)
+        cached, subset = (None, None) if cache is None else (cache[path], subsets[path])
+        if query_images is None or not self.batch_coupled_layers():
+            return embed_support(
+                encoder, support_images, lite, self.device,
+                cached=cached, subset=subset, queries=query_images,
+            )  # fmt: skip
+        support = embed_support(
+            encoder, support_images, lite, self.device, cached=cached, subset=subset
+        ).support
+        layout = {} if lite is None else lite.layout
+        return Embedded(support, run_encoder(encoder, query_images, self.device, **layout))
 
     def embed(self, images: torch.Tensor) -> torch.Tensor:
         """Backbone embeddings, flattened to (B, D)."""

@@ -1,8 +1,10 @@
-"""Checks a learner runs on a task before any work: labels, channels, independence, finiteness.
+"""What a task must satisfy, checked before any work: shapes, labels, channels, independence.
 
-LITE's estimate is exact only when every image is embedded on its own. These functions find
-what would make a result silently wrong (a normalisation layer that mixes the images of a
-batch, query labels outside the support set's classes, a non-finite input) and say so in the
+`check_task_tensors` (shapes, also run when an `litekit.Episode` is made), `check_labels`
+and `check_query_labels`, `check_channels` and `check_embedding` refuse a task or a backbone
+that cannot work; `batch_coupled_modules` finds the layers that would make LITE's estimate
+silently biased (LITE is exact only when every image is embedded on its own), and
+`nonfinite_inputs` names the image behind a non-finite loss. Each says what is wrong in the
 house style ``name=value: fix`` before anything is computed or changed.
 """
 
@@ -14,6 +16,41 @@ import torch
 from torch import nn
 
 from litekit._checks import bad_argument
+
+
+def check_task_tensors(
+    support_images: torch.Tensor, support_labels: torch.Tensor, query_images: torch.Tensor
+) -> None:
+    """Validate one task's tensors before any work is done on them."""
+    if support_images.ndim < 2 or support_images.shape[0] == 0:
+        raise bad_argument(
+            "support_images",
+            tuple(support_images.shape),
+            "the support set is empty; pass at least one labelled image per class.",
+        )
+    if query_images.ndim < 2:
+        raise bad_argument(
+            "query_images", tuple(query_images.shape), "pass a batch of images (B, C, H, W)."
+        )
+    if tuple(support_images.shape[1:]) != tuple(query_images.shape[1:]):
+        raise bad_argument(
+            "query_images",
+            tuple(query_images.shape),
+            f"support images are {tuple(support_images.shape[1:])} each; resize the query "
+            "images to the same shape.",
+        )
+    if support_labels.dtype.is_floating_point or support_labels.dtype == torch.bool:
+        raise bad_argument(
+            "support_labels",
+            support_labels.dtype,
+            "labels must be an integer tensor (torch.long) with values 0..way-1.",
+        )
+    if support_labels.shape != (support_images.shape[0],):
+        raise bad_argument(
+            "support_labels",
+            tuple(support_labels.shape),
+            f"pass one label per support image, shape ({support_images.shape[0]},).",
+        )
 
 
 def check_labels(labels: torch.Tensor, name: str = "support_labels") -> int:

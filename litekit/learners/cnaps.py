@@ -14,7 +14,7 @@ leaves a bias of order 1/h (Bronskill et al., 2021, §3; checked in the tests).
 from __future__ import annotations
 
 from abc import abstractmethod
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 import torch
 from torch import nn
@@ -23,7 +23,7 @@ from litekit.learners.backbones import feature_dim as embedding_size
 from litekit.learners.base import Learner, SupportCache
 from litekit.learners.film import FilmGenerator, film_applied, film_channels, find_film_layers
 from litekit.learners.heads import LinearClassifierGenerator, mahalanobis_logits
-from litekit.lite import Lite
+from litekit.lite import Encoder, Lite, embed_without_grad
 
 
 class SetEncoder(nn.Module):
@@ -86,7 +86,7 @@ class FilmLearner(Learner):
         )
         self.train(self.training)  # hold the set encoder and FiLM generator too (backbone_mode)
 
-    def film_encoder(self, params: list) -> Callable[[torch.Tensor], torch.Tensor]:
+    def film_encoder(self, params: list) -> Encoder:
         """The backbone adapted by FiLM parameters ``params``, as an image → embedding map."""
 
         def encode(images: torch.Tensor) -> torch.Tensor:
@@ -96,11 +96,27 @@ class FilmLearner(Learner):
         return encode
 
     def no_grad_support(self, support_images: torch.Tensor, lite: Lite) -> SupportCache:
-        codes = self._embed_without_grad(self.set_encoder, support_images, lite)
+        def no_grad(encoder: Encoder) -> torch.Tensor:
+            return embed_without_grad(
+                encoder, support_images, lite.chunk_size, self.device, **lite.layout
+            )
+
+        codes = no_grad(self.set_encoder)
         with torch.no_grad():
             params = self.film(codes.mean(0))
-        features = self._embed_without_grad(self.film_encoder(params), support_images, lite)
+        features = no_grad(self.film_encoder(params))
         return {"set": codes, "features": features}
+
+    def path_encoders(self, cache: SupportCache) -> dict[str, Encoder]:
+        """The set encoder, and the backbone adapted with the cached set encoding z held
+        constant. The FiLM parameters are generated inside each call, so that the FiLM
+        generator's weights, taken functionally, receive their part of the gradient."""
+        z = cache["set"].mean(0)
+
+        def features(images: torch.Tensor) -> torch.Tensor:
+            return self.film_encoder(self.film(z))(images)
+
+        return {"set": self.set_encoder, "features": features}
 
     def adapt(
         self,
@@ -108,13 +124,13 @@ class FilmLearner(Learner):
         lite: Lite | None,
         cache: SupportCache | None,
         query_images: torch.Tensor | None = None,
-    ) -> tuple[torch.Tensor, Callable[[torch.Tensor], torch.Tensor], torch.Tensor | None]:
+    ) -> tuple[torch.Tensor, Encoder, torch.Tensor | None]:
         """Adapt to the support set, with LITE on both support paths.
 
         Returns the support features, the task-adapted encoder, and the query features
         (None without ``query_images``), embedded in the same call as the support rows.
         """
-        subsets = self._draw(lite, cache, support_images.shape[0])
+        subsets = {} if cache is None else lite.draw(len(support_images), self.support_paths)
         codes, _ = self._support_path("set", self.set_encoder, support_images, lite, cache, subsets)
         encoder = self.film_encoder(self.film(codes.mean(0)))
         features, queries = self._support_path(

@@ -20,10 +20,9 @@ from torch import nn
 from torch.func import functional_call
 
 from litekit._checks import bad_argument, check_choice, check_int
-from litekit.episodes import check_task_tensors
 from litekit.learners.backbones import as_backbone
 from litekit.learners.build import OPTIMIZERS
-from litekit.learners.checks import check_labels
+from litekit.learners.checks import check_labels, check_task_tensors
 from litekit.learners.film import film_applied, film_channels, find_film_layers
 from litekit.lite import Lite, embed_without_grad, run_encoder
 from litekit.precision import check_precision, grad_scaler
@@ -122,6 +121,11 @@ class FineTuner(nn.Module):
     def device(self) -> torch.device:
         return next(self.backbone.parameters()).device
 
+    @property
+    def _layout(self) -> dict:
+        """Precision and memory layout, as keywords of `litekit.lite.run_encoder`."""
+        return {"precision": self.precision, "channels_last": self.channels_last}
+
     def forward(
         self,
         support_images: torch.Tensor,
@@ -145,8 +149,7 @@ class FineTuner(nn.Module):
         return self._without_grad(lambda x: self.backbone(x).flatten(1), images, chunk)
 
     def _without_grad(self, encode, images: torch.Tensor, chunk: int) -> torch.Tensor:
-        layout = (self.precision, self.channels_last)
-        return embed_without_grad(encode, images, chunk, self.device, *layout)
+        return embed_without_grad(encode, images, chunk, self.device, **self._layout)
 
     def _new_head(self, dim: int, way: int, generator: torch.Generator) -> nn.Linear:
         head = nn.Linear(dim, way)
@@ -213,8 +216,7 @@ class FineTuner(nn.Module):
                 return functional_call(self.backbone, params, (images,)).flatten(1)
 
         def encode(images: torch.Tensor) -> torch.Tensor:
-            layout = (self.precision, self.channels_last)
-            return run_encoder(backbone_pass, images, self.device, *layout)
+            return run_encoder(backbone_pass, images, self.device, **self._layout)
 
         with torch.no_grad():
             dim = encode(support[:1].to(self.device)).shape[1]

@@ -30,7 +30,7 @@ import torch
 from torch import nn
 
 from litekit._checks import bad_argument
-from litekit.data.normalization import IMAGENET_NORMALIZATION
+from litekit._deprecated import old_names
 
 #: File name endings taken for weights files even before the file exists (to say "no such
 #: file" rather than "no such weights name").
@@ -61,7 +61,7 @@ def named_weights(model: str, weights: str, argument: str = "weights"):
     )
 
 
-def cache_file(weights) -> Path:
+def _cache_file(weights) -> Path:
     """Where torchvision keeps (or would download) the file of named ``weights``."""
     name = os.path.basename(urlparse(weights.url).path)
     return Path(torch.hub.get_dir()) / "checkpoints" / name
@@ -69,7 +69,7 @@ def cache_file(weights) -> Path:
 
 def load_named(weights, argument: str = "weights") -> dict[str, torch.Tensor]:
     """The state dict of named ``weights``, from torchvision's cache (downloaded if missing)."""
-    file = cache_file(weights)
+    file = _cache_file(weights)
     try:
         return weights.get_state_dict(progress=False, check_hash=True)
     except (OSError, RuntimeError, ValueError) as error:  # no network, or a bad download
@@ -191,8 +191,14 @@ def normalization(
     """
     if weights is None:
         return None
+    # Imported here, not at the top: litekit.data imports the ORBIT sampler, which imports
+    # litekit.episodes, which imports this package's task checks: an import cycle.
+    from litekit.data.normalization import IMAGENET_NORMALIZATION
     from litekit.learners import timm_backbones
 
     if timm_backbones.is_timm_name(backbone):
         return timm_backbones.normalization(backbone)
     return IMAGENET_NORMALIZATION
+
+
+__getattr__ = old_names(__name__, {"cache_file": ("it was only used here", _cache_file)})

@@ -6,7 +6,7 @@ import torch
 
 from litekit.learners.base import Learner, SupportCache
 from litekit.learners.heads import prototype_logits
-from litekit.lite import Lite
+from litekit.lite import Encoder, Lite, embed_without_grad
 
 
 class ProtoNets(Learner):
@@ -16,7 +16,11 @@ class ProtoNets(Learner):
     """
 
     def no_grad_support(self, support_images: torch.Tensor, lite: Lite) -> SupportCache:
-        return {"features": self._embed_without_grad(self.embed, support_images, lite)}
+        return {
+            "features": embed_without_grad(
+                self.embed, support_images, lite.chunk_size, self.device, **lite.layout
+            )
+        }
 
     def task_logits(
         self,
@@ -26,9 +30,12 @@ class ProtoNets(Learner):
         lite: Lite | None,
         cache: SupportCache | None,
     ) -> torch.Tensor:
-        subsets = self._draw(lite, cache, support_images.shape[0])
+        subsets = {} if cache is None else lite.draw(len(support_images), self.support_paths)
         support, queries = self._support_path(
             "features", self.embed, support_images, lite, cache, subsets, query_images
         )
         labels = support_labels.to(self.device)
         return prototype_logits(support, labels, queries, int(labels.max()) + 1)
+
+    def path_encoders(self, cache: SupportCache) -> dict[str, Encoder]:
+        return {"features": self.embed}

@@ -78,20 +78,20 @@ def measure_floor(config: StepConfig, repeats: int = MIN_FLOOR_REPEATS) -> StepF
     )  # fmt: skip
     learner, _, episode, _ = build_training_step(config)
     device = learner.device
-    layout = (config.precision, config.channels_last)
+    layout = {"precision": config.precision, "channels_last": config.channels_last}
     support, queries = episode.support_images, episode.query_images
     sampled = support[: config.h]  # which h rows does not change the time
     batch = min(config.query_batch or config.n_query, config.n_query)
 
     def no_grad_pass() -> None:
-        embed_without_grad(learner.embed, support, config.chunk_size, device, *layout)
+        embed_without_grad(learner.embed, support, config.chunk_size, device, **layout)
 
     def grad_pass(size: int):
         def run() -> None:
             learner.zero_grad(set_to_none=True)
             parts = [sampled, queries[:size]]
             images = torch.cat([p.to(device, non_blocking=True) for p in parts])
-            run_encoder(learner.embed, images, device, *layout).sum().backward()
+            run_encoder(learner.embed, images, device, **layout).sum().backward()
 
         return run
 

@@ -24,7 +24,7 @@ from litekit.diagnostics.common import (
 )
 from litekit.episodes import Episode
 from litekit.learners.base import Learner
-from litekit.lite import Lite, with_layout
+from litekit.lite import Lite, with_precision
 from litekit.measure.peak import cuda_peak
 from litekit.measure.tensors import SavedTensorMemory
 from litekit.measure.timing import median_seconds
@@ -77,7 +77,7 @@ def measure_task_gradient(
 
     check_learner_and_episode(learner, episode)
     repeats = check_int("repeats", repeats, minimum=1)
-    lite = with_layout(lite, precision, channels_last)
+    lite = with_precision(lite, precision, channels_last)
     device = learner.device
     scaler = grad_scaler(lite.precision if lite is not None else "fp32", device)
     layout = channels_last_weights(learner, lite is not None and lite.channels_last)

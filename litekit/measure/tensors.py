@@ -86,7 +86,21 @@ class _Saved:
         self.tensor = tensor
 
 
-class SavedTensorMemory:
+class _Counting:
+    """``live`` and ``peak`` of a measurement, read from its `_LiveStorages`."""
+
+    _storages: _LiveStorages
+
+    @property
+    def live(self) -> int:
+        return self._storages.live
+
+    @property
+    def peak(self) -> int:
+        return self._storages.peak
+
+
+class SavedTensorMemory(_Counting):
     """``with SavedTensorMemory(model) as saved: loss.backward()``, then ``saved.peak``.
 
     Every tensor autograd saves for backward inside the block passes through
@@ -104,14 +118,6 @@ class SavedTensorMemory:
         self._excluded = {found[0] for p in parameters if (found := storage_of(p))}
         self._storages = _LiveStorages()
         self._hooks = torch.autograd.graph.saved_tensors_hooks(self._pack, self._unpack)
-
-    @property
-    def live(self) -> int:
-        return self._storages.live
-
-    @property
-    def peak(self) -> int:
-        return self._storages.peak
 
     def _pack(self, tensor: torch.Tensor) -> _Saved:
         held = _Saved(tensor)
@@ -135,7 +141,7 @@ class SavedTensorMemory:
         self._storages.stop_watching()
 
 
-class CreatedTensorMemory(TorchDispatchMode):
+class CreatedTensorMemory(_Counting, TorchDispatchMode):
     """``with CreatedTensorMemory() as created: work()``, then ``created.peak``.
 
     Every storage an operator returns inside the block (forward, backward and optimiser
@@ -152,14 +158,6 @@ class CreatedTensorMemory(TorchDispatchMode):
     def __init__(self) -> None:
         super().__init__()
         self._storages = _LiveStorages()
-
-    @property
-    def live(self) -> int:
-        return self._storages.live
-
-    @property
-    def peak(self) -> int:
-        return self._storages.peak
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}

@@ -62,7 +62,7 @@ from litekit.data.folders import bad_path
 from litekit.distributed import (
     CollectiveError,
     init_from_environment,
-    is_distributed,
+    leave_process_group,
     rank_and_world,
     same_outcome_on_every_rank,
 )
@@ -291,14 +291,6 @@ def _run(args: argparse.Namespace) -> dict[str, Any] | None:
     return result
 
 
-def _shutdown(clean: bool) -> None:
-    if not torch.distributed.is_available() or not torch.distributed.is_initialized():
-        return
-    if clean and is_distributed():
-        torch.distributed.barrier()  # every rank done before any tears the group down (gloo)
-    torch.distributed.destroy_process_group()
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     """Parse, check, train, print the summary (rank 0); 0 on success, 2 on bad input, 130
     when interrupted (Ctrl-C, or SIGTERM from torchrun; the last whole step is checkpointed).
@@ -320,7 +312,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:  # fit has said which step it saved, and where
         return 130
     finally:
-        _shutdown(clean)
+        leave_process_group(clean)
     if result is not None:
         print(json.dumps(result, indent=2))
     return 0

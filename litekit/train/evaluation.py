@@ -17,9 +17,9 @@ from litekit.distributed import (
     same_outcome_on_every_rank,
     unwrap,
 )
-from litekit.episodes import Episode, check_task_tensors
+from litekit.episodes import Episode
 from litekit.learners.base import Learner
-from litekit.learners.checks import check_labels, check_query_labels
+from litekit.learners.checks import check_labels, check_query_labels, check_task_tensors
 from litekit.lite import Lite
 from litekit.precision import check_precision
 from litekit.train.stream import EpisodeStream

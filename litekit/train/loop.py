@@ -26,12 +26,11 @@ rank with the same arguments, and:
 
 from __future__ import annotations
 
-import os
 import signal
 import sys
 import threading
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -40,7 +39,7 @@ import torch
 from tqdm.auto import tqdm
 
 from litekit import checkpoint as checkpoints
-from litekit._checks import bad_argument, check_choice, check_int
+from litekit._checks import bad_argument, check_int
 from litekit.determinism import use_deterministic_kernels
 from litekit.distributed import (
     broadcast_module,
@@ -50,20 +49,21 @@ from litekit.distributed import (
     shard,
     unwrap,
 )
-from litekit.episodes import Episode
 from litekit.learners.base import Learner
-from litekit.lite import Lite, with_layout
+from litekit.lite import Lite, with_precision
 from litekit.paths import check_writable_file
 from litekit.precision import grad_scaler
-from litekit.seeding import seeded_generator
+from litekit.seeding import subset_generator
 from litekit.train.evaluation import evaluate
-from litekit.train.step import NONFINITE_POLICIES, StepResult, meta_train_step
+from litekit.train.settings import Reporting, Saving, Stepping, with_plain_keywords
+from litekit.train.step import StepResult, meta_train_step
 from litekit.train.stream import EpisodeStream
 
 
 @dataclass
 class History:
-    """What `fit` saw, step by step, for plotting: training and validation curves.
+    """What `fit` saw, step by step: training and validation curves
+    (`litekit.plots.learning_curves` draws them).
 
     ``step``, ``loss``, ``accuracy`` and ``seconds`` (wall time since the run began, summed
     over resumed sessions) have one entry per optimiser step; ``val_step``,
@@ -100,33 +100,6 @@ class History:
     def from_dict(cls, values: dict[str, list]) -> History:
         return cls(**{name: list(values[name]) for name in cls.__dataclass_fields__})
 
-    def plot(self, ax=None, *, label: str | None = None, smooth: int = 10):
-        """Training accuracy (running mean over ``smooth`` steps) and validation accuracy
-        with its 95% interval, against the step, on a matplotlib axis
-        (`litekit.plots.learning_curves`, which also draws plotly and several runs)."""
-        import matplotlib.pyplot as plt
-
-        from litekit import plots
-
-        if ax is None:
-            _, ax = plt.subplots(figsize=(6, 3.5))
-        plots.learning_curves(self if label is None else {label: self}, smooth=smooth, ax=ax)
-        return ax
-
-
-_SUBSET_STREAM = 0x4C495445  # "LITE": keeps these streams apart from the samplers' (seed, k)
-
-
-def subset_generator(seed: int, position: int) -> torch.Generator:
-    """The LITE subset generator of the task at global position ``position`` of a run.
-
-    A function of ``(seed, position)`` alone (`litekit.seeding.seeded_generator`, with a
-    constant that sets these streams apart from the episode samplers', which also hash
-    (seed, k)), so a task's subsets are the same whichever process trains it, and tasks get
-    independent streams.
-    """
-    return seeded_generator(seed, position, _SUBSET_STREAM)
-
 
 def _check_distributed(world: int, tasks_per_step: int, lite: Lite | None, subset_seed) -> None:
     if world > 1 and tasks_per_step < world:
@@ -141,45 +114,21 @@ def _check_distributed(world: int, tasks_per_step: int, lite: Lite | None, subse
             "subset_seed",
             None,
             "under torchrun each task needs its own LITE subset stream, the same on any rank; "
-            "pass subset_seed=<int> (see litekit.train.loop.subset_generator).",
+            "pass subset_seed=<int> (see litekit.seeding.subset_generator).",
         )
 
 
-def _check_arguments(
-    steps: int,
-    tasks_per_step: int,
-    query_batch: int | None,
-    lite: Any,
-    optimizer: Any,
-    subset_seed: int | None,
-    metadata: Any,
-    on_nonfinite: str,
-    validate_every: int | None,
-    checkpoint_every: int | None,
-) -> tuple[int, int]:
-    """Check `fit`'s arguments; return the validation and checkpoint cadences in steps."""
-    check_int("steps", steps, minimum=1)
-    check_int("tasks_per_step", tasks_per_step, minimum=1)
-    if query_batch is not None:
-        check_int("query_batch", query_batch, minimum=1)
+def _check_lite_and_optimizer(lite: Any, optimizer: Any) -> None:
     if lite is not None and not isinstance(lite, Lite):
         raise bad_argument("lite", lite, "pass None (full back-propagation) or Lite(h, ...).")
     if not isinstance(optimizer, torch.optim.Optimizer):
         raise bad_argument("optimizer", optimizer, "pass a torch.optim optimiser.")
-    if subset_seed is not None:
-        check_int("subset_seed", subset_seed, minimum=0)
-    if metadata is not None and not isinstance(metadata, Mapping):
-        raise bad_argument("metadata", metadata, "pass a dict of plain values, or None.")
-    check_choice("on_nonfinite", on_nonfinite, NONFINITE_POLICIES)
-    every = max(1, steps // 10) if validate_every is None else validate_every
-    every = check_int("validate_every", every, minimum=1)
-    save_every = every if checkpoint_every is None else checkpoint_every
-    return every, check_int("checkpoint_every", save_every, minimum=1)
 
 
 @dataclass
-class _Run:
-    """What a checkpoint of this run holds, and where it goes (rank 0 writes it)."""
+class _RunState:
+    """Everything a checkpoint of this run holds, and the file it goes to (rank 0 writes
+    it): weights, optimiser, scheduler, subset generator, gradient scaler and history."""
 
     learner: Learner
     optimizer: torch.optim.Optimizer
@@ -187,9 +136,35 @@ class _Run:
     generator: torch.Generator | None
     fingerprint: dict
     metadata: Mapping[str, Any] | None
-    path: Path | None
+    checkpoint_file: Path | None
     scaler: torch.amp.GradScaler | None = None
     history: History = field(default_factory=History)
+
+    @classmethod
+    def of(
+        cls,
+        learner: Learner,
+        optimizer: torch.optim.Optimizer,
+        lite: Lite | None,
+        stepping: Stepping,
+        saving: Saving,
+        episodes: int | None,
+    ) -> _RunState:
+        """A new run's state: the generator a checkpoint must carry (the Lite's, unless
+        each task seeds its own), the run's fingerprint and a float16 gradient scaler."""
+        seed = stepping.subset_seed
+        return cls(
+            learner,
+            optimizer,
+            stepping.scheduler,
+            lite.generator if lite is not None and seed is None else None,
+            checkpoints.fingerprint(
+                learner, lite, stepping.query_batch, stepping.tasks_per_step, episodes, seed
+            ),
+            saving.metadata,
+            None if saving.checkpoint is None else Path(saving.checkpoint),
+            grad_scaler(lite.precision if lite is not None else "fp32", learner.device),
+        )
 
     def save(self, step: int) -> None:
         """Write the checkpoint of the run after ``step`` whole steps (rank 0). A failure,
@@ -209,23 +184,23 @@ class _Run:
             self.scaler,
         )
         try:
-            checkpoints.save_atomic(payload, self.path)
+            checkpoints.save_atomic(payload, self.checkpoint_file)
         except OSError as error:
             raise bad_argument(
                 "checkpoint",
-                str(self.path),
+                str(self.checkpoint_file),
                 f"could not be written ({error}); the last checkpoint is kept. Free space or "
-                "pass another path, and resume.",
+                "pass another checkpoint file, and resume.",
             ) from error
 
     def prepare(self, resume: bool, deterministic: bool, channels_last: bool) -> int:
-        """Kernels and memory layout as asked, the checkpoint path checked writable (before
+        """Kernels and memory layout as asked, the checkpoint file checked writable (before
         any work: a run must not fail at its first save), and the checkpoint resumed if there
         is one; returns the number of steps done (0 for a new run)."""
-        if self.path is not None:
-            path = self.path
+        file = self.checkpoint_file
+        if file is not None:
             same_outcome_on_every_rank(
-                lambda: check_writable_file("checkpoint", path), rank_zero_only=True
+                lambda: check_writable_file("checkpoint", file), rank_zero_only=True
             )
         start = self.resume(resume)
         if deterministic:  # stays on for the process, as torch.use_deterministic_algorithms
@@ -235,11 +210,11 @@ class _Run:
         return start
 
     def resume(self, resume: bool) -> int:
-        """Apply the checkpoint at ``path`` if there is one (checked on rank 0, sent to every
-        rank), and return the number of steps it holds (0 without one)."""
-        path = self.path
+        """Apply the checkpoint in ``checkpoint_file`` if there is one (checked on rank 0,
+        sent to every rank), and return the number of steps it holds (0 without one)."""
+        file = self.checkpoint_file
         saved = same_outcome_on_every_rank(
-            lambda: None if path is None else checkpoints.prepare(path, resume),
+            lambda: None if file is None else checkpoints.prepare(file, resume),
             rank_zero_only=True,
         )
         if saved is None:
@@ -300,16 +275,16 @@ class _DeferredInterrupts:
             signal.signal(number, handler)
 
 
-def _stop(run: _Run, step: int, saved_step: int, rank: int) -> None:
+def _stop(run: _RunState, step: int, saved_step: int, rank: int) -> None:
     """After an interrupt: checkpoint step ``step`` if it is not saved yet, say where, and
     raise KeyboardInterrupt."""
-    if run.path is not None and step > saved_step:
+    if run.checkpoint_file is not None and step > saved_step:
         run.save(step)
     if rank == 0:
         where = (
-            f"step {step} is saved in {str(run.path)!r}; call fit again to resume"
-            if run.path is not None and step > 0
-            else "no checkpoint path was given, so nothing is saved"
+            f"step {step} is saved in {str(run.checkpoint_file)!r}; call fit again to resume"
+            if run.checkpoint_file is not None and step > 0
+            else "no checkpoint file was given, so nothing is saved"
         )
         print(f"fit: interrupted after step {step}: {where}.", file=sys.stderr)
     raise KeyboardInterrupt
@@ -322,22 +297,10 @@ def fit(
     steps: int,
     lite: Lite | None = None,
     *,
-    query_batch: int | None = None,
-    tasks_per_step: int = 1,
-    validation: Iterable[Episode] | None = None,
-    validate_every: int | None = None,
-    scheduler: Any = None,
-    checkpoint: str | os.PathLike | None = None,
-    checkpoint_every: int | None = None,
-    resume: bool = True,
-    progress: bool = True,
-    description: str = "meta-training",
-    subset_seed: int | None = None,
-    metadata: Mapping[str, Any] | None = None,
-    on_nonfinite: str = "raise",
-    precision: str | None = None,
-    channels_last: bool = False,
-    deterministic: bool = False,
+    stepping: Stepping | None = None,
+    reporting: Reporting | None = None,
+    saving: Saving | None = None,
+    **plain_keywords: Any,
 ) -> History:
     """Meta-train ``learner`` for ``steps`` optimiser steps; return the `History`.
 
@@ -352,80 +315,36 @@ def fit(
         steps: total optimiser steps of the run (a resumed run continues up to it).
         lite: ``None`` for full back-propagation, or ``Lite(h, ...)``; seed its generator
             (or pass ``subset_seed``) for reproducible subsets.
-        query_batch: query images per backward pass (see `meta_train_step`).
-        tasks_per_step: tasks whose gradients are averaged per step (the paper uses 16);
-            under torchrun, over all processes together (at least one per process).
-        validation: fixed evaluation tasks, scored with `evaluate` before the first step,
-            every ``validate_every`` steps and after the last one (split over the ranks
-            under torchrun).
-        validate_every: default: ``steps // 10`` (at least 1).
-        scheduler: an optional learning-rate scheduler, stepped after every step and saved
-            in checkpoints.
-        checkpoint: a file path. If a litekit checkpoint is there and ``resume`` is True,
-            the run continues from it; the run is saved there every ``checkpoint_every``
-            steps, at the end, and when the run is interrupted (Ctrl-C, or SIGTERM from
-            torchrun: the current step finishes first), atomically, with a checksum that is
-            verified before a checkpoint is applied. A resumed run ends with exactly the
-            weights, optimiser state and history of an unbroken run. Non-finite weights are
-            never saved. Under torchrun only rank 0's path is used.
-        checkpoint_every: default: ``validate_every``.
-        resume: False refuses to start when a checkpoint is already at ``checkpoint``
-            (nothing is ever overwritten unasked).
-        progress: show a tqdm progress bar with the loss and accuracy (rank 0 only).
-        subset_seed: ``None`` draws the LITE subsets from ``lite.generator`` (or torch's
-            global stream), task after task. An int draws the subsets of the task at global
-            position p from `subset_generator(subset_seed, p)`, so that they do not depend
-            on the number of processes; required under torchrun when ``lite`` samples.
-        metadata: plain values (strings, numbers, lists, dicts) saved in the checkpoint as
-            ``metadata``; the command line stores its options there.
-        on_nonfinite: what a task with a non-finite loss does (see `meta_train_step`):
-            ``"raise"`` stops the run with nothing changed; ``"skip"`` leaves the task out.
-        precision: ``"fp32"``, ``"bf16"`` or ``"fp16"`` for the backbone's passes in
-            training and validation (`litekit.precision`); None keeps ``lite``'s (fp32 by
-            default). float16 gets a gradient scaler, kept in the checkpoints.
-        channels_last: convert the learner and the images to channels-last memory layout.
-        deterministic: use deterministic kernels (`litekit.determinism`), so that on a GPU
-            too a resumed run equals an unbroken one bit for bit.
+        stepping: how each step runs (`Stepping`: ``query_batch``, ``tasks_per_step``,
+            ``subset_seed``, ``on_nonfinite``, ``precision``, ``channels_last``,
+            ``deterministic``, ``scheduler``).
+        reporting: what the run reports (`Reporting`: ``validation``, ``validate_every``,
+            ``progress``, ``description``).
+        saving: where the run is saved (`Saving`: ``checkpoint``, ``checkpoint_every``,
+            ``resume``, ``metadata``).
+        plain_keywords: any of those fields by name, e.g. ``fit(..., query_batch=10,
+            checkpoint="run.pt")``; each sets that field of its group.
 
     Validation draws nothing from torch's random stream, so it never changes training.
     Arguments are checked before any work, and an interrupted step is never saved: a
     checkpoint always sits between two whole steps.
-
-    (About 70 lines on purpose: the set-up and the whole loop read top to bottom in one
-    place; each part it calls is a named function above.)
     """
-    every, save_every = _check_arguments(
-        steps,
-        tasks_per_step,
-        query_batch,
-        lite,
-        optimizer,
-        subset_seed,
-        metadata,
-        on_nonfinite,
-        validate_every,
-        checkpoint_every,
-    )
+    stepping, reporting, saving = with_plain_keywords(stepping, reporting, saving, plain_keywords)
+    check_int("steps", steps, minimum=1)
+    _check_lite_and_optimizer(lite, optimizer)
+    every = reporting.cadence(steps)
+    save_every = saving.cadence(every)
     rank, world = rank_and_world()
+    tasks_per_step, subset_seed = stepping.tasks_per_step, stepping.subset_seed
     same_outcome_on_every_rank(lambda: _check_distributed(world, tasks_per_step, lite, subset_seed))
     learner = unwrap(learner)
-    lite = with_layout(lite, precision, channels_last or None)
+    lite = with_precision(lite, stepping.precision, stepping.channels_last or None)
     stream = EpisodeStream(episodes)
+    validation = reporting.validation
     if validation is not None:  # its type and size, before a checkpoint is read
         EpisodeStream(validation, name="validation")
-    run = _Run(
-        learner,
-        optimizer,
-        scheduler,
-        lite.generator if lite is not None and subset_seed is None else None,
-        checkpoints.fingerprint(
-            learner, lite, query_batch, tasks_per_step, stream.size, subset_seed
-        ),
-        metadata,
-        None if checkpoint is None else Path(checkpoint),
-        grad_scaler(lite.precision if lite is not None else "fp32", learner.device),
-    )
-    start = run.prepare(resume, deterministic, channels_last)
+    run = _RunState.of(learner, optimizer, lite, stepping, saving, stream.size)
+    start = run.prepare(saving.resume, stepping.deterministic, stepping.channels_last)
     broadcast_module(learner)  # every rank starts from rank 0's weights (as DDP would)
     history = run.history
     if validation is not None and start == 0 and not history.val_step:
@@ -433,7 +352,10 @@ def fit(
 
     elapsed, began = (history.seconds[-1] if history.seconds else 0.0), time.perf_counter()
     bar = tqdm(
-        total=steps, initial=min(start, steps), desc=description, disable=not progress or rank
+        total=steps,
+        initial=min(start, steps),
+        desc=reporting.description,
+        disable=not reporting.progress or rank,
     )
     tasks = stream.at(
         [p for s in range(start + 1, steps + 1) for p in _positions(s, tasks_per_step, rank, world)]
@@ -442,23 +364,24 @@ def fit(
     with _DeferredInterrupts() as interrupts:
         try:
             for step in range(start + 1, steps + 1):
+                # This rank's share of the step's tasks, each with its position's subsets.
                 mine = _positions(step, tasks_per_step, rank, world)
                 result = meta_train_step(
                     learner,
                     [next(tasks) for _ in mine],
                     optimizer,
                     lite=_task_lites(lite, subset_seed, mine),
-                    query_batch=query_batch,
+                    query_batch=stepping.query_batch,
                     total_tasks=tasks_per_step,
-                    on_nonfinite=on_nonfinite,
+                    on_nonfinite=stepping.on_nonfinite,
                     scaler=run.scaler,
                 )
-                if scheduler is not None:
-                    scheduler.step()
+                if stepping.scheduler is not None:
+                    stepping.scheduler.step()
                 history.record(step, result, elapsed + time.perf_counter() - began)
                 if validation is not None and (step % every == 0 or step == steps):
                     _validate(learner, validation, lite, history, step)
-                if run.path is not None and (step % save_every == 0 or step == steps):
+                if run.checkpoint_file is not None and (step % save_every == 0 or step == steps):
                     run.save(step)
                     saved_step = step
                 bar.set_postfix(history.postfix())

@@ -14,8 +14,9 @@ when h >= N. Over T tasks per step, each task is weighted 1/T. Under torchrun th
 are split over the processes; `litekit.distributed.finish_step` is the one place that
 combines them (weights W/T per process, then one gradient average: still the mean over T).
 
-Faults. A task whose loss is not finite (a NaN pixel, an overflow) is caught before its
-backward pass: by default the step stops with an error naming the task and the offending
+Faults. A task whose loss is not finite (a NaN pixel, an overflow) is caught before the
+optimiser steps (its loss is read after its batch's backward pass, and its gradient taken
+back out): by default the step stops with an error naming the task and the offending
 input, and neither the weights nor the optimiser change (``on_nonfinite="raise"``);
 ``on_nonfinite="skip"`` leaves such tasks out of the step and averages over the others.
 """
@@ -31,8 +32,10 @@ import torch
 import torch.nn.functional as F
 
 from litekit._checks import bad_argument, check_choice, check_int
+from litekit._deprecated import renamed_keywords
 from litekit.distributed import (
     CollectiveError,
+    StepSums,
     finish_step,
     same_outcome_on_every_rank,
     task_share,
@@ -41,7 +44,7 @@ from litekit.distributed import (
 from litekit.episodes import Episode
 from litekit.learners.base import Learner, SupportCache
 from litekit.learners.checks import nonfinite_inputs
-from litekit.lite import Lite, with_layout
+from litekit.lite import Lite, with_precision
 
 NONFINITE_POLICIES = ("raise", "skip")
 
@@ -67,27 +70,60 @@ class StepResult:
     accuracy: float
     skipped: int = 0
 
+    @classmethod
+    def of(cls, sums: StepSums) -> StepResult:
+        """The means over the tasks that counted (NaN when none did), from the step's sums."""
+        if sums.counted == 0:
+            return cls(math.nan, math.nan, sums.skipped)
+        return cls(sums.loss_sum / sums.counted, sums.accuracy_sum / sums.counted, sums.skipped)
 
-def _as_episodes(episode: Episode | Sequence[Episode]) -> list[Episode]:
-    episodes = [episode] if isinstance(episode, Episode) else list(episode)
-    if not episodes or not all(isinstance(e, Episode) for e in episodes):
-        raise bad_argument("episode", episode, "pass an Episode or a non-empty list of Episodes.")
-    return episodes
+
+def _as_episodes(episodes: Episode | Sequence[Episode]) -> list[Episode]:
+    found = [episodes] if isinstance(episodes, Episode) else list(episodes)
+    if not found or not all(isinstance(e, Episode) for e in found):
+        raise bad_argument("episodes", episodes, "pass an Episode or a non-empty list of Episodes.")
+    return found
 
 
-def _per_task_lites(lite: Lite | Sequence[Lite | None] | None, count: int) -> list[Lite | None]:
+def _per_task_lites(
+    lite: Lite | Sequence[Lite | None] | None,
+    count: int,
+    precision: str | None,
+    channels_last: bool | None,
+) -> list[Lite | None]:
+    """One `Lite` (or None) per task, in ``precision`` and ``channels_last`` where given."""
     if lite is None or isinstance(lite, Lite):
-        return [lite] * count
-    if isinstance(lite, Sequence) and not isinstance(lite, str):
+        lites = [lite] * count
+    elif isinstance(lite, Sequence) and not isinstance(lite, str):
         lites = list(lite)
-        if len(lites) == count and all(x is None or isinstance(x, Lite) for x in lites):
-            return lites
-    raise bad_argument(
-        "lite",
-        lite,
-        f"pass None (full back-propagation), a Lite(h, ...), or a list of {count} of them "
-        "(one per task).",
-    )
+    else:
+        lites = []
+    if len(lites) != count or not all(x is None or isinstance(x, Lite) for x in lites):
+        raise bad_argument(
+            "lite",
+            lite,
+            f"pass None (full back-propagation), a Lite(h, ...), or a list of {count} of them "
+            "(one per task).",
+        )
+    return [with_precision(x, precision, channels_last) for x in lites]
+
+
+def _check_step_settings(
+    lites: list[Lite | None],
+    query_batch: int | None,
+    on_nonfinite: str,
+    scaler: torch.amp.GradScaler | None,
+) -> None:
+    if scaler is None and any(x is not None and x.precision == "fp16" for x in lites):
+        raise bad_argument(
+            "scaler",
+            None,
+            "float16 gradients need a gradient scaler: pass scaler=torch.amp.GradScaler() "
+            "and reuse it every step (fit keeps one for you), or use precision='bf16'.",
+        )
+    if query_batch is not None:
+        check_int("query_batch", query_batch, minimum=1)
+    check_choice("on_nonfinite", on_nonfinite, NONFINITE_POLICIES)
 
 
 def accumulate_task_gradient(
@@ -111,15 +147,17 @@ def accumulate_task_gradient(
     """
     n_query = episode.n_query
     batch = n_query if query_batch is None else check_int("query_batch", query_batch, minimum=1)
-    support, labels = episode.support_images, episode.support_labels
+    support_images, support_labels = episode.support_images, episode.support_labels
+    if cache is None:  # the no-grad pass, once for every query batch
+        cache = learner.cache_support(support_images, lite)
+    # the task's weight in the step, times LITE's loss factor (N/h under "loss", else 1)
     scale = weight * (lite.loss_scale(episode.n_support) if lite is not None else 1.0)
-    if cache is None:
-        cache = learner.cache_support(support, lite)
     total, correct = 0.0, 0
     for start in range(0, n_query, batch):
-        queries = episode.query_images[start : start + batch]
+        query_images = episode.query_images[start : start + batch]
         targets = episode.query_labels[start : start + batch].to(learner.device)
-        logits = learner.task_logits(support, labels, queries, lite, cache)
+        logits = learner.task_logits(support_images, support_labels, query_images, lite, cache)
+        # the batch's share of the task's mean loss: the batches' shares sum to it
         loss = F.cross_entropy(logits, targets, reduction="sum") / n_query
         scaled = loss * scale
         (scaled if scaler is None else scaler.scale(scaled)).backward()
@@ -133,9 +171,10 @@ def accumulate_task_gradient(
     return total, correct / n_query
 
 
+@renamed_keywords(episode="episodes")
 def meta_train_step(
     learner: Learner,
-    episode: Episode | Sequence[Episode],
+    episodes: Episode | Sequence[Episode],
     optimizer: torch.optim.Optimizer,
     lite: Lite | Sequence[Lite | None] | None = None,
     query_batch: int | None = None,
@@ -152,8 +191,9 @@ def meta_train_step(
         learner: a `Learner` (or one wrapped in DistributedDataParallel: it is unwrapped,
             see `litekit.distributed`); it is put in train mode (its image encoders stay in
             eval mode unless the learner was built with ``backbone_mode="train"``).
-        episode: an `Episode`, or a list of them (the paper uses 16 tasks per step). Under
-            torchrun, each rank passes its own share of the step's tasks.
+        episodes: an `Episode`, or a list of them (the paper uses 16 tasks per step). Under
+            torchrun, each rank passes its own share of the step's tasks. The old keyword
+            ``episode=`` still works, with a warning.
         optimizer: steps once, after the whole task gradient is accumulated.
         lite: ``None`` back-propagates through every support image; ``Lite(h, ...)``
             through h of them, with a fresh subset per query batch; or one of those per task
@@ -176,123 +216,66 @@ def meta_train_step(
     gradient is touched. Under torchrun the gradient, loss and accuracy are means over all
     ``total_tasks`` tasks and every rank applies the same update.
     """
-    tasks = _as_episodes(episode)
-    lites = [with_layout(x, precision, channels_last) for x in _per_task_lites(lite, len(tasks))]
-    if scaler is None and any(x is not None and x.precision == "fp16" for x in lites):
-        raise bad_argument(
-            "scaler",
-            None,
-            "float16 gradients need a gradient scaler: pass scaler=torch.amp.GradScaler() "
-            "and reuse it every step (fit keeps one for you), or use precision='bf16'.",
-        )
-    if query_batch is not None:
-        check_int("query_batch", query_batch, minimum=1)
-    check_choice("on_nonfinite", on_nonfinite, NONFINITE_POLICIES)
-    share = task_share(len(tasks), total_tasks)
+    episodes = _as_episodes(episodes)
+    lites = _per_task_lites(lite, len(episodes), precision, channels_last)
+    _check_step_settings(lites, query_batch, on_nonfinite, scaler)
+    share = task_share(len(episodes), total_tasks)
     learner = unwrap(learner)
-    # every task, before any gradient is touched; under torchrun every rank raises together
-    same_outcome_on_every_rank(lambda: _check_tasks(learner, tasks, lites))
-    _warn_if_query_path_only(lites, tasks)
+    # Every task before any gradient is touched; under torchrun every rank raises together.
+    same_outcome_on_every_rank(lambda: _check_tasks(learner, episodes, lites))
+    _warn_if_query_path_only(lites, episodes)
 
     learner.train()
     optimizer.zero_grad(set_to_none=True)
-    tally = _accumulate_tasks(
-        learner, tasks, lites, query_batch, share.weight, on_nonfinite, scaler
-    )
-    totals = finish_step(learner.parameters(), share, *tally.sums(share.mine))
-    if totals.failed:  # every rank raises the same error; nothing is applied
-        optimizer.zero_grad(set_to_none=True)
-        try:
-            same_outcome_on_every_rank(lambda: _raise_if(tally.failure))
-        except CollectiveError as error:  # still a NonFiniteLossError for the caller
-            raise CollectiveNonFiniteLossError(str(error)) from None
-    if scaler is None and not _gradients_finite(learner):
-        optimizer.zero_grad(set_to_none=True)
-        if on_nonfinite == "raise":
-            raise NonFiniteLossError(
-                "the step's gradient is not finite although every task's loss is (an "
-                "overflow); lower the learning rate or use fp32, or pass on_nonfinite='skip' "
-                "to skip such steps; nothing was changed."
-            )
-        return StepResult(math.nan, math.nan, share.total)
-    if totals.counted == 0:
-        return StepResult(math.nan, math.nan, totals.skipped)
-    if scaler is None:
-        optimizer.step()
-    else:  # unscales, and skips the update if the float16 gradient overflowed
-        scaler.step(optimizer)
-        scaler.update()
-    return StepResult(
-        totals.loss_sum / totals.counted, totals.accuracy_sum / totals.counted, totals.skipped
-    )
-
-
-@dataclass
-class _Tally:
-    """This process's tasks of one step: loss and accuracy sums over the tasks that counted,
-    how many were skipped, and the failure that stopped the step (None if none)."""
-
-    losses: float = 0.0
-    accuracies: float = 0.0
-    counted: int = 0
-    skipped: int = 0
-    failure: str | None = None
-
-    def sums(self, mine: int) -> tuple[float, float, int, int, int]:
-        """(loss sum, accuracy sum, counted, skipped, failed): tasks not run count as failed."""
-        failed = mine - self.counted - self.skipped
-        return self.losses, self.accuracies, self.counted, self.skipped, failed
-
-
-def _accumulate_tasks(
-    learner: Learner,
-    tasks: list[Episode],
-    lites: list[Lite | None],
-    query_batch: int | None,
-    weight: float,
-    on_nonfinite: str,
-    scaler: torch.amp.GradScaler | None,
-) -> _Tally:
-    """Accumulate ``weight`` × each task's gradient; a non-finite task is skipped (its
-    gradient taken back out) or stops the loop, as ``on_nonfinite`` says."""
-    tally = _Tally()
-    for index, (task, task_lite) in enumerate(zip(tasks, lites, strict=True)):
+    sums = StepSums()
+    for index, (task, task_lite) in enumerate(zip(episodes, lites, strict=True)):
+        # "skip" keeps the gradient so far, to take a non-finite task's share back out.
         saved = _gradients(learner) if on_nonfinite == "skip" else None
-        try:
+        try:  # weighted W/T, so that after finish_step the update is the mean over T tasks
             loss, accuracy = accumulate_task_gradient(
-                learner, task, task_lite, query_batch, weight, scaler
+                learner, task, task_lite, query_batch, share.weight, scaler
             )
         except NonFiniteLossError as error:
-            if saved is None:
-                tally.failure = _describe_nonfinite(learner, index, task, str(error))
-                return tally
+            if saved is None:  # "raise": stop, and let finish_step tell every rank
+                sums.fail(_describe_nonfinite(learner, index, task, error), len(episodes) - index)
+                break
             _restore_gradients(learner, saved)
-            tally.skipped += 1
-            continue
-        tally.losses += loss
-        tally.accuracies += accuracy
-        tally.counted += 1
-    return tally
+            sums.skipped += 1
+        else:
+            sums.add(loss, accuracy)
+    sums = finish_step(learner.parameters(), share, sums)  # sums and gradients over ranks
+    if sums.failed:  # every rank raises the same error; nothing is applied
+        optimizer.zero_grad(set_to_none=True)
+        _raise_on_every_rank(sums.failure)
+    if scaler is None and not _gradients_finite(learner):  # an overflow, with finite losses
+        optimizer.zero_grad(set_to_none=True)
+        return _nonfinite_gradient(on_nonfinite, share.total)
+    if sums.counted and scaler is None:  # (none counted: every task skipped, no update)
+        optimizer.step()
+    elif sums.counted:  # unscales, and skips the update if the float16 gradient overflowed
+        scaler.step(optimizer)
+        scaler.update()
+    return StepResult.of(sums)
 
 
-def _check_tasks(learner: Learner, tasks: list[Episode], lites: list[Lite | None]) -> None:
-    for task, lite in zip(tasks, lites, strict=True):
+def _check_tasks(learner: Learner, episodes: list[Episode], lites: list[Lite | None]) -> None:
+    for task, lite in zip(episodes, lites, strict=True):
         learner.check_task(
             task.support_images, task.support_labels, task.query_images, task.query_labels, lite
         )
 
 
-def _warn_if_query_path_only(lites: list[Lite | None], tasks: list[Episode]) -> None:
+def _warn_if_query_path_only(lites: list[Lite | None], episodes: list[Episode]) -> None:
     if any(
         lite is not None and lite.h == 0 and lite.subsets is None and task.n_support > 0
-        for lite, task in zip(lites, tasks, strict=True)
+        for lite, task in zip(lites, episodes, strict=True)
     ):
         warnings.warn(
             "lite.h=0: no support image carries gradient, so only the query path trains (the "
             "backbone learns from the query images alone); pass h >= 1 for LITE, or lite=None "
             "for full back-propagation.",
             UserWarning,
-            stacklevel=3,
+            stacklevel=4,  # _warn..., meta_train_step, its keyword wrapper, the caller
         )
 
 
@@ -312,7 +295,7 @@ def _gradients_finite(learner: Learner) -> bool:
     return not grads or bool(torch.isfinite(torch.nn.utils.get_total_norm(grads)))
 
 
-def _describe_nonfinite(learner: Learner, index: int, task: Episode, where: str) -> str:
+def _describe_nonfinite(learner: Learner, index: int, task: Episode, where: object) -> str:
     """What made task ``index``'s loss non-finite, and what to do, in the house style."""
     found = nonfinite_inputs(support_images=task.support_images, query_images=task.query_images)
     if found is None:
@@ -323,11 +306,32 @@ def _describe_nonfinite(learner: Learner, index: int, task: Episode, where: str)
             else "inputs and weights are finite (an overflow: lower the learning rate)"
         )
     return (
-        f"episode[{index}]={found}: {where} is not finite. Fix or drop that input, or pass "
+        f"episodes[{index}]={found}: {where} is not finite. Fix or drop that input, or pass "
         "on_nonfinite='skip' to leave such tasks out of a step; nothing was changed."
     )
 
 
-def _raise_if(failure: str | None) -> None:
-    if failure is not None:
-        raise NonFiniteLossError(failure)
+def _raise_on_every_rank(failure: str | None) -> None:
+    """Raise the step's `NonFiniteLossError` on every rank together (this rank's message,
+    or the lowest failing rank's)."""
+
+    def raise_if_failed() -> None:
+        if failure is not None:
+            raise NonFiniteLossError(failure)
+
+    try:
+        same_outcome_on_every_rank(raise_if_failed)
+    except CollectiveError as error:  # still a NonFiniteLossError for the caller
+        raise CollectiveNonFiniteLossError(str(error)) from None
+
+
+def _nonfinite_gradient(on_nonfinite: str, tasks: int) -> StepResult:
+    """A step whose gradient overflowed although every task's loss is finite: raise, or
+    report the whole step skipped."""
+    if on_nonfinite == "raise":
+        raise NonFiniteLossError(
+            "the step's gradient is not finite although every task's loss is (an "
+            "overflow); lower the learning rate or use fp32, or pass on_nonfinite='skip' "
+            "to skip such steps; nothing was changed."
+        )
+    return StepResult(math.nan, math.nan, tasks)

@@ -1,10 +1,12 @@
 """Episodes by position, so that a run can resume mid-way and be split over processes.
 
-Training and validation tasks are numbered 0, 1, 2, ...: `fit`'s step s uses positions
-s·T .. s·T + T - 1 (T tasks per step), and under torchrun each rank reads only its share of
-them (`litekit.distributed.shard`). An `EpisodeStream` reads the episodes at given positions:
-- a loader from `episode_loader`: rebuilt over those positions only, with the same workers,
-  so episode k is the one the sampler defines for k, and a rank loads only its own tasks;
+Training and validation tasks are numbered 0, 1, 2, ...: `fit`'s step s (counted from 1)
+uses positions (s-1)·T .. s·T - 1 (T tasks per step), and under torchrun each rank reads
+only its share of them (`litekit.distributed.shard`). An `EpisodeStream` reads the episodes
+at given positions:
+- a loader from `episode_loader`: a new `episode_loader` over the episodes at those
+  positions only, with the same dataset, sampler and workers, so episode k is the one the
+  sampler defines for k, and a rank loads only its own tasks;
 - a sequence (a list of Episodes, or anything with ``len`` and indexing);
 - any other iterable: read in order, keeping the positions asked for (every rank reads it
   all).
@@ -20,7 +22,7 @@ from typing import Any
 from torch.utils.data import DataLoader
 
 from litekit._checks import bad_argument
-from litekit.episodes import Episode, EpisodeDataset
+from litekit.episodes import Episode, EpisodeDataset, episode_loader
 
 
 class EpisodeStream:
@@ -56,16 +58,14 @@ class EpisodeStream:
         """The episodes at ``positions`` (increasing), in that order."""
         if self.loader:
             order = self._order()
-            ids = [order[p % len(order)] for p in positions]
             loader = self.episodes
-            yield from DataLoader(
-                loader.dataset,
-                batch_size=None,
-                sampler=ids,
+            yield from episode_loader(
+                loader.dataset.dataset,
+                loader.dataset.sampler,
                 num_workers=loader.num_workers,
-                collate_fn=loader.collate_fn,
                 pin_memory=loader.pin_memory,
                 prefetch_factor=loader.prefetch_factor if loader.num_workers > 0 else None,
+                episode_ids=[order[p % len(order)] for p in positions],
             )
         elif self.indexable:
             for p in positions:

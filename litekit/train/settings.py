@@ -1,0 +1,165 @@
+"""`fit`'s options in three groups: how to step, what to report, where to save.
+
+``fit(learner, episodes, optimizer, steps, lite)`` says what to train. Everything else is
+a field of one of three settings objects, each checked when it is made:
+
+- `Stepping`: how each optimiser step runs (query batches, tasks per step, subset streams,
+  non-finite losses, precision and memory layout, deterministic kernels, the learning-rate
+  scheduler). Options that change the update go here (gradient clipping, a warm-up, a
+  learning-rate scale for the backbone).
+- `Reporting`: what the run shows and measures: validation and its cadence, the progress
+  bar. None of it changes the weights (validation draws nothing from torch's random
+  stream).
+- `Saving`: where and how often the run is checkpointed, whether to resume, and what to
+  store with it (keeping the best checkpoint by validation would go here).
+
+``fit(..., stepping=Stepping(query_batch=10), saving=Saving("run.pt"))`` and the plain
+keywords ``fit(..., query_batch=10, checkpoint="run.pt")`` are the same call: each plain
+keyword is the field of that name (`with_plain_keywords`).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, fields, replace
+from typing import Any
+
+from litekit._checks import bad_argument, check_choice, check_int
+from litekit.episodes import Episode
+from litekit.precision import check_precision
+from litekit.train.step import NONFINITE_POLICIES
+
+
+@dataclass(frozen=True)
+class Stepping:
+    """How each optimiser step of `fit` runs.
+
+    Args:
+        query_batch: query images per backward pass (see `meta_train_step`).
+        tasks_per_step: tasks whose gradients are averaged per step (the paper uses 16);
+            under torchrun, over all processes together (at least one per process).
+        subset_seed: ``None`` draws the LITE subsets from ``lite.generator`` (or torch's
+            global stream), task after task. An int draws the subsets of the task at global
+            position p from `litekit.seeding.subset_generator` ``(subset_seed, p)``, so
+            that they do not depend on the number of processes; required under torchrun
+            when ``lite`` samples.
+        on_nonfinite: what a task with a non-finite loss does (see `meta_train_step`):
+            ``"raise"`` stops the run with nothing changed; ``"skip"`` leaves the task out.
+        precision: ``"fp32"``, ``"bf16"`` or ``"fp16"`` for the backbone's passes in
+            training and validation (`litekit.precision`); None keeps ``lite``'s (fp32 by
+            default). float16 gets a gradient scaler, kept in the checkpoints.
+        channels_last: convert the learner and the images to channels-last memory layout.
+        deterministic: use deterministic kernels (`litekit.determinism`), so that on a GPU
+            too a resumed run equals an unbroken one bit for bit.
+        scheduler: an optional learning-rate scheduler, stepped after every step and saved
+            in checkpoints.
+    """
+
+    query_batch: int | None = None
+    tasks_per_step: int = 1
+    subset_seed: int | None = None
+    on_nonfinite: str = "raise"
+    precision: str | None = None
+    channels_last: bool = False
+    deterministic: bool = False
+    scheduler: Any = None
+
+    def __post_init__(self) -> None:
+        check_int("tasks_per_step", self.tasks_per_step, minimum=1)
+        if self.query_batch is not None:
+            check_int("query_batch", self.query_batch, minimum=1)
+        if self.subset_seed is not None:
+            check_int("subset_seed", self.subset_seed, minimum=0)
+        check_choice("on_nonfinite", self.on_nonfinite, NONFINITE_POLICIES)
+        if self.precision is not None:
+            check_precision(self.precision)
+
+
+@dataclass(frozen=True)
+class Reporting:
+    """What `fit` shows and measures; none of it changes the weights.
+
+    Args:
+        validation: fixed evaluation tasks, scored with `evaluate` before the first step,
+            every ``validate_every`` steps and after the last one (split over the ranks
+            under torchrun).
+        validate_every: default: ``steps // 10`` (at least 1).
+        progress: show a tqdm progress bar with the loss and accuracy (rank 0 only).
+        description: the progress bar's label.
+    """
+
+    validation: Iterable[Episode] | None = None
+    validate_every: int | None = None
+    progress: bool = True
+    description: str = "meta-training"
+
+    def __post_init__(self) -> None:
+        if self.validate_every is not None:
+            check_int("validate_every", self.validate_every, minimum=1)
+
+    def cadence(self, steps: int) -> int:
+        """Steps between validations: ``validate_every``, or ``steps // 10`` (at least 1)."""
+        return max(1, steps // 10) if self.validate_every is None else self.validate_every
+
+
+@dataclass(frozen=True)
+class Saving:
+    """Where and how often `fit` checkpoints the run.
+
+    Args:
+        checkpoint: the checkpoint file. If a litekit checkpoint is there and ``resume`` is True,
+            the run continues from it; the run is saved there every ``checkpoint_every``
+            steps, at the end, and when the run is interrupted (Ctrl-C, or SIGTERM from
+            torchrun: the current step finishes first), atomically, with a checksum that is
+            verified before a checkpoint is applied. A resumed run ends with exactly the
+            weights, optimiser state and history of an unbroken run. Non-finite weights are
+            never saved. Under torchrun only rank 0's file is used.
+        checkpoint_every: default: the validation cadence (`Reporting.cadence`).
+        resume: False refuses to start when a checkpoint is already at ``checkpoint``
+            (nothing is ever overwritten unasked).
+        metadata: plain values (strings, numbers, lists, dicts) saved in the checkpoint as
+            ``metadata``; the command line stores its options there.
+    """
+
+    checkpoint: str | os.PathLike | None = None
+    checkpoint_every: int | None = None
+    resume: bool = True
+    metadata: Mapping[str, Any] | None = None
+
+    def __post_init__(self) -> None:
+        if self.metadata is not None and not isinstance(self.metadata, Mapping):
+            raise bad_argument("metadata", self.metadata, "pass a dict of plain values, or None.")
+        if self.checkpoint_every is not None:
+            check_int("checkpoint_every", self.checkpoint_every, minimum=1)
+
+    def cadence(self, validation_cadence: int) -> int:
+        """Steps between checkpoints: ``checkpoint_every``, or the validation cadence."""
+        return validation_cadence if self.checkpoint_every is None else self.checkpoint_every
+
+
+SETTINGS = (Stepping, Reporting, Saving)
+
+
+def with_plain_keywords(
+    stepping: Stepping | None,
+    reporting: Reporting | None,
+    saving: Saving | None,
+    keywords: Mapping[str, Any],
+) -> tuple[Stepping, Reporting, Saving]:
+    """The three settings objects (defaults where None), with each plain keyword of `fit`
+    (``query_batch=...``, ``checkpoint=...``) set as the field of that name."""
+    given = (stepping, reporting, saving)
+    unknown = set(keywords)
+    groups = []
+    for kind, group in zip(SETTINGS, given, strict=True):
+        name = kind.__name__.lower()
+        if group is not None and not isinstance(group, kind):
+            raise bad_argument(name, group, f"pass a litekit.train.{kind.__name__}(...), or None.")
+        own = {f.name: keywords[f.name] for f in fields(kind) if f.name in keywords}
+        unknown -= set(own)
+        groups.append(replace(kind() if group is None else group, **own))
+    if unknown:
+        raise TypeError(f"fit() got an unexpected keyword argument {sorted(unknown)[0]!r}")
+    stepping, reporting, saving = groups
+    return stepping, reporting, saving
