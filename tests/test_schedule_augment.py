@@ -58,8 +58,9 @@ def test_a_schedule_needs_steps_to_decay_over_and_a_warmup_shorter_than_the_run(
     with pytest.raises(ValueError, match=r"^steps=0: a cosine schedule decays over the run's"):
         Schedule("cosine").check_steps(0)
     with pytest.raises(ValueError, match=r"^--warmup-steps=10: the warm-up must end before"):
-        Schedule("constant", warmup_steps=10).check_steps(10, prefix="--")
+        Schedule("cosine", warmup_steps=10).check_steps(10, prefix="--")
     Schedule("constant").check_steps(0)  # nothing to decay: fine
+    Schedule("constant", warmup_steps=10).check_steps(5)  # to be resumed with more steps
 
 
 def test_augmentation_is_a_function_of_the_generator_and_changes_the_images():
@@ -104,24 +105,54 @@ def test_bad_augmentations_are_refused(arguments, message):
         Augment(**arguments)
 
 
-def test_augmented_loaders_give_episode_k_the_same_crops_in_any_order():
-    """Episode k's augmentation depends on (seed, k) alone: read alone, in another order, or
-    through fit's position-by-position stream, it is the same task."""
-    from litekit import EpisodeSampler, episode_loader
-    from litekit.data import ProceduralImages
-    from litekit.data.augment import augmented
-    from litekit.train.stream import EpisodeStream
+def _fit_run(tmp_path, steps, name="run.pt", **settings):
+    from helpers import make_learner
 
-    data = ProceduralImages(num_classes=6, images_per_class=6, image_size=32)
-    loader = augmented(episode_loader(data, EpisodeSampler(data, 3, 2, 2, 5, seed=0)), Augment(), 7)
-    in_order = list(loader)
-    alone = list(EpisodeStream(loader).at([3]))
-    torch.testing.assert_close(alone[0].support_images, in_order[3].support_images, rtol=0, atol=0)
-    plain = list(episode_loader(data, EpisodeSampler(data, 3, 2, 2, 5, seed=0)))
-    assert not torch.equal(plain[3].support_images, in_order[3].support_images)
-    assert torch.equal(plain[3].support_labels, in_order[3].support_labels)
-    with pytest.raises(ValueError, match=r"^loader='list': pass an episode_loader"):
-        augmented([], Augment(), 0)
+    from litekit import Lite, fit
+
+    torch.manual_seed(0)
+    learner = make_learner("simple_cnaps")
+    episodes = [make_episode(n_support=6, way=3, n_query=4, seed=k) for k in range(5)]
+    optimizer = torch.optim.SGD(learner.parameters(), lr=0.05)
+    fit(learner, episodes, optimizer, steps, Lite(2), subset_seed=0, progress=False,
+        checkpoint=tmp_path / name, **settings)  # fmt: skip
+    return {k: v.clone() for k, v in learner.state_dict().items()}
+
+
+def test_fit_with_a_warmup_augmentation_and_clipping_resumes_as_an_unbroken_run(tmp_path):
+    settings = dict(schedule=Schedule("constant", warmup_steps=2), augment=Augment(seed=3),
+                    clip_grad_norm=0.5)  # fmt: skip
+    unbroken = _fit_run(tmp_path, 4, "unbroken.pt", **settings)
+    _fit_run(tmp_path, 2, "resumed.pt", **settings)
+    resumed = _fit_run(tmp_path, 4, "resumed.pt", **settings)
+    for name in unbroken:
+        torch.testing.assert_close(resumed[name], unbroken[name], rtol=0, atol=0, msg=name)
+    plain = _fit_run(tmp_path, 4, "plain.pt")
+    assert any(not torch.equal(plain[k], unbroken[k]) for k in plain)
+
+
+def test_fit_records_the_schedule_augmentation_and_clipping_in_the_checkpoint(tmp_path):
+    from litekit import checkpoint as checkpoints
+
+    _fit_run(tmp_path, 2, schedule=Schedule("cosine"), augment=Augment(), clip_grad_norm=1.0)
+    fingerprint = checkpoints.load(tmp_path / "run.pt")["fingerprint"]
+    assert fingerprint["schedule"]["kind"] == "cosine" and fingerprint["schedule"]["steps"] == 2
+    assert fingerprint["augment"]["seed"] == 0 and fingerprint["clip_grad_norm"] == 1.0
+    with pytest.raises(ValueError, match=r"^checkpoint=.schedule: saved .*'steps': 2.*now"):
+        _fit_run(tmp_path, 3, schedule=Schedule("cosine"), augment=Augment(), clip_grad_norm=1.0)
+    with pytest.raises(ValueError, match=r"^checkpoint=.augment: saved"):
+        _fit_run(tmp_path, 2, schedule=Schedule("cosine"), clip_grad_norm=1.0)
+
+
+def test_fit_refuses_two_ways_to_set_the_rate_and_a_schedule_without_room(tmp_path):
+    scheduler = torch.optim.lr_scheduler.StepLR(torch.optim.SGD([torch.zeros(1)], lr=1), 1)
+    with pytest.raises(ValueError, match=r"^schedule=.*a scheduler is given too"):
+        _fit_run(tmp_path, 2, schedule=Schedule("cosine"), scheduler=scheduler)
+    with pytest.raises(ValueError, match=r"^warmup_steps=3: the warm-up must end before"):
+        _fit_run(tmp_path, 3, schedule=Schedule("step", warmup_steps=3))
+    with pytest.raises(ValueError, match=r"^augment='yes': pass a litekit.data.augment.Augment"):
+        _fit_run(tmp_path, 1, augment="yes")
+    assert not (tmp_path / "run.pt").exists()
 
 
 def test_clipping_caps_the_gradient_norm_before_each_step_and_keeps_its_direction():

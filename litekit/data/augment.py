@@ -3,13 +3,13 @@
 With few images per class, a learner soon knows each one; showing it a random crop of each,
 at a random scale and aspect, sometimes mirrored, makes every task new. `Augment` does that
 to each image of a batch on its own, on tensors (any dataset, the embedded one included),
-and draws everything from the generator it is given: `augment_episode` with a generator
-seeded by (seed, task number) gives the same task the same crops in any process, at any
-resume, with deterministic kernels too. Labels are unchanged (a crop keeps the class).
+and draws everything from the generator it is given. `litekit.train.fit` (``augment=``)
+augments the task at global position p with `Augment.generator` (seed, p), so the same task
+gets the same crops in any process, at any resume, with deterministic kernels too. Labels
+are unchanged (a crop keeps the class).
 
 Support and query images are both augmented. Held-out tasks (validation, test) are not: a
-score is measured on the images as they are. `augmented` wraps an `litekit.episode_loader`
-so that episode k is augmented with the generator of (seed, k).
+score is measured on the images as they are.
 """
 
 from __future__ import annotations
@@ -19,21 +19,24 @@ from dataclasses import dataclass, replace
 
 import torch
 from torch.nn import functional as F
-from torch.utils.data import DataLoader
 
 from litekit._checks import bad_argument, check_int
-from litekit.episodes import Episode, EpisodeDataset
 from litekit.seeding import seeded_generator
+
+#: Keeps augmentation streams apart from the samplers' and LITE's.
+AUGMENT_STREAM = 0x41554731  # "AUG1"
 
 
 @dataclass(frozen=True)
 class Augment:
     """A random resized crop (area ``scale`` of the image, aspect ``ratio``, resized back to
-    the image's size) and a horizontal flip with probability ``flip``, per image."""
+    the image's size) and a horizontal flip with probability ``flip``, per image; `fit`
+    draws task p's from `generator` (``seed``, p)."""
 
     scale: tuple[float, float] = (0.35, 1.0)
     ratio: tuple[float, float] = (3 / 4, 4 / 3)
     flip: float = 0.5
+    seed: int = 0
 
     def __post_init__(self) -> None:
         low, high = self.scale
@@ -43,6 +46,12 @@ class Augment:
             raise bad_argument("ratio", self.ratio, "pass (low, high) with 0 < low <= high.")
         if not 0 <= self.flip <= 1:
             raise bad_argument("flip", self.flip, "pass a probability in [0, 1].")
+        check_int("seed", self.seed, minimum=0)
+
+    def generator(self, position: int) -> torch.Generator:
+        """The stream of the task at global position ``position``: (seed, a constant that
+        keeps it apart from the samplers' and LITE's streams, position)."""
+        return seeded_generator(self.seed, AUGMENT_STREAM, int(position))
 
     def _box(self, height: int, width: int, generator: torch.Generator) -> tuple[int, ...]:
         """(top, left, h, w) of a crop: up to 10 tries at a random area and aspect that
@@ -81,7 +90,12 @@ class Augment:
         return out
 
     def as_dict(self) -> dict:
-        return {"scale": list(self.scale), "ratio": list(self.ratio), "flip": self.flip}
+        return {
+            "scale": list(self.scale),
+            "ratio": list(self.ratio),
+            "flip": self.flip,
+            "seed": self.seed,
+        }
 
 
 def augment_episode(episode, augment: Augment, generator: torch.Generator):
@@ -90,40 +104,4 @@ def augment_episode(episode, augment: Augment, generator: torch.Generator):
         episode,
         support_images=augment(episode.support_images, generator),
         query_images=augment(episode.query_images, generator),
-    )
-
-
-#: The constant that keeps augmentation streams, (seed, AUGMENT_STREAM, k), apart from the
-#: samplers' and LITE's.
-AUGMENT_STREAM = 0x41554731  # "AUG1"
-
-
-class AugmentedEpisodes(EpisodeDataset):
-    """Episode ``k`` of ``episodes`` (an `EpisodeDataset`), augmented with a generator seeded
-    by (``seed``, k): the same task gets the same crops in any worker, process or resume."""
-
-    def __init__(self, episodes: EpisodeDataset, augment: Augment, seed: int) -> None:
-        super().__init__(episodes.dataset, episodes.sampler)
-        self.augment = augment
-        self.seed = check_int("seed", seed, minimum=0)
-
-    def __getitem__(self, index: int) -> Episode:
-        generator = seeded_generator(self.seed, AUGMENT_STREAM, int(index))
-        return augment_episode(super().__getitem__(index), self.augment, generator)
-
-
-def augmented(loader: DataLoader, augment: Augment, seed: int) -> DataLoader:
-    """``loader`` (from `litekit.episode_loader`) with every episode augmented
-    (`AugmentedEpisodes`): pass it to `litekit.fit` as its training episodes."""
-    if not isinstance(loader, DataLoader) or not isinstance(loader.dataset, EpisodeDataset):
-        raise bad_argument("loader", type(loader).__name__, "pass an episode_loader(...).")
-    return DataLoader(
-        AugmentedEpisodes(loader.dataset, augment, seed),
-        batch_size=None,
-        sampler=loader.sampler,
-        num_workers=loader.num_workers,
-        collate_fn=loader.collate_fn,
-        pin_memory=loader.pin_memory,
-        prefetch_factor=loader.prefetch_factor if loader.num_workers > 0 else None,
-        persistent_workers=False,
     )

@@ -16,7 +16,6 @@ import torch
 from torch.utils.data import DataLoader
 
 from litekit.data import ImageFolderDataset, ProceduralImages
-from litekit.data.augment import Augment, augmented
 from litekit.data.folders import bad_path
 from litekit.episodes import EpisodeSampler, VariableEpisodeSampler, episode_loader, labels_of
 from litekit.learners.backbones import check_image_size
@@ -24,8 +23,6 @@ from litekit.learners.base import Learner
 from litekit.learners.build import backbone_from_name, learner_from_name, optimizer_from_name
 from litekit.learners.pretrained import normalization
 from litekit.lite import Lite
-from litekit.train.clipping import clip_before_step
-from litekit.train.schedule import Schedule
 
 # How many episodes the training sampler numbers. Episode k is a function of the seed and k
 # alone, and step s takes the tasks after those of step s - 1, so a run of S steps of T tasks
@@ -42,7 +39,6 @@ class FitInputs:
     episodes: DataLoader
     validation: DataLoader | None
     lite: Lite | None
-    scheduler: torch.optim.lr_scheduler.LRScheduler | None = None
 
 
 def _backbone(args: argparse.Namespace) -> torch.nn.Module:
@@ -171,8 +167,6 @@ def build(args: argparse.Namespace, device: torch.device) -> FitInputs:
         num_workers=args.workers,
         pin_memory=device.type == "cuda",
     )
-    if args.augment:  # training tasks only: validation scores the images as they are
-        episodes = augmented(episodes, Augment(), args.seed)
     validation = None
     if held_out is not None and args.validation_tasks > 0:
         validation = episode_loader(
@@ -182,22 +176,7 @@ def build(args: argparse.Namespace, device: torch.device) -> FitInputs:
         )
     learner = learner_from_name(args.learner, backbone, image_size=args.image_size).to(device)
     optimizer = optimizer_from_name(args.optimizer, learner.parameters(), args.lr)
-    if args.clip_grad_norm is not None:
-        clip_before_step(optimizer, args.clip_grad_norm)
     lite = None
     if args.h is not None:
         lite = Lite(args.h, chunk_size=args.chunk_size, scaling=args.scaling)
-    return FitInputs(learner, optimizer, episodes, validation, lite, _scheduler(args, optimizer))
-
-
-def _scheduler(
-    args: argparse.Namespace, optimizer: torch.optim.Optimizer
-) -> torch.optim.lr_scheduler.LRScheduler | None:
-    """``--schedule`` and ``--warmup-steps`` over ``--steps``: a factor of the step alone
-    (`litekit.train.schedule.Schedule`), stepped by `fit` after each step and saved in the
-    checkpoint with the step it reached."""
-    schedule = Schedule(args.schedule, args.warmup_steps)
-    if schedule == Schedule():
-        return None  # constant, no warm-up: the optimiser's rate as it is
-    steps = args.steps
-    return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: schedule.factor(step, steps))
+    return FitInputs(learner, optimizer, episodes, validation, lite)

@@ -58,6 +58,7 @@ import torch
 
 from litekit import checkpoint as checkpoints
 from litekit._checks import bad_argument
+from litekit.data.augment import Augment
 from litekit.data.folders import bad_path
 from litekit.distributed import (
     CollectiveError,
@@ -79,6 +80,7 @@ from litekit.train._cli_options import (
     resolve_device,
 )
 from litekit.train._cli_plan import resolve_memory_budget
+from litekit.train.schedule import Schedule
 
 __all__ = ["main"]
 
@@ -246,6 +248,13 @@ def _summary(
     }
 
 
+def _schedule(args: argparse.Namespace) -> Schedule | None:
+    """``--schedule`` and ``--warmup-steps``; None for the default (the rate as given), so
+    that a run without them resumes checkpoints made before they existed."""
+    schedule = Schedule(args.schedule, args.warmup_steps)
+    return None if schedule == Schedule() else schedule
+
+
 def _run(args: argparse.Namespace) -> dict[str, Any] | None:
     """Check, build and train; the summary on rank 0, None on the other ranks."""
     check_options(args)
@@ -277,7 +286,9 @@ def _run(args: argparse.Namespace) -> dict[str, Any] | None:
         progress=not args.quiet,
         description=f"{args.learner}/{args.backbone} on {world} process(es)",
         subset_seed=args.seed,
-        scheduler=inputs.scheduler,
+        schedule=_schedule(args),
+        clip_grad_norm=args.clip_grad_norm,
+        augment=Augment(seed=args.seed) if args.augment else None,
         metadata={"options": options},
         precision=args.precision,
         channels_last=args.channels_last,

@@ -54,8 +54,9 @@ class Schedule:
             raise bad_argument("gamma", self.gamma, "pass a factor in (0, 1].")
 
     def check_steps(self, steps: int, *, argument: str = "steps", prefix: str = "") -> None:
-        """The run of ``steps`` steps leaves room for this schedule: warm-up shorter than
-        the run, and a cosine or step schedule has steps to decay over."""
+        """The run of ``steps`` steps leaves room for this schedule: a cosine or step
+        schedule has steps to decay over, after its warm-up. (A constant schedule's warm-up
+        may outlast a run that is to be resumed with more steps.)"""
         if self.kind != "constant" and steps < 1:
             raise bad_argument(
                 argument,
@@ -63,7 +64,7 @@ class Schedule:
                 f"a {self.kind} schedule decays over the run's steps; pass {argument} >= 1, "
                 f"or {prefix}schedule constant.",
             )
-        if self.warmup_steps and self.warmup_steps >= steps:
+        if self.kind != "constant" and self.warmup_steps >= steps:
             raise bad_argument(
                 prefix + ("warmup-steps" if prefix else "warmup_steps"),
                 self.warmup_steps,
