@@ -12,7 +12,14 @@ from litekit.episodes import (
 )
 from litekit.learners import CNAPs, FineTuner, ProtoNets, SimpleCNAPs
 from litekit.lite import Lite, lite_forward
-from litekit.train import evaluate, fit, meta_train_step
+from litekit.train import fit, meta_train_step
+
+# `python -m litekit.evaluate` is a package of that name. Importing a package sets the
+# attribute of its name on the parent, which would hide the function `evaluate` whenever
+# the package is first imported. Import it here, first (it imports nothing), and bind the
+# function after it: later imports of the package then leave the attribute alone.
+__import__("litekit.evaluate")
+from litekit.train import evaluate  # noqa: E402  isort: skip
 
 __version__ = "0.1.0"
 

@@ -15,7 +15,12 @@ The streams, by key:
   embedded dataset's class colours, class order, per-image nuisances and noise field
   (`litekit.data.ProceduralImages`);
 - ``(seed, 7)``: which classes and images make the diagnostics' demo task
-  (`litekit.diagnostics.demo_task`).
+  (`litekit.diagnostics.demo_task`);
+- ``(seed, name_key(user), k, 0x7A47)`` and ``(seed, name_key(user), 0x7A46)``: task k of
+  an ORBIT test user, and the target videos its tasks share (`litekit.orbit.tasks`; a
+  user's folder name, not its place in a list, so adding users changes no one else's
+  tasks); ``(seed, object, 0x0B17)``: the miniature ORBIT tree's clutter
+  (`litekit.orbit.write_orbit_tree`).
 
 Initial weights are not drawn here: torch's modules draw them from torch's global stream,
 which ``torch.manual_seed`` seeds (the command line, `litekit.diagnostics.demo_task` and
@@ -27,6 +32,7 @@ task and subsets, and the quick start.
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any
 
 import numpy as np
@@ -71,3 +77,10 @@ def subset_generator(seed: int, position: int) -> torch.Generator:
     subsets are the same whichever process trains it, and tasks get independent streams.
     """
     return seeded_generator(seed, position, SUBSET_STREAM)
+
+
+def name_key(name: str) -> int:
+    """A stable non-negative integer for a name (the first 8 bytes of its SHA-256, less the
+    top bit), so that a stream can be keyed by a name (a user's folder) rather than by its
+    position in a list that may grow."""
+    return int.from_bytes(hashlib.sha256(name.encode("utf-8")).digest()[:8], "big") >> 1

@@ -16,9 +16,12 @@ To add rows: append `Case`s to the table of their part, or add a table and list 
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import hashlib
 import io
+import shutil
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -47,8 +50,14 @@ from litekit import (
 )
 from litekit import checkpoint as checkpoints
 from litekit.data import ImageFolderDataset, ProceduralImages
+from litekit.evaluate import cli as evaluate_cli
+from litekit.evaluate.sources import folders as folders_source
+from litekit.evaluate.sources import orbit as orbit_source
+from litekit.learners.build import optimizer_from_name
+from litekit.learners.record import learner_from_record, make_record
 from litekit.measure import StepConfig, measure_floor, plan_budget
 from litekit.measure import cli as measure_cli
+from litekit.orbit import frame_accuracy, protocol_named, write_orbit_tree
 from litekit.paths import check_writable_file
 from litekit.train import _cli_options as cli_options
 from litekit.train import cli, loop
@@ -724,6 +733,219 @@ FIT = [
          ("checkpoint=", "no such file")),
 ]  # fmt: skip
 
+
+# --- ORBIT, python -m litekit.evaluate, ORBIT training ----------------------------------------
+
+EVALUATE_PREFIX = "python -m litekit.evaluate: error: "
+
+
+def evaluate_command_line(*options: str) -> Callable[[Path], None]:
+    """A row's call: ``python -m litekit.evaluate`` with ``options`` (``{tmp}`` is the row's
+    folder), in this process, with scoring forbidden; expects exit status 2 and one line."""
+
+    def forbidden(*args, **kwargs):
+        raise AssertionError("scoring started: the bad input was not caught")
+
+    def call(tmp: Path) -> None:
+        argv = [o.replace("{tmp}", str(tmp)) for o in options]
+        out, err = io.StringIO(), io.StringIO()
+        with (
+            contextlib.redirect_stdout(out),
+            contextlib.redirect_stderr(err),
+            mock.patch.object(orbit_source, "evaluate_orbit", forbidden),
+            mock.patch.object(folders_source, "evaluate", forbidden),
+        ):
+            code = evaluate_cli.main(argv)
+        lines = err.getvalue().strip().splitlines()
+        assert code == 2 and out.getvalue() == "", (code, err.getvalue())
+        assert len(lines) == 1 and lines[0].startswith(EVALUATE_PREFIX), err.getvalue()
+        raise CommandLineError(lines[0].removeprefix(EVALUATE_PREFIX))
+
+    return call
+
+
+_TREES: dict[tuple, Path] = {}  # each tree written once per session, then copied
+
+
+def an_orbit_tree(edit: Callable[[Path], None] | None = None, **sizes: Any) -> Callable:
+    """A setup: a miniature ORBIT tree at ``tmp/orbit`` (`litekit.orbit.write_orbit_tree`,
+    tiny), then ``edit(tmp/orbit)``."""
+
+    def setup(tmp: Path) -> None:
+        spec = dict(users=(2, 1, 2), objects=2, clean_videos=2, clutter_videos=1,
+                    clean_frames=8, clutter_frames=8, not_present=2, image_size=32)  # fmt: skip
+        spec |= sizes
+        key = tuple(sorted(spec.items()))
+        if key not in _TREES:
+            folder = Path(tempfile.mkdtemp(prefix="litekit-orbit-"))
+            atexit.register(shutil.rmtree, folder, True)
+            write_orbit_tree(folder / "orbit", **spec)
+            _TREES[key] = folder / "orbit"
+        shutil.copytree(_TREES[key], tmp / "orbit")
+        if edit is not None:
+            edit(tmp / "orbit")
+
+    return setup
+
+
+def cut_video(split: str, user: str, frames: int) -> Callable[[Path], None]:
+    """Keep the first ``frames`` frames of ``user``'s first clean video of their first object."""
+
+    def edit(root: Path) -> None:
+        video = sorted((root / split / user).glob("*/clean/*"))[0]
+        for frame in sorted(video.iterdir())[frames:]:
+            frame.unlink()
+
+    return edit
+
+
+def drop_objects(split: str, user: str, keep: int = 1) -> Callable[[Path], None]:
+    def edit(root: Path) -> None:
+        for folder in sorted((root / split / user).iterdir())[keep:]:
+            shutil.rmtree(folder)
+
+    return edit
+
+
+def drop_clutter(split: str, user: str) -> Callable[[Path], None]:
+    def edit(root: Path) -> None:
+        for folder in (root / split / user).glob("*/clutter"):
+            shutil.rmtree(folder)
+
+    return edit
+
+
+def a_model_checkpoint(learner: str = "protonets", relative: str = "run.pt") -> Callable:
+    """A setup: a checkpoint as python -m litekit.train writes it (with its model record),
+    made without training."""
+
+    def setup(tmp: Path) -> None:
+        record = make_record(learner=learner, backbone="conv4", image_size=32, width=4,
+                             norm="group")  # fmt: skip
+        torch.manual_seed(0)
+        model = learner_from_record(record)
+        optimizer = torch.optim.Adam(model.parameters())
+        metadata = {"options": {"learner": learner}, "model": record}
+        payload = checkpoints.payload(1, {}, model, optimizer, None, None, {}, metadata)
+        checkpoints.save_atomic(payload, tmp / relative)
+
+    return setup
+
+
+ORBIT_EVALUATE = ("orbit", "--checkpoint", "{tmp}/run.pt", "--root", "{tmp}/orbit", "--device",
+                  "cpu", "--quiet")  # fmt: skip
+# A train user of the tree below is P100; test users are P103 and P104.
+ORBIT_TRAIN = ("--orbit", "{tmp}/orbit", "--orbit-clips", "1")
+
+ORBIT = [
+    Case("orbit video shorter than one clip", evaluate_command_line(*ORBIT_EVALUATE),
+         CommandLineError, ("video folder=", "P103--", "has 5 frame(s), fewer than one clip (8",
+                            "remove the video"),
+         setup=then(a_model_checkpoint(), an_orbit_tree(cut_video("test", "P103", 5)))),
+    Case("orbit user with one object", evaluate_command_line(*ORBIT_EVALUATE),
+         CommandLineError, ("user folder=", "test/P104'", "holds 1 object folder",
+                            "needs at least 2", "Add object folders, or remove the user"),
+         setup=then(a_model_checkpoint(), an_orbit_tree(drop_objects("test", "P104")))),
+    Case("orbit test user without clutter videos", evaluate_command_line(*ORBIT_EVALUATE),
+         CommandLineError, ("user folder=", "test/P103'", "has no clutter target videos",
+                            "add videos under <object>/clutter/"),
+         setup=then(a_model_checkpoint(), an_orbit_tree(drop_clutter("test", "P103")))),
+    Case("orbit2022 without annotations",
+         evaluate_command_line(*ORBIT_EVALUATE, "--protocol", "orbit2022"), CommandLineError,
+         ("annotations=", "annotations/test': no such folder", "object_not_present_issue",
+          "orbit_extra_annotations.zip", "data/README.md", "--annotations"),
+         setup=then(a_model_checkpoint(), an_orbit_tree(annotations=None))),
+    Case("orbit2022 annotation file missing",
+         evaluate_command_line(*ORBIT_EVALUATE, "--protocol", "orbit2022"), CommandLineError,
+         ("annotation file=", "P104--wallet--clutter--v0.json': missing",
+          "orbit_extra_annotations"),
+         setup=then(a_model_checkpoint(), an_orbit_tree(
+             lambda r: (r / "annotations/test/P104--wallet--clutter--v0.json").unlink()))),
+    Case("orbit protocol misspelt",
+         evaluate_command_line(*ORBIT_EVALUATE, "--protocol", "neurips2021"), CommandLineError,
+         ("--protocol='neurips2021': ", "did you mean 'neurips21'?", "'orbit2022'"),
+         setup=a_folder("orbit")),
+    Case("orbit setting misspelt",
+         evaluate_command_line(*ORBIT_EVALUATE, "--setting", "cluttered"), CommandLineError,
+         ("--setting='cluttered': ", "choose one of 'clutter', 'clean'"),
+         setup=a_folder("orbit")),
+    Case("orbit root without a test split", evaluate_command_line(*ORBIT_EVALUATE),
+         CommandLineError, ("--root=", "holds no test/ folder", "data/README.md"),
+         setup=then(a_model_checkpoint(), a_folder("orbit"))),
+    Case("orbit root is the validation split",
+         evaluate_command_line(*ORBIT_EVALUATE[:4], "{tmp}/orbit/validation"), CommandLineError,
+         ("--root=", "this is ORBIT's validation split", "pass --split validation"),
+         setup=then(a_model_checkpoint(), an_orbit_tree())),
+    Case("evaluate checkpoint learner contradicts the command line",
+         evaluate_command_line(*ORBIT_EVALUATE, "--learner", "simple_cnaps"), CommandLineError,
+         ("--learner='simple_cnaps': ", "holds a model with --learner 'protonets'",
+          "leave --learner out"),
+         setup=then(a_model_checkpoint(), an_orbit_tree())),
+    Case("evaluate checkpoint image size contradicts the command line",
+         evaluate_command_line(*ORBIT_EVALUATE, "--image-size", "64"), CommandLineError,
+         ("--image-size=64: ", "holds a model with --image-size 32"),
+         setup=then(a_model_checkpoint(), an_orbit_tree())),
+    Case("evaluate checkpoint missing", evaluate_command_line(*ORBIT_EVALUATE), CommandLineError,
+         ("--checkpoint=", "run.pt': no such file"), setup=an_orbit_tree()),
+    Case("evaluate checkpoint of fit in Python", evaluate_command_line(*ORBIT_EVALUATE),
+         CommandLineError, ("--checkpoint=", "does not record its model", "made by fit()"),
+         setup=then(a_checkpoint(), an_orbit_tree())),
+    Case("evaluate out is someone's file",
+         evaluate_command_line(*ORBIT_EVALUATE, "--out", "{tmp}/notes.json"), CommandLineError,
+         ("--out=", "not a litekit evaluation", "will not overwrite"),
+         setup=then(a_model_checkpoint(), an_orbit_tree(), a_file("notes.json", b"{}"))),
+    Case("evaluate without a source", evaluate_command_line("--checkpoint", "x.pt"),
+         CommandLineError, ("argument SOURCE: invalid choice", "--help")),
+    Case("evaluate folders of one class",
+         evaluate_command_line("folders", "--checkpoint", "{tmp}/run.pt", "--data",
+                               "{tmp}/images", "--device", "cpu"), CommandLineError,
+         ("--data=", "holds 1 class folder"),
+         setup=then(a_model_checkpoint(), image_folder(classes=1))),
+    Case("train orbit video shorter than one clip", command_line(*ORBIT_TRAIN),
+         CommandLineError, ("video folder=", "train/P100/", "fewer than one clip (8"),
+         setup=an_orbit_tree(cut_video("train", "P100", 3))),
+    Case("train orbit user with one object", command_line(*ORBIT_TRAIN), CommandLineError,
+         ("user folder=", "train/P101'", "holds 1 object folder"),
+         setup=an_orbit_tree(drop_objects("train", "P101"))),
+    Case("train orbit validation user without clutter videos", command_line(*ORBIT_TRAIN),
+         CommandLineError, ("user folder=", "validation/P102'", "has no clutter target videos"),
+         setup=an_orbit_tree(drop_clutter("validation", "P102"))),
+    Case("train orbit without a validation split", command_line(*ORBIT_TRAIN),
+         CommandLineError, ("--orbit=", "holds no validation/ folder",
+                            "--orbit-validation-tasks 0 for no validation"),
+         setup=an_orbit_tree(lambda r: shutil.rmtree(r / "validation"))),
+    Case("train orbit with folder data", command_line(*ORBIT_TRAIN, "--data", "{tmp}/images"),
+         CommandLineError, ("--orbit=", "pass --orbit or --data, not both"),
+         setup=then(an_orbit_tree(), image_folder())),
+    Case("train best checkpoint without validation",
+         command_line("--best-checkpoint", "{tmp}/best.pt", "--validation-tasks", "0"),
+         CommandLineError, ("--best-checkpoint=", "this run has no validation")),
+    Case("train best checkpoint is the checkpoint",
+         command_line("--best-checkpoint", "{tmp}/run.pt"), CommandLineError,
+         ("--best-checkpoint=", "this is the --checkpoint file too")),
+    Case("train best checkpoint already there for a new run", command_line(), CommandLineError,
+         ("--best-checkpoint=", "run.best.pt", "a best checkpoint is already there",
+          "resumes nothing"), setup=a_checkpoint("run.best.pt")),
+    Case("train best checkpoint is someone's file", command_line(), CommandLineError,
+         ("--best-checkpoint=", "run.best.pt", "not a litekit checkpoint", "will not overwrite"),
+         setup=a_file("run.best.pt", b"PK mine")),
+    Case("train unknown preset", command_line("--preset", "orbit"), CommandLineError,
+         ("--preset='orbit': ", "choose one of 'orbit-neurips21'")),
+    Case("train backbone lr scale 0", command_line("--backbone-lr-scale", "0"),
+         CommandLineError, ("--backbone-lr-scale=0.0: ", "pass a positive number, e.g. 0.1")),
+    Case("orbit tree over a folder", lambda t: write_orbit_tree(t / "orbit"), ValueError,
+         ("root=", "exists already", "nothing is overwritten"), setup=a_folder("orbit")),
+    Case("orbit protocol misspelt in Python", lambda t: protocol_named("orbit2021"), ValueError,
+         ("protocol='orbit2021': ", "did you mean 'orbit2022'?")),
+    Case("orbit metrics of no frames", lambda t: frame_accuracy([], 0), ValueError,
+         ("predictions=[]: ", "the predicted class of each frame")),
+    Case("optimizer lr scale with bare parameters",
+         lambda t: optimizer_from_name("adam", make_learner("protonets").parameters(), 0.1,
+                                       backbone_lr_scale=0.1), ValueError,
+         ("backbone_lr_scale=0.1: ", "pass the learner itself")),
+]  # fmt: skip
+
+
 # --- your own images: timm backbones, weights files, one vocabulary for a task's size ------
 
 
@@ -803,7 +1025,7 @@ YOUR_IMAGES = [
 
 LIBRARY: list[Case] = [*LITE, *LEARNERS, *STEPS, *FIT]
 
-CASES = [*SAMPLERS, *LOADER, *DATA, *COMMAND_LINE, *MEASURE, *PATHS, *LIBRARY, *YOUR_IMAGES]
+CASES = [*SAMPLERS, *LOADER, *DATA, *COMMAND_LINE, *MEASURE, *PATHS, *ORBIT, *LIBRARY, *YOUR_IMAGES]
 
 
 def state_of(folder: Path) -> list[tuple[str, int, str]]:

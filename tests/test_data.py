@@ -331,8 +331,8 @@ def test_orbit_errors_name_the_folder(tmp_path):
         OrbitTaskSampler(frames, episodes=1, users=["P7"])
     with pytest.raises(ValueError, match="^context_kind="):
         OrbitTaskSampler(frames, episodes=1, context_kind="clean")
-    with pytest.raises(ValueError, match="^target_kind='clean': must differ"):
-        OrbitTaskSampler(frames, episodes=1, context_kind="clean", target_kind="clean")
+    with pytest.raises(ValueError, match="^context_frames=10: frames come in clips"):
+        OrbitTaskSampler(frames, episodes=1, context_frames=10, clip_length=8)
 
 
 # --- the download helper (no network: file:// URLs and a simulated outage) -------------------

@@ -20,6 +20,7 @@ from matplotlib.colors import to_hex
 
 from litekit import plots
 from litekit.plots import cost, estimators, images, per_image, training
+from litekit.plots import orbit as orbit_plots
 from litekit.plots.chart import Axis, Chart, Panel, Rule, Series
 from litekit.plots.to_matplotlib import LINESTYLES, MARKER_CODES, to_matplotlib
 from litekit.plots.to_plotly import to_plotly
@@ -276,6 +277,11 @@ FIGURES = {
     "image_strip": (plots.image_strip, images.image_strip_chart,
                     [[torch.rand(3, 8, 8), torch.rand(1, 16, 16)], ["small", "grey"]],
                     {"title": "two images"}),
+    "video_strip": (plots.video_strip, orbit_plots.video_strip_chart,
+                    [[torch.rand(3, 16, 16) for _ in range(5)], [1, 0, 2, 0, 0], 0],
+                    {"class_names": ["keys", "mug", "cane"], "shown": 3}),
+    "recognition_timeline": (plots.recognition_timeline, orbit_plots.recognition_timeline_chart,
+                             [[1, 0, 2, 0, 0], 0], {"class_names": ["keys", "mug", "cane"]}),
 }  # fmt: skip
 
 
@@ -563,3 +569,29 @@ def test_drawing_into_axes_needs_one_axis_per_panel():
     chart = Chart((Panel(), Panel()))
     with pytest.raises(ValueError, match="^axes=1: pass 2 axes"):
         to_matplotlib(chart, axes=[Figure().subplots()])
+
+
+def test_video_strip_marks_the_first_correct_frame():
+    frames = [torch.full((3, 16, 16), 0.5) for _ in range(10)]
+    predictions = [2, 2, 1, 1, 1, 1, 0, 1, 1, 1]  # label 1: first correct at frame 2
+    chart = orbit_plots.video_strip_chart(frames, predictions, 1, class_names="abc", shown=3)
+    titles = [p.title for p in chart.panels]
+    assert titles == ["frame 0: c", "first correct, frame 2: b", "frame 9: b"]
+    red, green = (np.array([0xD6, 0x27, 0x28]) / 255, np.array([0x2C, 0xA0, 0x2C]) / 255)
+    np.testing.assert_allclose(chart.panels[0].image[0, 0], red)
+    np.testing.assert_allclose(chart.panels[1].image[0, 0], green)
+    assert chart.panels[1].image[2, 2].tolist() == green.tolist()  # a thicker frame
+    assert chart.panels[2].image[2, 2].tolist() == [0.5, 0.5, 0.5]
+    assert "frame accuracy 0.70" in chart.title and "frames to recognition 0.20" in chart.title
+
+
+def test_recognition_timeline_rules_and_vote():
+    chart = orbit_plots.recognition_timeline_chart([0, 0, 1, 1, 0], 1, class_names=["x", "y"])
+    (panel,) = chart.panels
+    assert [s.label for s in panel.series] == ["right", "wrong"]
+    assert panel.series[0].x == (2, 3) and panel.series[1].x == (0, 1, 4)
+    assert panel.rules[1].at == 2 and not panel.rules[1].horizontal
+    assert "frames to recognition 0.40" in panel.rules[1].label
+    assert "the vote says x (wrong)" in chart.title
+    never = orbit_plots.recognition_timeline_chart([0, 0], 1)
+    assert len(never.panels[0].rules) == 1  # no first correct frame to mark

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import pkgutil
 import re
 import sys
@@ -185,6 +186,9 @@ def test_every_name_in_the_tree_exists():
 def test_every_path_and_name_in_the_prose_exists():
     for token in backticked():
         if token in NOT_LITEKIT:
+            continue
+        if token.startswith("python -m "):  # a command: its module must exist
+            assert importlib.util.find_spec(token.split()[2]) is not None, token
             continue
         if "/" in token or token.endswith(".py"):
             assert (ROOT / token).exists(), token

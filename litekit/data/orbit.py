@@ -164,8 +164,8 @@ def _optional_count(name: str, value: int | None) -> int | None:
 
 
 def _check_kinds(context_kind: str | None, target_kind: str | None) -> tuple:
-    """Both kinds or neither, and two different ones (else the same videos would be support
-    and query)."""
+    """Both kinds or neither. Two equal kinds split that kind's videos as ORBIT's clean
+    setting does (see `OrbitTaskSampler`)."""
     if (context_kind is None) != (target_kind is None):
         raise bad_argument(
             "context_kind",
@@ -173,14 +173,12 @@ def _check_kinds(context_kind: str | None, target_kind: str | None) -> tuple:
             f"give both context_kind and target_kind (target_kind={target_kind!r}), or "
             "neither for a random split of each object's videos.",
         )
-    if context_kind is not None and context_kind == target_kind:
-        raise bad_argument(
-            "target_kind",
-            target_kind,
-            f"must differ from context_kind={context_kind!r}: the same videos would be "
-            "support and query; pass two kinds (e.g. 'clean' and 'clutter').",
-        )
     return context_kind, target_kind
+
+
+#: Equal kinds: the first min(5, n - 1) of an object's n videos of that kind (sorted by
+#: name) are context videos, the rest target videos (ORBIT's clean setting, CLE-VE).
+SAME_KIND_CONTEXT_VIDEOS = 5
 
 
 class OrbitTaskSampler(Sampler):
@@ -194,11 +192,18 @@ class OrbitTaskSampler(Sampler):
     2. way = min(max_way, the user's usable objects) of their objects, in random order
        (episode label j is the j-th);
     3. per object, its videos are split: with ``context_kind``/``target_kind`` (e.g.
-       ``"clean"``/``"clutter"``, ORBIT's clutter protocol) by kind, otherwise at random,
-       ``target_videos`` for the target set and up to ``context_videos`` of the rest for
-       the context set;
+       ``"clean"``/``"clutter"``, ORBIT's clutter protocol) by kind; with two equal kinds
+       (``"clean"``/``"clean"``, ORBIT's clean protocol) the first min(5, n - 1) of the
+       object's n videos of that kind, sorted by name, give the context and the rest the
+       target; otherwise at random, ``target_videos`` for the target set and up to
+       ``context_videos`` of the rest for the context set;
     4. per video, ``context_frames`` (or ``target_frames``) frames uniformly without
-       replacement, or every frame when None.
+       replacement, or every frame when None. With ``clip_length`` L > 1 the frames come
+       as ``frames // L`` random non-overlapping clips of L consecutive frames within the
+       video's first 1000 (`litekit.orbit.clips.context_clips`, as ORBIT trains).
+
+    ``random_way=True`` draws the way uniformly from ``min_way`` to min(``max_way``, the
+    user's usable objects) instead of taking the largest (ORBIT's training tasks).
 
     Args:
         frames: an `OrbitFrames`.
@@ -211,6 +216,8 @@ class OrbitTaskSampler(Sampler):
         target_videos: videos per object in the target set (random split only).
         context_frames, target_frames: frames per video (None: all of them).
         context_kind, target_kind: split videos by kind instead of at random.
+        clip_length: frames per clip (1: frames drawn one by one).
+        random_way: a random way per task instead of the largest.
     """
 
     def __init__(
@@ -228,6 +235,8 @@ class OrbitTaskSampler(Sampler):
         target_frames: int | None = None,
         context_kind: str | None = None,
         target_kind: str | None = None,
+        clip_length: int = 1,
+        random_way: bool = False,
     ) -> None:
         if not isinstance(frames, OrbitFrames):
             raise bad_argument("frames", type(frames).__name__, "pass an OrbitFrames dataset.")
@@ -241,6 +250,16 @@ class OrbitTaskSampler(Sampler):
         self.context_frames = _optional_count("context_frames", context_frames)
         self.target_frames = _optional_count("target_frames", target_frames)
         self.context_kind, self.target_kind = _check_kinds(context_kind, target_kind)
+        self.clip_length = check_int("clip_length", clip_length, minimum=1)
+        self.random_way = bool(random_way)
+        for name, frames_per_video in (("context_frames", self.context_frames),
+                                       ("target_frames", self.target_frames)):  # fmt: skip
+            if frames_per_video is not None and frames_per_video % self.clip_length:
+                raise bad_argument(
+                    name,
+                    frames_per_video,
+                    f"frames come in clips of clip_length={clip_length}; pass a multiple of it.",
+                )
         chosen_users = frames.users if users is None else list(users)
         unknown = sorted(set(chosen_users) - set(frames.users))
         if unknown:
@@ -261,11 +280,23 @@ class OrbitTaskSampler(Sampler):
             )
         self._users = sorted(self._usable)
 
+    def _kind_split(self, label: int) -> tuple[list[Video], list[Video]]:
+        """Context and target videos of class ``label`` by kind (sorted by folder name)."""
+
+        def kind(name: str) -> list[Video]:
+            found = self.frames.class_videos(label, name)
+            return sorted(found, key=lambda v: v.folder.name)
+
+        if self.context_kind != self.target_kind:
+            return kind(self.context_kind), kind(self.target_kind)
+        videos = kind(self.context_kind)
+        split = min(SAME_KIND_CONTEXT_VIDEOS, len(videos) - 1)
+        return videos[: max(split, 0)], videos[max(split, 0) :] if split > 0 else []
+
     def _usable_class(self, label: int) -> bool:
         if self.context_kind is not None:
-            return bool(self.frames.class_videos(label, self.context_kind)) and bool(
-                self.frames.class_videos(label, self.target_kind)
-            )
+            context, target = self._kind_split(label)
+            return bool(context) and bool(target)
         return len(self.frames.class_videos(label)) > self.target_videos
 
     @property
@@ -276,8 +307,7 @@ class OrbitTaskSampler(Sampler):
 
     def _split(self, rng: np.random.Generator, label: int) -> tuple[list[Video], list[Video]]:
         if self.context_kind is not None:
-            context = self.frames.class_videos(label, self.context_kind)
-            target = self.frames.class_videos(label, self.target_kind)
+            context, target = self._kind_split(label)
             context = [context[i] for i in rng.permutation(len(context))]
         else:
             videos = self.frames.class_videos(label)
@@ -287,12 +317,21 @@ class OrbitTaskSampler(Sampler):
             context = context[: self.context_videos]
         return context, target
 
-    @staticmethod
-    def _sample(rng: np.random.Generator, videos: list[Video], per_video: int | None) -> np.ndarray:
+    def _sample(
+        self, rng: np.random.Generator, videos: list[Video], per_video: int | None
+    ) -> np.ndarray:
         parts = []
         for video in videos:
-            if per_video is None or per_video >= len(video.frames):
+            if per_video is None or per_video >= len(video.frames) and self.clip_length == 1:
                 parts.append(video.frames)
+            elif self.clip_length > 1:
+                # here, not at the top: the litekit.orbit package imports the learners,
+                # which import this module through litekit.data
+                from litekit.orbit.clips import context_clips
+
+                clips = per_video // self.clip_length
+                drawn = context_clips(rng, len(video.frames), clips, self.clip_length)
+                parts.append(video.frames[drawn.positions.ravel()])
             else:
                 parts.append(np.sort(rng.choice(video.frames, size=per_video, replace=False)))
         return np.concatenate(parts)
@@ -303,6 +342,8 @@ class OrbitTaskSampler(Sampler):
         user = self._users[int(rng.integers(len(self._users)))]
         objects = self._usable[user]
         way = len(objects) if self.max_way is None else min(self.max_way, len(objects))
+        if self.random_way:
+            way = int(rng.integers(min(self.min_way, way), way + 1))
         chosen = rng.choice(objects, size=way, replace=False)
         support, support_labels, query, query_labels = [], [], [], []
         for episode_label, label in enumerate(chosen):

@@ -263,11 +263,60 @@ def learner_from_name(
     return CNAPs(backbone, example_size=image_size, classifier_hidden=classifier_hidden, **film)
 
 
+def parameter_groups(learner: nn.Module, lr: float, backbone_lr_scale: float = 1.0) -> list[dict]:
+    """The learner's parameters in two optimiser groups: the backbone's (``learner.backbone``)
+    at ``lr · backbone_lr_scale``, and the rest (set encoder, FiLM generator, classifier
+    generator) at ``lr``. Each group carries its ``name`` and its ``base_scale``; a
+    learning-rate schedule that multiplies every group's rate keeps the ratio. A group
+    without parameters is left out."""
+    if not (isinstance(backbone_lr_scale, int | float) and 0 < backbone_lr_scale < float("inf")):
+        raise bad_argument(
+            "backbone_lr_scale", backbone_lr_scale, "pass a positive number, e.g. 0.1 (ORBIT's)."
+        )
+    backbone = getattr(learner, "backbone", None)
+    if not isinstance(backbone, nn.Module):
+        raise bad_argument(
+            "learner",
+            type(learner).__name__,
+            "has no .backbone module to give its own learning rate; pass backbone_lr_scale=1.",
+        )
+    inside = {id(p) for p in backbone.parameters()}
+    groups = [
+        {"name": "backbone", "base_scale": float(backbone_lr_scale), "lr": lr * backbone_lr_scale,
+         "params": [p for p in learner.parameters() if id(p) in inside]},
+        {"name": "head", "base_scale": 1.0, "lr": lr,
+         "params": [p for p in learner.parameters() if id(p) not in inside]},
+    ]  # fmt: skip
+    return [group for group in groups if group["params"]]
+
+
 def optimizer_from_name(
-    name: str, parameters: Iterable[torch.Tensor], lr: float
+    name: str,
+    parameters: Iterable[torch.Tensor] | nn.Module,
+    lr: float,
+    *,
+    backbone_lr_scale: float = 1.0,
 ) -> torch.optim.Optimizer:
-    """Adam, or plain SGD, at learning rate ``lr``."""
+    """Adam, or plain SGD, at learning rate ``lr``.
+
+    ``parameters``: an iterable of tensors (one group), or a learner. With a learner and
+    ``backbone_lr_scale`` other than 1, the backbone's weights learn at ``lr ·
+    backbone_lr_scale`` and the rest at ``lr`` (`parameter_groups`; ORBIT trains its
+    pretrained backbone at 0.1 of the rate). With a scale of 1 there is one group, as
+    before, so optimiser states saved then still load.
+    """
     check_choice("optimizer", name, OPTIMIZERS)
+    if isinstance(parameters, nn.Module):
+        if backbone_lr_scale == 1:
+            parameters = parameters.parameters()
+        else:
+            parameters = parameter_groups(parameters, lr, backbone_lr_scale)
+    elif backbone_lr_scale != 1:
+        raise bad_argument(
+            "backbone_lr_scale",
+            backbone_lr_scale,
+            "pass the learner itself (not its parameters) so its backbone can be found, or 1.",
+        )
     if name == "adam":
         return torch.optim.Adam(parameters, lr=lr)
     return torch.optim.SGD(parameters, lr=lr)

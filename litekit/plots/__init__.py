@@ -21,7 +21,10 @@ Inside, each figure is written once: a ``*_chart`` function in a topic module pr
   `accuracy_vs_cost` (accuracy against the cost to personalise, log x);
 - training (`training`): `learning_curves` (one `History` or several runs),
   `accuracy_vs_size` (held-out accuracy against image size with the ideal observer);
-- pictures (`images`): `image_strip` (images side by side with captions).
+- pictures (`images`): `image_strip` (images side by side with captions);
+- ORBIT's metrics on a video (`orbit`): `video_strip` (frames with their predictions, the
+  first correct one marked), `recognition_timeline` (every frame's prediction, the first
+  correct frame, the vote).
 """
 
 from litekit.plots.backends import BACKENDS, draw
@@ -35,6 +38,7 @@ from litekit.plots.cost import (
 )
 from litekit.plots.estimators import cosine_vs_h, running_mean, scaling_bias, variance_vs_h
 from litekit.plots.images import image_strip
+from litekit.plots.orbit import recognition_timeline, video_strip
 from litekit.plots.per_image import contributions, per_image_contributions
 from litekit.plots.style import COLOURS, FAMILY_COLOURS, LABELS
 from litekit.plots.training import accuracy_vs_size, learning_curves
@@ -60,8 +64,10 @@ __all__ = [
     "learning_curves",
     "memory_and_time",
     "per_image_contributions",
+    "recognition_timeline",
     "reference_memory",
     "running_mean",
     "step_cost",
     "variance_vs_h",
+    "video_strip",
 ]

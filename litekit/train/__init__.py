@@ -5,7 +5,8 @@
   task, summed over processes by `litekit.distributed.finish_step`) until `StepResult`;
 - `litekit.train.loop`: `fit`, the training loop (validation, `History`, checkpoints,
   torchrun), with its options grouped in `litekit.train.settings` (`Stepping`,
-  `Reporting`, `Saving`);
+  `Reporting`, `Saving`), validation by episodes or a `Scorer`, and the best checkpoint
+  (`litekit.train.best`);
 - `litekit.train.stream`: the episodes of a run by position;
 - `litekit.train.evaluation`: `evaluate`, with a 95% confidence interval;
 - `litekit.train.cli`: the command line, ``python -m litekit.train --help``, which also runs
@@ -15,7 +16,7 @@
 from litekit.distributed import StepSums
 from litekit.train.evaluation import Evaluation, confidence_interval, evaluate
 from litekit.train.loop import History, fit, subset_generator
-from litekit.train.settings import Reporting, Saving, Stepping
+from litekit.train.settings import Reporting, Saving, Scorer, Stepping
 from litekit.train.step import StepResult, accumulate_task_gradient, meta_train_step
 
 __all__ = [
@@ -23,6 +24,7 @@ __all__ = [
     "History",
     "Reporting",
     "Saving",
+    "Scorer",
     "StepResult",
     "StepSums",
     "Stepping",

@@ -23,6 +23,7 @@ from litekit.learners.base import Learner
 from litekit.learners.build import backbone_from_name, learner_from_name, optimizer_from_name
 from litekit.learners.pretrained import normalization
 from litekit.lite import Lite
+from litekit.train._cli_orbit import orbit_data
 
 # How many episodes the training sampler numbers. Episode k is a function of the seed and k
 # alone, and step s takes the tasks after those of step s - 1, so a run of S steps of T tasks
@@ -37,7 +38,7 @@ class FitInputs:
     learner: Learner
     optimizer: torch.optim.Optimizer
     episodes: DataLoader
-    validation: DataLoader | None
+    validation: Any
     lite: Lite | None
 
 
@@ -160,14 +161,16 @@ def build(args: argparse.Namespace, device: torch.device) -> FitInputs:
     """Data, samplers, learner and optimiser; every check that needs them runs here."""
     torch.manual_seed(args.seed)  # the same initial weights on every process
     backbone = _backbone(args)
-    train, held_out = _datasets(args)
+    if args.orbit is not None:
+        orbit = orbit_data(args, TRAINING_SAMPLER_EPISODES)
+        train, sampler, validation = orbit.frames, orbit.sampler, orbit.validation
+        held_out = None
+    else:
+        train, held_out = _datasets(args)
+        sampler, validation = _sampler(args, train, TRAINING_SAMPLER_EPISODES, args.seed), None
     episodes = episode_loader(
-        train,
-        _sampler(args, train, TRAINING_SAMPLER_EPISODES, args.seed),
-        num_workers=args.workers,
-        pin_memory=device.type == "cuda",
+        train, sampler, num_workers=args.workers, pin_memory=device.type == "cuda"
     )
-    validation = None
     if held_out is not None and args.validation_tasks > 0:
         validation = episode_loader(
             held_out,
@@ -175,7 +178,9 @@ def build(args: argparse.Namespace, device: torch.device) -> FitInputs:
             num_workers=args.workers,
         )
     learner = learner_from_name(args.learner, backbone, image_size=args.image_size).to(device)
-    optimizer = optimizer_from_name(args.optimizer, learner.parameters(), args.lr)
+    optimizer = optimizer_from_name(
+        args.optimizer, learner, args.lr, backbone_lr_scale=args.backbone_lr_scale
+    )
     lite = None
     if args.h is not None:
         lite = Lite(args.h, chunk_size=args.chunk_size, scaling=args.scaling)

@@ -34,7 +34,9 @@ from litekit.learners.build import (
 )
 from litekit.lite import SCALINGS
 from litekit.precision import PRECISIONS, check_precision_on
+from litekit.train._cli_orbit import check_orbit_options
 from litekit.train._cli_plan import check_memory_budget
+from litekit.train.presets import PRESETS, apply_preset, given_options
 from litekit.train.schedule import SCHEDULES, Schedule
 
 PROGRAM = "python -m litekit.train"
@@ -188,6 +190,13 @@ def _model_options(parser: argparse.ArgumentParser) -> None:
         "its own)",
     )
     _integer_option(group, "--image-size", 1, 84, "side of the square images")
+    group.add_argument(
+        "--preset",
+        type=_choice("--preset", tuple(PRESETS)),
+        default=None,
+        help="fill in the options not given here: "
+        + "; ".join(f"{name}: {p.description}" for name, p in PRESETS.items()),
+    )
 
 
 def _task_options(parser: argparse.ArgumentParser) -> None:
@@ -269,6 +278,12 @@ def _training_options(parser: argparse.ArgumentParser) -> None:
         help="random resized crops and horizontal flips of the training tasks' support and "
         "query images, drawn from --seed and the task's number",
     )
+    group.add_argument(
+        "--backbone-lr-scale",
+        type=_positive_number("--backbone-lr-scale", "0.1"),
+        default=1.0,
+        help="the backbone's learning rate as a fraction of --lr (ORBIT: 0.1)",
+    )
     _integer_option(group, "--seed", 0, 0, "seeds tasks, LITE subsets and initial weights")
     group.add_argument(
         "--device",
@@ -318,6 +333,30 @@ def _data_options(parser: argparse.ArgumentParser) -> None:
     _integer_option(group, "--classes", 2, 200, classes, TWO_CLASSES)
     pair = "pass 2 or more (a task takes a support and a query image of a class)."
     _integer_option(group, "--images-per-class", 2, 40, "embedded dataset: images per class", pair)
+    _orbit_options(parser)
+
+
+def _orbit_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("ORBIT (see data/README.md)")
+    group.add_argument(
+        "--orbit",
+        type=_folder("--orbit"),
+        default=None,
+        help="ORBIT's folder (train/, validation/): tasks from the train users, validation "
+        "on the validation users",
+    )
+    _choice_option(group, "--orbit-setting", ("clutter", "clean"), "clutter")
+    _integer_option(group, "--clip-length", 1, 8, "consecutive frames per clip")
+    _integer_option(
+        group, "--orbit-clips", 1, 4, "clips per video in a training task (context and target)"
+    )
+    _integer_option(
+        group,
+        "--orbit-validation-tasks",
+        0,
+        5,
+        "tasks per validation user (ORBIT's neurips21 protocol; 0: no validation)",
+    )
 
 
 def _output_options(parser: argparse.ArgumentParser) -> None:
@@ -332,6 +371,12 @@ def _output_options(parser: argparse.ArgumentParser) -> None:
         "--checkpoint",
         default=None,
         help="file to save to and resume from (default: none, nothing saved)",
+    )
+    group.add_argument(
+        "--best-checkpoint",
+        default=None,
+        help="where the run at its best validation score is kept (default with --checkpoint "
+        "and validation: beside it, <name>.best.pt)",
     )
     _integer_option(
         group,
@@ -368,17 +413,21 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def parse_options(argv: Sequence[str] | None) -> argparse.Namespace:
-    """The options of ``argv``, each checked; a ValueError ``--option=value: fix`` if one
-    is bad. ``--help`` prints and exits as usual."""
+    """The options of ``argv``, each checked, with ``--preset``'s settings filled in for
+    the options not given (``args.preset_report`` says which); a ValueError ``--option=
+    value: fix`` if one is bad. ``--help`` prints and exits as usual."""
     parser = build_parser()
     try:
-        return parser.parse_args(argv)
+        args = parser.parse_args(argv)
+        explicit = given_options(build_parser(), argv) if args.preset is not None else set()
     except argparse.ArgumentError as error:
         # The type callables' messages already read "--option=value: fix"; argparse's own
         # (a missing value, say) come as "argument --option: expected one argument".
         if error.argument_name and error.message.startswith(f"{error.argument_name}="):
             raise ValueError(error.message) from None
         raise ValueError(f"{error} (see {PROGRAM} --help)") from None
+    args.preset_report = apply_preset(args, explicit)
+    return args
 
 
 def resolve_task_size(args: argparse.Namespace) -> None:
@@ -472,7 +521,9 @@ def check_options(args: argparse.Namespace) -> None:
     )
     if args.variable:
         _check_variable_tasks(args)
-    if args.data is None:
+    if args.orbit is not None:
+        check_orbit_options(args)
+    elif args.data is None:
         _check_embedded_data(args)
     if args.validation_data is not None and args.data is None:
         raise bad_argument(

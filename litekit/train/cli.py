@@ -68,8 +68,9 @@ from litekit.distributed import (
     same_outcome_on_every_rank,
 )
 from litekit.learners.pretrained import is_weights_file
+from litekit.learners.record import make_record
 from litekit.paths import check_writable_file
-from litekit.train import loop
+from litekit.train import best, loop
 from litekit.train._cli_build import build
 from litekit.train._cli_options import (
     PROGRAM,
@@ -124,6 +125,12 @@ _RUN_OPTIONS = (
     "warmup_steps",
     "augment",
     "clip_grad_norm",
+    "backbone_lr_scale",
+    "orbit",
+    "orbit_setting",
+    "clip_length",
+    "orbit_clips",
+    "orbit_validation_tasks",
 )
 # What a checkpoint made before an option existed was made with: that option's default.
 _RUN_OPTION_DEFAULTS = {
@@ -134,18 +141,40 @@ _RUN_OPTION_DEFAULTS = {
     "warmup_steps": 0,
     "augment": False,
     "clip_grad_norm": None,
+    "backbone_lr_scale": 1.0,
+    "orbit": None,
+    "orbit_setting": "clutter",
+    "clip_length": 8,
+    "orbit_clips": 4,
+    "orbit_validation_tasks": 5,
 }
 
 
 def _record(args: argparse.Namespace) -> dict[str, Any]:
     """The options as plain values, for the checkpoint and the summary."""
     values = dict(vars(args))
-    for key in ("data", "validation_data"):
+    values.pop("preset_report", None)
+    for key in ("data", "validation_data", "orbit"):
         if values[key] is not None:
             values[key] = str(Path(values[key]).resolve())
     if values["weights"] is not None and is_weights_file(values["weights"]):
         values["weights"] = str(Path(values["weights"]).resolve())
     return values
+
+
+def _model(args: argparse.Namespace) -> dict[str, Any]:
+    """The model record (`litekit.learners.record`): what python -m litekit.evaluate rebuilds
+    the learner from."""
+    return make_record(
+        learner=args.learner,
+        backbone=args.backbone,
+        image_size=args.image_size,
+        width=args.width,
+        norm=args.norm,
+        weights=_record(args)["weights"],
+        precision=args.precision,
+        channels_last=args.channels_last,
+    )
 
 
 def _check_checkpoint(path: Path, resume: bool, options: dict[str, Any]) -> None:
@@ -212,12 +241,55 @@ def _check_out(path: Path) -> None:
         )
 
 
+def _validates(args: argparse.Namespace) -> bool:
+    """Whether the run has validation: ORBIT's validation users, the embedded dataset's
+    held-out classes, or --validation-data."""
+    if args.orbit is not None:
+        return args.orbit_validation_tasks > 0
+    return args.validation_tasks > 0 and (args.data is None or args.validation_data is not None)
+
+
+def best_file(args: argparse.Namespace) -> Path | None:
+    """``--best-checkpoint``, or by default ``<checkpoint>.best<suffix>`` beside
+    ``--checkpoint`` when the run validates; None otherwise."""
+    if args.best_checkpoint is not None:
+        return Path(args.best_checkpoint)
+    if args.checkpoint is None or not _validates(args):
+        return None
+    last = Path(args.checkpoint)
+    return last.with_name(f"{last.stem}.best{last.suffix}")
+
+
+def _check_best(args: argparse.Namespace) -> None:
+    """``--best-checkpoint`` needs validation, and is neither --checkpoint nor --out."""
+    if args.best_checkpoint is None:
+        return
+    if not _validates(args):
+        raise bad_argument(
+            "--best-checkpoint",
+            args.best_checkpoint,
+            "the best checkpoint is the one of the best validation score, and this run has no "
+            "validation; add validation (--validation-data, or --orbit with "
+            "--orbit-validation-tasks > 0), or leave --best-checkpoint out.",
+        )
+    for option, other in (("--checkpoint", args.checkpoint), ("--out", args.out)):
+        if other is not None and Path(other).absolute() == Path(args.best_checkpoint).absolute():
+            raise bad_argument(
+                "--best-checkpoint", args.best_checkpoint, f"this is the {option} file too."
+            )
+
+
 def _check_files(args: argparse.Namespace, options: dict[str, Any]) -> None:
     """Rank 0, before training: the files the run writes can be written, and are not
     someone else's (`litekit.paths.check_writable_file`, then their contents)."""
+    resuming = False
     if args.checkpoint is not None:
         path = check_writable_file("--checkpoint", args.checkpoint)
         _check_checkpoint(path, not args.no_resume, options)
+        resuming = path.exists() and not args.no_resume
+    keep = best_file(args)
+    if keep is not None:
+        best.check_file(keep, resuming, argument="--best-checkpoint")
     if args.out is not None:
         _check_out(check_writable_file("--out", args.out))
 
@@ -226,22 +298,29 @@ def _summary(
     args: argparse.Namespace, history: loop.History, world: int, device: torch.device
 ) -> dict[str, Any]:
     """The JSON summary of a finished run."""
-    validation = None
+    validation, kept = None, None
     if history.val_step:
         validation = {
+            "score": "per-video frame accuracy (ORBIT)" if args.orbit else "accuracy",
             "step": history.val_step,
             "accuracy": history.val_accuracy,
             "ci95": history.val_ci95,
         }
+        found = best.best_so_far(history.val_step, history.val_accuracy)
+        keep = best_file(args)
+        if found is not None and keep is not None:
+            kept = {"step": found[0], "score": found[1], "path": str(keep.resolve())}
     return {
         "format": _SUMMARY_FORMAT,
         "options": _record(args),
+        "preset": args.preset_report,
         "processes": world,
         "device": device.type,
         "steps_done": history.step[-1] if history.step else 0,
         "final_loss": history.loss[-1] if history.loss else None,
         "final_accuracy": history.accuracy[-1] if history.accuracy else None,
         "validation": validation,
+        "best": kept,
         "seconds": history.seconds[-1] if history.seconds else 0.0,
         "checkpoint": None if args.checkpoint is None else str(Path(args.checkpoint).resolve()),
         "history": history.as_dict(),
@@ -258,6 +337,7 @@ def _schedule(args: argparse.Namespace) -> Schedule | None:
 def _run(args: argparse.Namespace) -> dict[str, Any] | None:
     """Check, build and train; the summary on rank 0, None on the other ranks."""
     check_options(args)
+    _check_best(args)
     device = resolve_device(args.device)
     check_precision_for(args, device)
     if args.threads is not None:
@@ -268,6 +348,12 @@ def _run(args: argparse.Namespace) -> dict[str, Any] | None:
     options = _record(args)
     same_outcome_on_every_rank(lambda: _check_files(args, options), rank_zero_only=True)
     inputs = same_outcome_on_every_rank(lambda: build(args, device))
+    if args.preset_report is not None and rank == 0 and not args.quiet:
+        report = args.preset_report
+        shown = ", ".join(f"{option_name(k)} {v}" for k, v in report["set"].items())
+        kept = ", ".join(f"{option_name(k)} {v}" for k, v in report["kept"].items()) or "none"
+        print(f"--preset {report['name']}: {shown}; kept from the command line: {kept}",
+              file=sys.stderr)  # fmt: skip
     if inputs.validation is None and args.data is not None and rank == 0 and not args.quiet:
         print("no validation: pass --validation-data for held-out classes", file=sys.stderr)
     history = loop.fit(
@@ -283,13 +369,14 @@ def _run(args: argparse.Namespace) -> dict[str, Any] | None:
         checkpoint=args.checkpoint,
         checkpoint_every=args.checkpoint_every,
         resume=not args.no_resume,
+        best_checkpoint=best_file(args),
         progress=not args.quiet,
         description=f"{args.learner}/{args.backbone} on {world} process(es)",
         subset_seed=args.seed,
         schedule=_schedule(args),
         clip_grad_norm=args.clip_grad_norm,
         augment=Augment(seed=args.seed) if args.augment else None,
-        metadata={"options": options},
+        metadata={"options": options, "model": _model(args)},
         precision=args.precision,
         channels_last=args.channels_last,
         deterministic=args.deterministic,

@@ -56,9 +56,10 @@ from litekit.lite import Lite, with_precision
 from litekit.paths import check_writable_file
 from litekit.precision import grad_scaler
 from litekit.seeding import subset_generator
+from litekit.train import best
 from litekit.train.clipping import clip_before_step
 from litekit.train.evaluation import evaluate
-from litekit.train.settings import Reporting, Saving, Stepping, with_plain_keywords
+from litekit.train.settings import Reporting, Saving, Scorer, Stepping, with_plain_keywords
 from litekit.train.step import StepResult, meta_train_step
 from litekit.train.stream import EpisodeStream
 
@@ -142,6 +143,7 @@ class _RunState:
     checkpoint_file: Path | None
     scaler: torch.amp.GradScaler | None = None
     history: History = field(default_factory=History)
+    best_file: Path | None = None  # where the best validation's state goes (`best`)
 
     @classmethod
     def of(
@@ -170,6 +172,7 @@ class _RunState:
             saving.metadata,
             None if saving.checkpoint is None else Path(saving.checkpoint),
             grad_scaler(lite.precision if lite is not None else "fp32", learner.device),
+            best_file=None if saving.best_checkpoint is None else Path(saving.best_checkpoint),
         )
 
     def save(self, step: int) -> None:
@@ -177,7 +180,26 @@ class _RunState:
         refused weights or a disk error, is raised on every rank together."""
         same_outcome_on_every_rank(lambda: self._write(step), rank_zero_only=True)
 
-    def _write(self, step: int) -> None:
+    def keep_best(self, step: int) -> None:
+        """After a validation at ``step``: if it scored higher than every earlier one, write
+        the run to the best file (rank 0; `litekit.train.best`)."""
+        scores = self.history.val_accuracy
+        if self.best_file is None or not best.improved(scores):
+            return
+        extra = best.metadata(self.metadata, step, scores[-1])
+        same_outcome_on_every_rank(
+            lambda: self._write(step, self.best_file, extra, "best_checkpoint"),
+            rank_zero_only=True,
+        )
+
+    def _write(
+        self,
+        step: int,
+        file: Path | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        name: str = "checkpoint",
+    ) -> None:
+        file = self.checkpoint_file if file is None else file
         payload = checkpoints.payload(
             step,
             self.fingerprint,
@@ -186,15 +208,15 @@ class _RunState:
             self.scheduler,
             self.generator,
             self.history.as_dict(),
-            self.metadata,
+            self.metadata if metadata is None else metadata,
             self.scaler,
         )
         try:
-            checkpoints.save_atomic(payload, self.checkpoint_file)
+            checkpoints.save_atomic(payload, file)
         except OSError as error:
             raise bad_argument(
-                "checkpoint",
-                str(self.checkpoint_file),
+                name,
+                str(file),
                 f"could not be written ({error}); the last checkpoint is kept. Free space or "
                 "pass another checkpoint file, and resume.",
             ) from error
@@ -209,6 +231,11 @@ class _RunState:
                 lambda: check_writable_file("checkpoint", file), rank_zero_only=True
             )
         start = self.resume(resume)
+        if self.best_file is not None:  # a new run never overwrites a best file
+            best_file = self.best_file
+            same_outcome_on_every_rank(
+                lambda: best.check_file(best_file, resuming=start > 0), rank_zero_only=True
+            )
         if deterministic:  # stays on for the process, as torch.use_deterministic_algorithms
             use_deterministic_kernels()
         if channels_last:
@@ -235,12 +262,21 @@ class _RunState:
         return int(saved["step"])
 
 
-def _validate(learner: Learner, validation: Any, lite: Lite | None, history: History, step: int):
-    """Score the validation tasks (split over the ranks) and record it in ``history``."""
-    result = evaluate(learner, validation, lite, across_ranks=True)
-    history.val_step.append(step)
-    history.val_accuracy.append(result.mean)
-    history.val_ci95.append(result.ci95)
+def _validate(run: _RunState, validation: Any, lite: Lite | None, step: int) -> None:
+    """Score the validation tasks (split over the ranks; a `Scorer` on rank 0), record it
+    in the history, and keep the best checkpoint if it improved."""
+    if isinstance(validation, Scorer):
+        learner = run.learner
+        mean, ci95 = same_outcome_on_every_rank(
+            lambda: validation.score(learner, lite), rank_zero_only=True
+        )
+    else:
+        result = evaluate(run.learner, validation, lite, across_ranks=True)
+        mean, ci95 = result.mean, result.ci95
+    run.history.val_step.append(step)
+    run.history.val_accuracy.append(float(mean))
+    run.history.val_ci95.append(float(ci95))
+    run.keep_best(step)
 
 
 def _positions(step: int, tasks_per_step: int, rank: int, world: int) -> list[int]:
@@ -334,10 +370,10 @@ def fit(
         stepping: how each step runs (`Stepping`: ``query_batch``, ``tasks_per_step``,
             ``subset_seed``, ``on_nonfinite``, ``precision``, ``channels_last``,
             ``deterministic``, ``scheduler``).
-        reporting: what the run reports (`Reporting`: ``validation``, ``validate_every``,
-            ``progress``, ``description``).
+        reporting: what the run reports (`Reporting`: ``validation`` (episodes or a
+            `Scorer`), ``validate_every``, ``progress``, ``description``).
         saving: where the run is saved (`Saving`: ``checkpoint``, ``checkpoint_every``,
-            ``resume``, ``metadata``).
+            ``resume``, ``metadata``, ``best_checkpoint``).
         plain_keywords: any of those fields by name, e.g. ``fit(..., query_batch=10,
             checkpoint="run.pt")``; each sets that field of its group.
 
@@ -357,8 +393,15 @@ def fit(
     lite = with_precision(lite, stepping.precision, stepping.channels_last or None)
     stream = EpisodeStream(episodes)
     validation = reporting.validation
-    if validation is not None:  # its type and size, before a checkpoint is read
-        EpisodeStream(validation, name="validation")
+    if validation is not None and not isinstance(validation, Scorer):
+        EpisodeStream(validation, name="validation")  # its type and size, before any work
+    if saving.best_checkpoint is not None and validation is None:
+        raise bad_argument(
+            "best_checkpoint",
+            str(saving.best_checkpoint),
+            "the best checkpoint is the one of the best validation score; pass validation "
+            "too, or leave best_checkpoint out.",
+        )
     if stepping.schedule is not None:
         stepping.schedule.check_steps(steps)
     run = _RunState.of(learner, optimizer, lite, stepping, saving, stream.size, steps)
@@ -366,7 +409,7 @@ def fit(
     broadcast_module(learner)  # every rank starts from rank 0's weights (as DDP would)
     history = run.history
     if validation is not None and start == 0 and not history.val_step:
-        _validate(learner, validation, lite, history, 0)
+        _validate(run, validation, lite, 0)
 
     elapsed, began = (history.seconds[-1] if history.seconds else 0.0), time.perf_counter()
     bar = tqdm(
@@ -403,7 +446,7 @@ def fit(
                     stepping.scheduler.step()
                 history.record(step, result, elapsed + time.perf_counter() - began)
                 if validation is not None and (step % every == 0 or step == steps):
-                    _validate(learner, validation, lite, history, step)
+                    _validate(run, validation, lite, step)
                 if run.checkpoint_file is not None and (step % save_every == 0 or step == steps):
                     run.save(step)
                     saved_step = step

@@ -7,11 +7,11 @@ a field of one of three settings objects, each checked when it is made:
   non-finite losses, precision and memory layout, deterministic kernels, the learning-rate
   scheduler or schedule with its warm-up, gradient clipping, augmentation of the tasks).
   Options that change the update go here (a learning-rate scale for the backbone too).
-- `Reporting`: what the run shows and measures: validation and its cadence, the progress
-  bar. None of it changes the weights (validation draws nothing from torch's random
-  stream).
-- `Saving`: where and how often the run is checkpointed, whether to resume, and what to
-  store with it (keeping the best checkpoint by validation would go here).
+- `Reporting`: what the run shows and measures: validation (episodes, or a `Scorer` such
+  as ORBIT's) and its cadence, the progress bar. None of it changes the weights
+  (validation draws nothing from torch's random stream).
+- `Saving`: where and how often the run is checkpointed, whether to resume, what to store
+  with it, and where to keep the checkpoint of the best validation score.
 
 ``fit(..., stepping=Stepping(query_batch=10), saving=Saving("run.pt"))`` and the plain
 keywords ``fit(..., query_batch=10, checkpoint="run.pt")`` are the same call: each plain
@@ -23,7 +23,8 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, fields, replace
-from typing import Any
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
 
 from litekit._checks import bad_argument, check_choice, check_int
 from litekit.data.augment import Augment
@@ -120,6 +121,16 @@ class Stepping:
         return added
 
 
+@runtime_checkable
+class Scorer(Protocol):
+    """Validation that scores the learner itself, in place of episodes scored by
+    `evaluate`: ``score(learner, lite)`` returns a mean and its 95% half-width, higher is
+    better (`litekit.orbit.OrbitValidation`: ORBIT's per-video frame accuracy). Under
+    torchrun rank 0 scores and shares the two numbers."""
+
+    def score(self, learner: Any, lite: Any) -> tuple[float, float]: ...
+
+
 @dataclass(frozen=True)
 class Reporting:
     """What `fit` shows and measures; none of it changes the weights.
@@ -127,13 +138,13 @@ class Reporting:
     Args:
         validation: fixed evaluation tasks, scored with `evaluate` before the first step,
             every ``validate_every`` steps and after the last one (split over the ranks
-            under torchrun).
+            under torchrun); or a `Scorer`, which scores the learner itself then.
         validate_every: default: ``steps // 10`` (at least 1).
         progress: show a tqdm progress bar with the loss and accuracy (rank 0 only).
         description: the progress bar's label.
     """
 
-    validation: Iterable[Episode] | None = None
+    validation: Iterable[Episode] | Scorer | None = None
     validate_every: int | None = None
     progress: bool = True
     description: str = "meta-training"
@@ -164,18 +175,32 @@ class Saving:
             (nothing is ever overwritten unasked).
         metadata: plain values (strings, numbers, lists, dicts) saved in the checkpoint as
             ``metadata``; the command line stores its options there.
+        best_checkpoint: a second file, where the run as it was at its best validation
+            score so far is kept (`litekit.train.best`): written whenever a validation
+            scores higher than every earlier one (a tie keeps the earlier), a checkpoint
+            like the others, with ``metadata["best"] = {"step", "score"}``. Needs
+            validation. A resumed run compares with the best of its history; a new run
+            never overwrites a file that is already there.
     """
 
     checkpoint: str | os.PathLike | None = None
     checkpoint_every: int | None = None
     resume: bool = True
     metadata: Mapping[str, Any] | None = None
+    best_checkpoint: str | os.PathLike | None = None
 
     def __post_init__(self) -> None:
         if self.metadata is not None and not isinstance(self.metadata, Mapping):
             raise bad_argument("metadata", self.metadata, "pass a dict of plain values, or None.")
         if self.checkpoint_every is not None:
             check_int("checkpoint_every", self.checkpoint_every, minimum=1)
+        if self.best_checkpoint is not None and self.checkpoint is not None:
+            if Path(self.best_checkpoint).absolute() == Path(self.checkpoint).absolute():
+                raise bad_argument(
+                    "best_checkpoint",
+                    str(self.best_checkpoint),
+                    "this is the checkpoint file too; pass another file (e.g. run.best.pt).",
+                )
 
     def cadence(self, validation_cadence: int) -> int:
         """Steps between checkpoints: ``checkpoint_every``, or the validation cadence."""
