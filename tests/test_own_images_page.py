@@ -56,7 +56,7 @@ def test_the_page_has_every_step_and_only_commands_that_are_run():
     blocks = page_blocks(text)
     commands = " ".join(code for _, code in blocks)
     for step in ("litekit.data.verify", "litekit.measure plan", "litekit.train",
-                 "evaluate(", "History.from_dict", "logits.argmax"):  # fmt: skip
+                 "litekit.evaluate folders", "History.from_dict", "logits.argmax"):  # fmt: skip
         assert step in commands, step
     fences = re.findall(r"^```(\S*)", text, flags=re.M)
     assert set(fences) <= {"bash", "python", "text", ""}, fences  # "" closes a block
@@ -91,3 +91,8 @@ def test_every_command_on_the_page_runs_as_printed(tmp_path):
     summary = json.loads((work / "runs" / "mine.json").read_text())
     assert summary["steps_done"] == 6 and summary["options"]["augment"] is True
     assert (work / "runs" / "mine.pt").is_file() and (work / "runs" / "mine-curves.png").is_file()
+    assert (work / "runs" / "mine.best.pt").is_file()
+    test = json.loads((work / "runs" / "mine-test.json").read_text())
+    accuracy = test["aggregates"]["accuracy"]
+    assert accuracy["n"] == 10 and 0 <= accuracy["mean"] <= 1 and accuracy["ci95"] > 0
+    assert any("95% interval" in printed for printed in outputs)
