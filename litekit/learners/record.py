@@ -54,7 +54,7 @@ def make_record(
 ) -> dict[str, Any]:
     """The model record of a run (plain values, for a checkpoint's metadata). The
     normalisation is what ``weights`` imply (`litekit.learners.pretrained.normalization`)."""
-    norm_values = normalization(weights)
+    norm_values = normalization(weights, backbone)
     return {
         "learner": learner,
         "backbone": backbone,
