@@ -67,6 +67,7 @@ from litekit.measure import StepConfig, measure_floor, plan_budget
 from litekit.measure import cli as measure_cli
 from litekit.orbit import frame_accuracy, protocol_named, write_orbit_tree
 from litekit.paths import check_writable_file
+from litekit.train import _cli_options as cli_options
 from litekit.train import cli, loop
 from litekit.train.metadataset import open_sources
 from litekit.train.step import NonFiniteLossError
@@ -956,6 +957,83 @@ ORBIT = [
 ]  # fmt: skip
 
 
+# --- your own images: timm backbones, weights files, one vocabulary for a task's size ------
+
+
+def a_safetensors_file(relative: str, backbone: str, prefix: str = "") -> Callable[[Path], None]:
+    """A setup: the state dict of the backbone ``backbone`` names, each key with ``prefix``
+    in front (weights saved from a wrapper), as ``tmp/<relative>``."""
+
+    def setup(tmp: Path) -> None:
+        from safetensors.torch import save_file
+
+        from litekit.learners.build import backbone_from_name
+
+        state = backbone_from_name(backbone).state_dict()
+        save_file({prefix + k: v.contiguous() for k, v in state.items()}, tmp / relative)
+
+    return setup
+
+
+TIMM = ["--backbone", "timm:test_resnet"]
+
+YOUR_IMAGES = [
+    Case("cli unknown timm model", command_line("--backbone", "timm:not_a_model"),
+         CommandLineError, ("--backbone='timm:not_a_model': ", "not a timm model; try one of",
+                            "timm.list_models()")),
+    Case("cli timm model misspelt", command_line("--backbone", "timm:efficientnet_bo"),
+         CommandLineError, ("--backbone='timm:efficientnet_bo': ", "'timm:efficientnet_b0'")),
+    Case("measure unknown timm model", measure_command_line("--backbone", "timm:not_a_model"),
+         CommandLineError, ("--backbone='timm:not_a_model': ", "not a timm model")),
+    Case("learner with an unknown timm model", lambda t: ProtoNets("timm:not_a_model"),
+         ValueError, ("backbone='timm:not_a_model': ", "not a timm model")),
+    Case("cli weights with a wrapper's keys",
+         command_line(*TIMM, "--weights", "{tmp}/wrapped.safetensors"), CommandLineError,
+         ("--weights=", "do not fit the backbone", "missing, the first 'conv1.0.weight'",
+          "unexpected, the first 'module.", "strip it"),
+         setup=a_safetensors_file("wrapped.safetensors", "timm:test_resnet", "module.")),
+    Case("cli weights of another timm model",
+         command_line(*TIMM, "--weights", "{tmp}/vit.safetensors"), CommandLineError,
+         ("--weights=", "do not fit the backbone", "missing, the first ", "unexpected, the first"),
+         setup=a_safetensors_file("vit.safetensors", "timm:test_vit")),
+    Case("cli damaged safetensors file",
+         command_line(*TIMM, "--weights", "{tmp}/broken.safetensors"), CommandLineError,
+         ("--weights=", "broken.safetensors': not a readable .safetensors file",
+          "damaged or truncated"),
+         setup=a_file("broken.safetensors", b"\x10\x00\x00\x00\x00\x00\x00\x00{not json")),
+    Case("learner with a damaged safetensors file",
+         lambda t: ProtoNets("resnet18", weights=str(t / "cut.safetensors")), ValueError,
+         ("weights=", "cut.safetensors': not a readable .safetensors file"),
+         setup=a_file("cut.safetensors", b"\xff" * 64)),
+    Case("cli timm weights file missing",
+         command_line(*TIMM, "--weights", "{tmp}/absent.safetensors"), CommandLineError,
+         ("--weights=", "absent.safetensors': no such file", "'DEFAULT' for timm's own")),
+    Case("cli shot and n-support contradict", command_line("--shot", "2", "--n-support", "7"),
+         CommandLineError, ("--n-support=7: ", "with --way 3 and --shot 2 a task has 6 support "
+                            "images, not 7", "pass one of --shot (per class) and --n-support")),
+    Case("cli n-query not a multiple of way",
+         lambda t: cli_options.check_options(cli_options.parse_options(["--way", "3",
+                                                                        "--n-query", "7"])),
+         ValueError, ("--n-query=7: ", "pass a multiple of 3, or --query (per class)")),
+    Case("measure shot and n-support contradict",
+         measure_command_line("--shot", "3", "--n-support", "20"), CommandLineError,
+         ("--n-support=20: ", "with --way 5 and --shot 3 a task has 15 support images")),
+    Case("cli cosine schedule without steps", command_line("--schedule", "cosine", "--steps", "0"),
+         CommandLineError, ("--steps=0: ", "pass an integer >= 1")),
+    Case("cli warm-up as long as the run",
+         command_line("--schedule", "cosine", "--warmup-steps", "1", "--steps", "1"),
+         CommandLineError, ("--warmup-steps=1: ", "the warm-up must end before the run's 1 steps")),
+    Case("cli clip-grad-norm not positive", command_line("--clip-grad-norm", "0"),
+         CommandLineError, ("--clip-grad-norm=0.0: ", "pass a positive number, e.g. 1.0")),
+    Case("cli unknown schedule", command_line("--schedule", "linear"), CommandLineError,
+         ("--schedule='linear': ", "choose one of 'constant', 'cosine', 'step'")),
+    Case("cli memory budget smaller than any set-up", command_line("--memory-budget", "512KiB"),
+         CommandLineError, ("--memory-budget='512KiB': ", "too little for any training step")),
+    Case("measure train command for uneven classes",
+         measure_command_line("--n-support", "21", "--print-train-command"), CommandLineError,
+         ("--n-support=21: ", "python -m litekit.train gives each of the 5 classes")),
+]  # fmt: skip
+
 LIBRARY: list[Case] = [*LITE, *LEARNERS, *STEPS, *FIT]
 
 # --- Meta-Dataset records and one large task ------------------------------------------------
@@ -1112,6 +1190,7 @@ CASES = [
     *ORBIT,
     *LIBRARY,
     *METADATASET,
+    *YOUR_IMAGES,
 ]
 
 

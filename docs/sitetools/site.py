@@ -39,6 +39,16 @@ STAGE = ROOT / "build" / "docs-src"
 OUT = ROOT / "build" / "docs"
 DOCTREES = ROOT / "build" / "docs-doctrees"
 NOT_PAGES = ("tools", "_static")
+# Pages staged from elsewhere in the repository: data/README.md, how to get each dataset,
+# is the site's "datasets" page (its first line, "# data/", becomes this title).
+DATA_README = ROOT / "data" / "README.md"
+DATA_PAGE, DATA_TITLE = "datasets.md", "# Datasets: where to get them, how to lay them out"
+
+
+def data_page(readme: Path = DATA_README) -> str:
+    """data/README.md as a page of the site, under a title that says what it is."""
+    lines = readme.read_text().splitlines()
+    return "\n".join([DATA_TITLE, *lines[1:]]) + "\n"
 
 
 def api_modules(path: Path = API_LIST) -> list[str]:
@@ -185,6 +195,7 @@ def stage(copies: Iterable[Path], stage_dir: Path = STAGE, docs: Path = DOCS) ->
             wanted[stage_dir / page.relative_to(docs)] = page.read_text()
     for name, text in api_pages(api_modules(docs / API_LIST.name)).items():
         wanted[stage_dir / name] = text
+    wanted[stage_dir / DATA_PAGE] = data_page(docs.parent / "data" / "README.md")
     for copy in copies:
         notebook = nbformat.read(copy, as_version=4)
         note = run_note(notebook.metadata.get(executed.STAMP))

@@ -33,8 +33,13 @@ from torch.utils.data import Dataset
 from torchvision.transforms.functional import to_tensor
 
 from litekit._checks import bad_argument, check_choice, check_int
-from litekit.data.folders import bad_path, check_root, class_folders, has_image_extension
-from litekit.data.folders import load_image
+from litekit.data.folders import (
+    bad_path,
+    check_root,
+    class_folders,
+    has_image_extension,
+    load_image,
+)
 from litekit.data.metadataset import resolve_normalization
 
 SUPPORT_SPLITS = ("train800val200", "train800", "train")

@@ -58,7 +58,7 @@ def make_record(
     unless ``input_normalization`` gives the (mean, std) the images got (None: none)."""
     norm_values = input_normalization
     if isinstance(input_normalization, str) and input_normalization == "weights":
-        norm_values = normalization(weights)
+        norm_values = normalization(weights, backbone)
     return {
         "learner": learner,
         "backbone": backbone,

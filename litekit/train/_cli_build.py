@@ -110,7 +110,7 @@ def _check_folder_tasks(
 def _folder(option: str, folder: str, args: argparse.Namespace) -> ImageFolderDataset:
     dataset = ImageFolderDataset(
         folder, args.image_size, class_depth=args.class_depth, argument=option,
-        normalization=normalization(args.weights),
+        normalization=normalization(args.weights, args.backbone),
     )  # fmt: skip
     _check_folder_tasks(option, folder, labels_of(dataset), args)
     return dataset
@@ -125,7 +125,7 @@ def _datasets(args: argparse.Namespace) -> tuple[Any, Any]:
             "images_per_class": args.images_per_class,
             "image_size": args.image_size,
             "seed": args.seed,
-            "normalization": normalization(args.weights),
+            "normalization": normalization(args.weights, args.backbone),
         }
         # The held-out classes are the next codes: classes training never sees.
         return ProceduralImages(**embedded), ProceduralImages(**embedded, first_class=args.classes)

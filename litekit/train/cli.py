@@ -60,6 +60,7 @@ import torch
 
 from litekit import checkpoint as checkpoints
 from litekit._checks import bad_argument
+from litekit.data.augment import Augment
 from litekit.data.folders import bad_path
 from litekit.distributed import (
     CollectiveError,
@@ -82,6 +83,8 @@ from litekit.train._cli_options import (
     parse_options,
     resolve_device,
 )
+from litekit.train._cli_plan import resolve_memory_budget
+from litekit.train.schedule import Schedule
 
 __all__ = ["main"]
 
@@ -121,6 +124,10 @@ _RUN_OPTIONS = (
     "validation_tasks",
     "precision",
     "channels_last",
+    "schedule",
+    "warmup_steps",
+    "augment",
+    "clip_grad_norm",
     "backbone_lr_scale",
     "orbit",
     "orbit_setting",
@@ -136,6 +143,10 @@ _RUN_OPTION_DEFAULTS = {
     "weights": None,
     "precision": "fp32",
     "channels_last": False,
+    "schedule": "constant",
+    "warmup_steps": 0,
+    "augment": False,
+    "clip_grad_norm": None,
     "backbone_lr_scale": 1.0,
     "orbit": None,
     "orbit_setting": "clutter",
@@ -203,6 +214,15 @@ def _check_checkpoint(path: Path, resume: bool, options: dict[str, Any]) -> None
             path,
             "this checkpoint was made by fit() in Python, not by python -m litekit.train, so "
             "its options are unknown; resume it from Python, or pass another --checkpoint.",
+        )
+    made_steps = made_with.get("steps")
+    if made_with.get("schedule", "constant") != "constant" and made_steps != options["steps"]:
+        raise bad_argument(
+            "--steps",
+            options["steps"],
+            f"the checkpoint {str(path)!r} follows a {made_with['schedule']} schedule laid "
+            f"out over --steps {made_steps}; pass --steps {made_steps} to finish that run, or "
+            "another --checkpoint to start a longer one.",
         )
     for key in _RUN_OPTIONS:
         made = made_with.get(key, _RUN_OPTION_DEFAULTS.get(key))
@@ -319,6 +339,13 @@ def _summary(
     }
 
 
+def _schedule(args: argparse.Namespace) -> Schedule | None:
+    """``--schedule`` and ``--warmup-steps``; None for the default (the rate as given), so
+    that a run without them resumes checkpoints made before they existed."""
+    schedule = Schedule(args.schedule, args.warmup_steps)
+    return None if schedule == Schedule() else schedule
+
+
 def _run(args: argparse.Namespace) -> dict[str, Any] | None:
     """Check, build and train; the summary on rank 0, None on the other ranks."""
     check_options(args)
@@ -327,6 +354,7 @@ def _run(args: argparse.Namespace) -> dict[str, Any] | None:
     check_precision_for(args, device)
     if args.threads is not None:
         torch.set_num_threads(args.threads)
+    resolve_memory_budget(args, device)  # --memory-budget: measures, says what it chose
     init_from_environment(str(device))
     rank, world = rank_and_world()
     options = _record(args)
@@ -357,6 +385,9 @@ def _run(args: argparse.Namespace) -> dict[str, Any] | None:
         progress=not args.quiet,
         description=f"{args.learner}/{args.backbone} on {world} process(es)",
         subset_seed=args.seed,
+        schedule=_schedule(args),
+        clip_grad_norm=args.clip_grad_norm,
+        augment=Augment(seed=args.seed) if args.augment else None,
         metadata={"options": options, "model": _model(args)},
         precision=args.precision,
         channels_last=args.channels_last,
