@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from md_writer import write_task_folder, write_tiny_metadataset
 
 from litekit import checkpoint as checkpoints
@@ -109,3 +110,21 @@ def test_preset_md_lite_resolves_and_explicit_options_win():
     assert args.preset_report["kept"] == {"h": 20}
     assert args.sources[0] == "ilsvrc_2012" and len(args.sources) == 8
     assert args.md_normalization == "metadataset"
+
+
+def test_md_normalization_follows_the_weights_unless_named(tmp_path):
+    import torchvision
+
+    weights = tmp_path / "w.pt"
+    torch.save(torchvision.models.resnet18().state_dict(), weights)
+    args = parse_options(
+        ["--metadataset", ".", "--backbone", "resnet18", "--weights", str(weights)]
+    )
+    check_options(args)
+    assert args.md_normalization == "weights"
+    from litekit.train._cli_metadataset import input_normalization
+
+    assert input_normalization(args) == ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
+    named = parse_options(["--metadataset", ".", "--md-normalization", "none"])
+    check_options(named)
+    assert input_normalization(named) is None

@@ -10,10 +10,12 @@ that have at least 5 validation classes (MNIST and ImageNet have none in the LIT
 set-up); with none, there is no validation.
 
 Images are decoded as Meta-Dataset decodes them and normalised as ``--md-normalization``
-says: ``metadataset`` ([-1, 1], Meta-Dataset's and the LITE code's) by default,
-``imagenet`` by default with ``--weights`` (what pretrained weights expect), or ``none``
-([0, 1]). The resolved choice is printed and recorded in the checkpoint, so that
-``python -m litekit.evaluate`` reads images the same way.
+says: ``metadataset`` ([-1, 1], Meta-Dataset's and the LITE code's) by default; with
+``--weights``, by default ``weights``: what those weights expect (ImageNet's statistics for
+torchvision's, a timm model's own: `litekit.learners.pretrained.normalization`); or
+``imagenet``, or ``none`` ([0, 1]). The resolved choice is in the run's summary
+(``options``), and the values in the checkpoint's model record, so that ``python -m
+litekit.evaluate`` reads images the same way.
 
 Every source is opened before training (its spec, every record file's CRCs and records
 checked; errors name the file or ``--sources``), and the record indexes are made then.
@@ -28,6 +30,7 @@ from typing import Any
 from litekit._checks import bad_argument
 from litekit.data.metadataset import resolve_normalization
 from litekit.episodes import episode_loader
+from litekit.learners.pretrained import normalization
 from litekit.md_episodes import TRAINING_SOURCES, MultiSourceSampler, concat_sources
 from litekit.train.metadataset import open_sources
 
@@ -46,7 +49,14 @@ def check_metadataset_options(args: argparse.Namespace) -> None:
     if args.sources is None:
         args.sources = list(TRAINING_SOURCES)
     if args.md_normalization is None:
-        args.md_normalization = "imagenet" if args.weights is not None else "metadataset"
+        args.md_normalization = "weights" if args.weights is not None else "metadataset"
+    if args.md_normalization == "weights" and args.weights is None:
+        raise bad_argument(
+            "--md-normalization",
+            "weights",
+            "normalises as pretrained weights expect; pass --weights too, or name another "
+            "normalisation (metadataset, imagenet, none).",
+        )
 
 
 def check_without_metadataset(args: argparse.Namespace) -> None:
@@ -62,6 +72,8 @@ def input_normalization(args: argparse.Namespace):
     """The (mean, std) the images get (for the model record), or None for [0, 1]."""
     if getattr(args, "metadataset", None) is None or args.md_normalization == "none":
         return None
+    if args.md_normalization == "weights":
+        return normalization(args.weights, args.backbone)
     return resolve_normalization(args.md_normalization)
 
 
@@ -78,7 +90,8 @@ class MetaDatasetData:
 
 def metadataset_data(args: argparse.Namespace, episodes: int) -> MetaDatasetData:
     """The training sources and their multi-source sampler, and validation episodes."""
-    options = {"normalization": args.md_normalization, "argument": "--sources"}
+    values = input_normalization(args)
+    options = {"normalization": "none" if values is None else values, "argument": "--sources"}
     sources = open_sources(args.metadataset, args.sources, "TRAIN", args.image_size, **options)
     for source in sources:
         if len(source.classes) < MIN_WAY:

@@ -353,9 +353,10 @@ def _metadataset_options(parser: argparse.ArgumentParser) -> None:
         + ",".join(TRAINING_SOURCES) + ")",
     )  # fmt: skip
     group.add_argument(
-        "--md-normalization", type=_choice("--md-normalization", NORMALIZATIONS), default=None,
-        help="metadataset ([-1, 1]), imagenet or none ([0, 1]); default: imagenet with "
-        "--weights, else metadataset",
+        "--md-normalization", type=_choice("--md-normalization", (*NORMALIZATIONS, "weights")),
+        default=None,
+        help="metadataset ([-1, 1]), imagenet, none ([0, 1]) or weights (what --weights "
+        "expect); default: weights with --weights, else metadataset",
     )  # fmt: skip
 
 
