@@ -22,6 +22,7 @@ from litekit import _task_size
 from litekit._checks import bad_argument
 from litekit._cli_help import DefaultsHelpFormatter
 from litekit.data.folders import bad_path
+from litekit.data.metadataset import NORMALIZATIONS
 from litekit.data.procedural import MAX_SIZE, MIN_SIZE
 from litekit.learners.build import (
     LEARNERS,
@@ -33,9 +34,12 @@ from litekit.learners.build import (
     default_norm,
 )
 from litekit.lite import SCALINGS
+from litekit.md_episodes import TRAINING_SOURCES
 from litekit.precision import PRECISIONS, check_precision_on
+from litekit.train._cli_metadataset import check_metadataset_options, check_without_metadataset
 from litekit.train._cli_orbit import check_orbit_options
 from litekit.train._cli_plan import check_memory_budget
+from litekit.train.metadataset import sources_option
 from litekit.train.presets import PRESETS, apply_preset, given_options
 from litekit.train.schedule import SCHEDULES, Schedule
 
@@ -334,6 +338,26 @@ def _data_options(parser: argparse.ArgumentParser) -> None:
     pair = "pass 2 or more (a task takes a support and a query image of a class)."
     _integer_option(group, "--images-per-class", 2, 40, "embedded dataset: images per class", pair)
     _orbit_options(parser)
+    _metadataset_options(parser)
+
+
+def _metadataset_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("Meta-Dataset (see data/README.md)")
+    group.add_argument(
+        "--metadataset", type=_folder("--metadataset"), default=None,
+        help="the folder of converted Meta-Dataset sources: multi-source training tasks",
+    )  # fmt: skip
+    group.add_argument(
+        "--sources", type=sources_option("--sources"), default=None,
+        help="comma-separated sources under --metadataset (default: the LITE paper's eight, "
+        + ",".join(TRAINING_SOURCES) + ")",
+    )  # fmt: skip
+    group.add_argument(
+        "--md-normalization", type=_choice("--md-normalization", (*NORMALIZATIONS, "weights")),
+        default=None,
+        help="metadataset ([-1, 1]), imagenet, none ([0, 1]) or weights (what --weights "
+        "expect); default: weights with --weights, else metadataset",
+    )  # fmt: skip
 
 
 def _orbit_options(parser: argparse.ArgumentParser) -> None:
@@ -521,7 +545,13 @@ def check_options(args: argparse.Namespace) -> None:
     )
     if args.variable:
         _check_variable_tasks(args)
-    if args.orbit is not None:
+    if args.metadataset is not None:
+        check_metadataset_options(args)
+    else:
+        check_without_metadataset(args)
+    if args.metadataset is not None:
+        pass  # its own tasks, checked when its sources are opened
+    elif args.orbit is not None:
         check_orbit_options(args)
     elif args.data is None:
         _check_embedded_data(args)

@@ -6,9 +6,11 @@
 
     torchrun --nproc_per_node 4 -m litekit.train ...the same options...
 
-What it does: builds the data (the embedded procedural dataset, or class-per-folder images
-with ``--data``), a seeded episode sampler, the learner and an optimiser, then calls
-`litekit.train.fit`, and prints a JSON summary (also written to ``--out``).
+What it does: builds the data (the embedded procedural dataset, class-per-folder images
+with ``--data``, ORBIT's users with ``--orbit``, or Meta-Dataset's sources with
+``--metadataset``: `litekit.train._cli_metadataset`), a seeded episode sampler, the learner
+and an optimiser, then calls `litekit.train.fit`, and prints a JSON summary (also written to
+``--out``).
 
 Tasks. Training tasks are episodes 0, 1, 2, ... of a sampler seeded by ``--seed`` (episode k
 is a function of the seed and k alone); step s uses the ``--tasks-per-step`` tasks after
@@ -72,6 +74,7 @@ from litekit.learners.record import make_record
 from litekit.paths import check_writable_file
 from litekit.train import best, loop
 from litekit.train._cli_build import build
+from litekit.train._cli_metadataset import input_normalization
 from litekit.train._cli_options import (
     PROGRAM,
     check_options,
@@ -131,6 +134,9 @@ _RUN_OPTIONS = (
     "clip_length",
     "orbit_clips",
     "orbit_validation_tasks",
+    "metadataset",
+    "sources",
+    "md_normalization",
 )
 # What a checkpoint made before an option existed was made with: that option's default.
 _RUN_OPTION_DEFAULTS = {
@@ -147,6 +153,9 @@ _RUN_OPTION_DEFAULTS = {
     "clip_length": 8,
     "orbit_clips": 4,
     "orbit_validation_tasks": 5,
+    "metadataset": None,
+    "sources": None,
+    "md_normalization": None,
 }
 
 
@@ -154,7 +163,7 @@ def _record(args: argparse.Namespace) -> dict[str, Any]:
     """The options as plain values, for the checkpoint and the summary."""
     values = dict(vars(args))
     values.pop("preset_report", None)
-    for key in ("data", "validation_data", "orbit"):
+    for key in ("data", "validation_data", "orbit", "metadataset"):
         if values[key] is not None:
             values[key] = str(Path(values[key]).resolve())
     if values["weights"] is not None and is_weights_file(values["weights"]):
@@ -174,6 +183,9 @@ def _model(args: argparse.Namespace) -> dict[str, Any]:
         weights=_record(args)["weights"],
         precision=args.precision,
         channels_last=args.channels_last,
+        input_normalization=(
+            input_normalization(args) if args.metadataset is not None else "weights"
+        ),
     )
 
 
