@@ -18,6 +18,7 @@ from pathlib import Path
 import nbformat
 import pytest
 from nbtools import (
+    QuietKernelManager,
     checked_in_gate,
     checked_text,
     is_checked,
@@ -99,6 +100,7 @@ def run_notebook(path: Path, output: Path, interactive: bool) -> dict:
                 cwd=str(path.parent),
                 execution_timeout=CELL_TIMEOUT,
                 progress_bar=False,
+                kernel_manager_class=QuietKernelManager,
             )
     except papermill.PapermillExecutionError as error:
         pytest.fail(
@@ -168,3 +170,24 @@ def test_interactive_branch_runs_too(path: Path):
     assert PLOTLY in kinds and "text/html" not in kinds
     if "03_" in path.name:
         assert WIDGET in kinds
+
+
+def test_notebook_kernels_start_without_a_security_warning(tmp_path: Path, capfd):
+    """make demo, make notebooks, the docs and these tests start kernels over IPC sockets:
+    ipykernel's "running over TCP without encryption" warning is not printed."""
+    import papermill
+
+    notebook = nbformat.v4.new_notebook()
+    notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3"}
+    notebook.cells = [nbformat.v4.new_code_cell("print(6 * 7)")]
+    source = tmp_path / "quiet.ipynb"
+    nbformat.write(notebook, source)
+    assert executed.quiet_kernel() == {"kernel_manager_class": QuietKernelManager}
+    papermill.execute_notebook(
+        str(source), str(source), kernel_name="python3", cwd=str(tmp_path),
+        progress_bar=False, **executed.quiet_kernel(),
+    )  # fmt: skip
+    ran = nbformat.read(source, as_version=4)
+    assert ran.cells[0].outputs[0]["text"] == "42\n"
+    printed = capfd.readouterr()
+    assert "without encryption" not in printed.err + printed.out
