@@ -40,11 +40,22 @@ class QuietKernelManager(AsyncKernelManager):
     every start, that its TCP traffic is not encrypted. Unix-domain (IPC) sockets are files
     in the Jupyter runtime folder, readable by this user only, which is what the warning
     asks for. Windows has no such sockets in libzmq: there the default (TCP) stays.
+
+    It also leaves out the interrupt that jupyter_client sends a kernel just before asking it
+    to shut down: at the end of a run the kernel is idle, and an interrupt that lands while
+    it answers its last message makes it log "KeyboardInterrupt caught in kernel", another
+    alarming line for nothing. An interrupt asked for at any other time (a cell timeout) is
+    sent as usual.
     """
 
     @default("transport")
     def _transport_default(self) -> str:
         return "tcp" if os.name == "nt" else "ipc"
+
+    async def _async_interrupt_kernel(self) -> None:
+        if self.shutting_down:  # set by shutdown_kernel before it interrupts
+            return
+        await super()._async_interrupt_kernel()
 
 
 @contextmanager

@@ -191,3 +191,25 @@ def test_notebook_kernels_start_without_a_security_warning(tmp_path: Path, capfd
     assert ran.cells[0].outputs[0]["text"] == "42\n"
     printed = capfd.readouterr()
     assert "without encryption" not in printed.err + printed.out
+    assert "KeyboardInterrupt" not in printed.err + printed.out
+
+
+def test_a_kernel_shutting_down_is_not_interrupted_first(monkeypatch):
+    """jupyter_client interrupts a kernel before asking it to shut down; at the end of a run
+    that only makes an idle kernel log "KeyboardInterrupt caught in kernel"."""
+    import asyncio
+
+    from jupyter_client import AsyncKernelManager
+
+    sent = []
+
+    async def interrupt(self):
+        sent.append(self.shutting_down)
+
+    monkeypatch.setattr(AsyncKernelManager, "_async_interrupt_kernel", interrupt)
+    manager = QuietKernelManager(kernel_name="python3")
+    manager.shutting_down = True
+    asyncio.run(manager._async_interrupt_kernel())
+    manager.shutting_down = False
+    asyncio.run(manager._async_interrupt_kernel())  # a cell timeout: sent as usual
+    assert sent == [False]
