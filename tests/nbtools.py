@@ -19,6 +19,7 @@ from __future__ import annotations
 import os
 import sys
 import time
+import uuid
 from contextlib import contextmanager
 from pathlib import Path
 from queue import Empty
@@ -39,7 +40,10 @@ class QuietKernelManager(AsyncKernelManager):
     jupyter_client's default transport is TCP on 127.0.0.1, and ipykernel then warns, at
     every start, that its TCP traffic is not encrypted. Unix-domain (IPC) sockets are files
     in the Jupyter runtime folder, readable by this user only, which is what the warning
-    asks for. Windows has no such sockets in libzmq: there the default (TCP) stays.
+    asks for. Each kernel gets its own socket names there (jupyter_client's default for IPC,
+    ``kernel-ipc-<n>`` in the current folder, is the same for every kernel, and two notebooks
+    run at once would talk to each other's kernels). Windows has no such sockets in libzmq:
+    there the default (TCP) stays.
 
     It also leaves out the interrupt that jupyter_client sends a kernel just before asking it
     to shut down: at the end of a run the kernel is idle, and an interrupt that lands while
@@ -51,6 +55,16 @@ class QuietKernelManager(AsyncKernelManager):
     @default("transport")
     def _transport_default(self) -> str:
         return "tcp" if os.name == "nt" else "ipc"
+
+    @default("ip")
+    def _ip_default(self) -> str:
+        if self.transport != "ipc":
+            return super()._ip_default()
+        from jupyter_core.paths import jupyter_runtime_dir
+
+        folder = Path(jupyter_runtime_dir())
+        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        return str(folder / f"kernel-{uuid.uuid4().hex[:16]}-ipc")  # + "-<n>" per socket
 
     async def _async_interrupt_kernel(self) -> None:
         if self.shutting_down:  # set by shutdown_kernel before it interrupts

@@ -194,6 +194,40 @@ def test_notebook_kernels_start_without_a_security_warning(tmp_path: Path, capfd
     assert "KeyboardInterrupt" not in printed.err + printed.out
 
 
+def test_notebooks_run_at_once_each_talk_to_their_own_kernel(tmp_path: Path):
+    """The docs build runs two notebooks at a time: their kernels' IPC sockets must not share
+    a name (jupyter_client's default, kernel-ipc-<n> in the current folder, would)."""
+    import subprocess
+
+    managers = [QuietKernelManager(kernel_name="python3") for _ in range(2)]
+    assert all(m.transport == "ipc" and Path(m.ip).is_absolute() for m in managers)
+    assert managers[0].ip != managers[1].ip
+    script = (
+        "import sys, papermill; sys.path.insert(0, {tests!r}); from nbtools import "
+        "QuietKernelManager; papermill.execute_notebook({src!r}, {src!r}, kernel_name='python3',"
+        " progress_bar=False, kernel_manager_class=QuietKernelManager)"
+    )
+    runs = []
+    for number in range(2):
+        notebook = nbformat.v4.new_notebook()
+        notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3"}
+        code = f"import os, time\ntime.sleep(1)\nprint({number}, os.getpid())"
+        notebook.cells = [nbformat.v4.new_code_cell(code)]
+        source = tmp_path / f"run{number}.ipynb"
+        nbformat.write(notebook, source)
+        command = script.format(tests=str(ROOT / "tests"), src=str(source))
+        runs.append(subprocess.Popen([sys.executable, "-c", command], cwd=tmp_path,
+                                     stderr=subprocess.PIPE, text=True))  # fmt: skip
+    for run in runs:
+        _, errors = run.communicate(timeout=120)
+        assert run.returncode == 0 and "Invalid" not in errors, errors
+    printed = [nbformat.read(tmp_path / f"run{n}.ipynb", 4).cells[0].outputs[0]["text"]
+               for n in range(2)]  # fmt: skip
+    assert [line.split()[0] for line in printed] == ["0", "1"]
+    assert printed[0].split()[1] != printed[1].split()[1], "two kernels"
+    assert not list(tmp_path.glob("kernel-ipc*")), "no sockets left in the working folder"
+
+
 def test_a_kernel_shutting_down_is_not_interrupted_first(monkeypatch):
     """jupyter_client interrupts a kernel before asking it to shut down; at the end of a run
     that only makes an idle kernel log "KeyboardInterrupt caught in kernel"."""
