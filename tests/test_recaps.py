@@ -113,7 +113,7 @@ def cost_table(n: int, m: int, lite_time: tuple, full_time: tuple) -> list[dict]
     [
         ((0.17, 0.16, 0.18), (0.26, 0.25, 0.27), "faster", "faster, beyond the spread"),
         ((0.26, 0.005, 0.3), (0.0075, 0.007, 0.3), "same", "it saves time only where"),
-        ((0.0035, 0.0033, 0.0036), (0.0028, 0.0027, 0.0029), "slower", "it does not on this"),
+        ((0.0035, 0.0033, 0.0036), (0.0028, 0.0027, 0.0029), "slower", "it did not on this"),
     ],
 )
 def test_variance_recap_says_how_time_compared_on_this_machine(lite_time, full_time, verdict, says):
@@ -133,7 +133,7 @@ def test_variance_recap_says_how_time_compared_on_this_machine(lite_time, full_t
 def meta_training(full, lite, steps, tasks, histories):
     return recaps.meta_training_recap(
         full=full, lite=lite, small_size=32, large_size=64, h=4, n_support=30, steps=steps,
-        tasks=tasks, min_steps=100, min_tasks=50, defaults="STEPS = 120, EVAL_TASKS = 100",
+        tasks=tasks, min_steps=100, min_tasks=50,
         ideal={32: 0.61, 64: 0.779, 224: 0.969}, histories=histories,
         ceilings={label: 0.779 for label in histories}, budget="21 MiB",
         fits={"full_large": False, "lite": True},
@@ -185,6 +185,7 @@ def sweep(x: str, values: list[int], lite_bytes, full_bytes, lite_s, full_s) -> 
 
 
 PLAN = {"budget": "60 MiB", "fraction": 0.5, "plan_n": 200, "h": 12, "query_batch": 10,
+        "search": ["h", "query_batch", "chunk_size"],
         "chunk_size": 25, "probes": 9, "largest_size": 96}  # fmt: skip
 
 
@@ -199,6 +200,9 @@ def test_memory_time_recap_calls_a_trend_only_beyond_the_repeats():
                            "lite_below_at_every_size": True}  # fmt: skip
     assert "LITE's stayed flat" in recap and "full back-propagation's grew 8.0×" in recap
     assert "16.0× the pixels" in recap and "largest image size that fitted was 96 px" in recap
+    assert "grew ×16.7 with full back-propagation and ×8.0 with LITE" in recap
+    assert "bisected on $h$, the query batch and the chunk size" in recap
+    assert "LITE +1 MiB" in recap
     noisy = recaps.memory_time_recap(
         by_n=sweep("n", [10, 40], [40, 41], [40, 45], [0.01, 0.0102], [0.01, 0.0105]),
         by_size=sweep("size", [32, 48], [10, 12], [11, 15], [0.01, 0.01], [0.01, 0.01]),
@@ -207,6 +211,15 @@ def test_memory_time_recap_calls_a_trend_only_beyond_the_repeats():
     )  # fmt: skip
     assert noisy.facts["time_at_largest_n"] == "same"
     assert "stayed within the spread of its repeats" in noisy
+    tiny = recaps.memory_time_recap(
+        by_n=sweep("n", [10, 40], [16, 15.99], [40, 100], [0.3, 0.4], [0.2, 0.6]),
+        by_size=sweep("size", [32, 48], [10, 12], [11, 15], [0.01, 0.01], [0.01, 0.01]),
+        h=2, n_for_sizes=10, memory="step share", plan={**PLAN, "search": ["h"],
+                                                         "query_batch": None},
+        reference={"full": 84.9, "lite": 6.6}, reference_growth={"full": 7.4, "lite": 1.0},
+    )  # fmt: skip
+    assert "LITE -10 KiB" in tiny and "bisected on $h$, measuring" in tiny
+    assert "all queries in one batch" in tiny
     with pytest.raises(ValueError, match="^rows="):
         recaps.memory_time_recap(
             by_n=sweep("n", [10], [1], [1], [0.1], [0.1]), by_size=[], h=1, n_for_sizes=1,
@@ -225,7 +238,7 @@ def transfer(results, paired, unpaired, gap, steps, tasks):
         gap=gap, flops={"ProtoNets": 1e9, "SimpleCNAPs": 1.2e9,
                         "FineTuner, whole backbone + head": 4e10, "FineTuner, head only": 1e9},
         time_ratio=(30.0, 22.0, 41.0), steps=steps, tasks=tasks, min_steps=100,
-        min_tasks=20, defaults="STEPS = 120, EVAL_TASKS = 30",
+        min_tasks=20,
     )  # fmt: skip
 
 
@@ -257,3 +270,7 @@ def test_transfer_recap_of_a_long_run_states_its_result():
     assert "Every learner came within 10 points of that ceiling" in recap
     assert "pairing the tasks made the comparison more precise" in recap
     assert "too short" not in recap
+    wide = transfer(results, {"ProtoNets": (0.01, 0.02), "SimpleCNAPs": (0.03, 0.02)},
+                    {"ProtoNets": 0.042, "SimpleCNAPs": 0.042}, (0.03, 0.04), 120, 30)  # fmt: skip
+    assert wide.facts["mean_within_5_points"] and not wide.facts["within_5_points"]
+    assert "the mean difference was within 5 points, but its interval reaches further" in wide

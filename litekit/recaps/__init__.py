@@ -14,17 +14,24 @@ notebook to display, and the facts it was decided on, which the notebook asserts
 - `common`: `Recap` and the comparisons they share (times with their ranges, intervals).
 """
 
-from litekit.recaps.common import Recap, compare_times
+from litekit.recaps.common import Recap, compare_times, points
 from litekit.recaps.cost import memory_time_recap
-from litekit.recaps.gradients import decomposition_recap, unbiasedness_recap, variance_recap
+from litekit.recaps.gradients import (
+    decomposition_recap,
+    step_time_sentence,
+    unbiasedness_recap,
+    variance_recap,
+)
 from litekit.recaps.training import meta_training_recap, transfer_recap
 
 __all__ = [
     "Recap",
     "compare_times",
+    "points",
     "decomposition_recap",
     "memory_time_recap",
     "meta_training_recap",
+    "step_time_sentence",
     "transfer_recap",
     "unbiasedness_recap",
     "variance_recap",

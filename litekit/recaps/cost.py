@@ -14,6 +14,7 @@ from litekit._checks import bad_argument
 from litekit.recaps.common import Recap, compare_times, intervals_apart, listing, seconds
 
 MIB = 2**20
+SEARCHED = {"h": "$h$", "query_batch": "the query batch", "chunk_size": "the chunk size"}
 
 
 def _series(rows: Sequence[Mapping], kind: str, x: str) -> list[Mapping]:
@@ -39,7 +40,8 @@ def _growth(first: Mapping, last: Mapping) -> str:
 
 def _memory_change(first: float, last: float) -> str:
     change = last - first
-    return f"{'+' if change >= 0 else '-'}{abs(change) / MIB:.0f} MiB"
+    size = f"{abs(change) / MIB:.0f} MiB" if abs(change) >= MIB else f"{abs(change) / 1024:.0f} KiB"
+    return f"{'+' if change >= 0 else '-'}{size}"
 
 
 def memory_time_recap(
@@ -60,7 +62,8 @@ def memory_time_recap(
             ``seconds_min``, ``seconds_max``; ``by_size`` the same with ``size`` for ``n``.
         h, n_for_sizes: LITE's h, and the N of the sweep over sizes.
         memory: what the memory is (``"step share of the peak RSS"``, ``"peak allocated"``).
-        plan: ``budget`` (formatted), ``fraction``, ``plan_n``, ``h``, ``query_batch``,
+        plan: ``budget`` (formatted), ``fraction``, ``plan_n``, ``search`` (what the
+            planner searched, in order), ``h``, ``query_batch`` (None: all queries at once),
             ``chunk_size``, ``probes``, ``largest_size``.
         reference: ``{"full": GiB, "lite": GiB}`` of EfficientNet-B0 at 224 px, N = 1000,
             on the H200; ``reference_growth`` their growth from N = 100 to 1000.
@@ -95,7 +98,7 @@ def memory_time_recap(
     s0, s1 = sized["full"][0]["size"], sized["full"][-1]["size"]
     pixels = (s1 / s0) ** 2
     grew = {kind: rows[-1]["bytes"] / rows[0]["bytes"] for kind, rows in sized.items()}
-    each = listing([f"{name} ×{grew[kind]:.1f}" for kind, name in
+    each = listing([f"×{grew[kind]:.1f} with {name}" for kind, name in
                     (("full", "full back-propagation"), ("lite", "LITE"))])  # fmt: skip
     lower = all(b["bytes"] < a["bytes"] for a, b in zip(sized["full"], sized["lite"], strict=True))
     sentences.append(
@@ -108,12 +111,16 @@ def memory_time_recap(
             else "."
         )
     )
+    searched = listing([SEARCHED.get(name, name) for name in plan["search"]])
+    batch = plan["query_batch"]
     sentences.append(
-        f"The planner bisected on $h$, the query batch and the chunk size, measuring every "
-        f"candidate ({plan['probes']} measurements), and under a budget of {plan['budget']} "
+        f"The planner bisected on {searched}, measuring every candidate "
+        f"({plan['probes']} measurements), and under a budget of {plan['budget']} "
         f"({plan['fraction']:.0%} of full back-propagation at $N = {plan['plan_n']}$) chose "
-        f"$h = {plan['h']}$, query batch {plan['query_batch']} and chunk {plan['chunk_size']}; "
-        f"for that $h$ the largest image size that fitted was {plan['largest_size']} px."
+        f"$h = {plan['h']}$, "
+        + ("all queries in one batch" if batch is None else f"query batch {batch}")
+        + f" and chunk {plan['chunk_size']}; for that $h$ the largest image size that fitted "
+        f"was {plan['largest_size']} px."
     )
     sentences.append(
         "The H200 reference shows the same shape at the paper's scale: EfficientNet-B0 at "

@@ -161,6 +161,37 @@ def _rows_by_h(rows: Sequence[Mapping], name: str) -> list[Mapping]:
     return sorted(rows, key=lambda row: row["h"])
 
 
+def step_time_sentence(cost: Sequence[Mapping], image_size: int) -> tuple[str, str]:
+    """LITE's step at its smallest h against full back-propagation, as this run timed them.
+
+    ``cost`` holds the rows of `litekit.measure.cost_vs_h` (``seconds`` with
+    ``seconds_min`` and ``seconds_max``). Returns the sentence and the verdict (``"faster"``,
+    ``"same"`` or ``"slower"``: LITE against full, beyond the spread of the repeats). When
+    LITE is not faster, the sentence says why that can be so.
+    """
+    full = [r for r in cost if r["method"] == "full"]
+    lite = _rows_by_h([r for r in cost if r["method"] == "lite"], "cost")
+    if len(full) != 1:
+        raise bad_argument(
+            "cost", len(full), "pass cost_vs_h's rows: one full back-propagation row."
+        )
+    smallest, full_row = lite[0], full[0]
+    sentence, verdict = compare_times(
+        f"One LITE step at $h = {smallest['h']}$",
+        (smallest["seconds"], smallest.get("seconds_min"), smallest.get("seconds_max")),
+        "full back-propagation",
+        (full_row["seconds"], full_row.get("seconds_min"), full_row.get("seconds_max")),
+    )
+    if verdict != "faster":
+        sentence += (
+            f". A LITE step embeds all $N$ images without a graph and then the $h + M$ sampled "
+            "and query images again with one; it saves time only where the backward pass "
+            f"dominates, and at {image_size} px, with steps of about "
+            f"{seconds(full_row['seconds'])}, it did not on this machine"
+        )
+    return sentence + ".", verdict
+
+
 def variance_recap(
     *,
     stats: Sequence[Mapping],
@@ -224,21 +255,8 @@ def variance_recap(
         f"{shares[0]:.2f} at $h = {lite[0]['h']}$ up to {shares[-1]:.2f} at $h = {lite[-1]['h']}$, "
         f"within {off:.2f} of the formula."
     )
-    smallest = lite[0]
-    sentence, verdict = compare_times(
-        f"One LITE step at $h = {smallest['h']}$",
-        (smallest["seconds"], smallest.get("seconds_min"), smallest.get("seconds_max")),
-        "full back-propagation",
-        (full_row["seconds"], full_row.get("seconds_min"), full_row.get("seconds_max")),
-    )
-    if verdict != "faster":
-        sentence += (
-            f". A LITE step embeds all $N$ images without a graph and then the $h + M$ sampled "
-            "and query images again with one; it saves time only where the backward pass "
-            f"dominates, and at {image_size} px with steps of about "
-            f"{seconds(full_row['seconds'])} it does not on this machine"
-        )
-    sentences.append(sentence + ".")
+    sentence, verdict = step_time_sentence(cost, image_size)
+    sentences.append(sentence)
     theory = {r["h"]: r["theory_trace"] for r in stats}
     if 1 in theory and 2 in theory and theory[1] > 0:
         sentences.append(
