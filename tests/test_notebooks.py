@@ -3,9 +3,11 @@
 Two gates, besides nbval (configured in pyproject.toml, it re-runs each notebook at its
 default parameters and compares the cells marked ``# NBVAL_CHECK_OUTPUT``):
 
-- structure: kernel ``python3``, one ``parameters`` cell, an opening "What you will learn" and
-  a closing "What you saw", exercises, asserts, outputs only where nbval checks them, and the
-  small parameters CI runs with (``metadata.litekit.ci_parameters``);
+- structure: kernel ``python3``, one ``parameters`` cell, an opening "What you will learn"
+  with the measured time of docs/tutorials/tutorials.toml, exercises, asserts, a closing
+  "What you saw" built from the run's numbers (`litekit.recaps`) and asserted against them,
+  outputs only where nbval checks them (tag ``nbval-check-output``), no test markers in the
+  code, and the small parameters CI runs with (``metadata.litekit.ci_parameters``);
 - papermill: each notebook runs from its own folder with those parameters, with a per-cell
   timeout; a failure names the notebook and the cell.
 """
@@ -29,9 +31,10 @@ from nbtools import (
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "docs"))
-from sitetools import executed  # noqa: E402  (docs/sitetools: the site's executed copies)
+from sitetools import executed, tutorials  # noqa: E402  (docs/sitetools: the site's tools)
 
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+TUTORIALS = {entry["notebook"]: entry for entry in tutorials.load()}
 CELL_TIMEOUT = 300  # seconds, per cell
 MAX_BYTES = 200_000  # no embedded JavaScript bundles or images in committed notebooks
 WIDGET = "application/vnd.jupyter.widget-view+json"
@@ -54,9 +57,19 @@ def test_notebook_is_committed_clean(path: Path):
     cells = notebook["cells"]
     markdown = [c for c in cells if c["cell_type"] == "markdown"]
     assert "What you will learn" in markdown[0]["source"], "open with what the reader will learn"
-    assert "What you saw" in markdown[-1]["source"], "close with what the reader saw"
-    assert cells[0]["cell_type"] == "markdown" and cells[-1] is markdown[-1]
+    assert cells[0]["cell_type"] == "markdown" and cells[-1]["cell_type"] == "markdown"
     assert "<details>" in "".join(c["source"] for c in markdown), "exercises with solutions"
+    # the closing recap: a heading, then a cell that builds it from the run's numbers, asserts
+    # it against them and displays it (its code hidden on the site)
+    (saw,) = [i for i, c in enumerate(cells) if c["source"].startswith("## What you saw")]
+    recap = cells[saw + 1]
+    assert recap["cell_type"] == "code" and "remove-input" in recap["metadata"].get("tags", [])
+    assert "_recap(" in recap["source"] and "assert recap.facts" in recap["source"]
+    assert recap["source"].rstrip().endswith("display(recap)")
+    # the time at the defaults, as measured and listed in docs/tutorials/tutorials.toml
+    entry = TUTORIALS[path.stem]
+    intro = " ".join(markdown[0]["source"].split())
+    assert tutorials.time_sentence(entry) in intro, "state the measured time (tutorials.toml)"
 
     parameters = parameters_cells(notebook)
     assert len(parameters) == 1 and parameters[0]["cell_type"] == "code"
@@ -79,6 +92,11 @@ def test_notebook_is_committed_clean(path: Path):
     for cell in checked:
         for output in cell["outputs"]:
             assert output.get("name") != "stderr", f"stderr in a checked cell: {output}"
+    for cell in code:  # test machinery stays out of the code a student reads
+        assert "NBVAL_CHECK_OUTPUT" not in cell["source"], "tag the cell nbval-check-output"
+        assert "fmt: skip" not in cell["source"]
+        for line in cell["source"].splitlines():  # the site shows 100 columns unscrolled
+            assert len(line) <= 100, f"wrap this line to 100 columns: {line!r}"
     assert "papermill" not in notebook["metadata"] and "widgets" not in notebook["metadata"]
     assert path.stat().st_size < MAX_BYTES
 
