@@ -144,3 +144,27 @@ def test_the_tutorials_index_lists_every_tutorial_with_its_time(base_url: str, p
         assert tutorials.duration(entry["seconds"]) in row.inner_text()
         assert row.locator(f'a[href="{entry["notebook"]}.html"]').count() == 1
     reader.check_clean("the tutorials index")
+
+
+@pytest.mark.timeout(120)
+def test_without_javascript_each_live_figure_is_its_picture(base_url: str, chromium_path: str):  # noqa: F811
+    from playwright.sync_api import sync_playwright
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from conftest import CHROMIUM_ARGS
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=chromium_path, headless=True, args=CHROMIUM_ARGS
+        )
+        try:
+            page = browser.new_context(java_script_enabled=False).new_page()
+            page.goto(base_url + "tutorials/03_subset_size_vs_variance.html", wait_until="load")
+            holders = page.locator(".litekit-plotly")
+            pictures = page.locator(".litekit-plotly img")
+            assert holders.count() >= 3 and pictures.count() == holders.count()
+            loaded = pictures.evaluate_all("imgs => imgs.map(i => i.complete && i.naturalWidth)")
+            assert all(width >= 1000 for width in loaded), f"2x pictures, loaded: {loaded}"
+            assert all(alt for alt in pictures.evaluate_all("imgs => imgs.map(i => i.alt)"))
+        finally:
+            browser.close()
