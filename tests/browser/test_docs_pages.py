@@ -4,7 +4,8 @@ A page fails on: a console error or a failed request (a missing favicon is both)
 with plotly's placeholder "new text"; a plotly subplot title or axis title drawn over
 another (their bounding boxes); maths or code wider than its container without a scroll box
 of its own; a figure without alt text (an image whose alt is a file name, a live figure
-without a label); a figure shown twice (a picture next to its live version); a page title
+without a label); a figure shown twice (a picture next to its live version); a page wider
+than the screen; a page title
 with TeX in it; test machinery on the page (papermill's injected cell, test markers). At
 1280 px a line of code at the project's 100-column limit must show without scrolling.
 """
@@ -71,6 +72,8 @@ INSPECT = """() => {
     if (longest <= 100 && pre.scrollWidth > pre.clientWidth + 1)
       found.longCode.push(pre.textContent.trim().slice(0, 40));
   }
+  const page = document.documentElement;
+  found.sideways = page.scrollWidth > page.clientWidth + 1 ? [`${page.scrollWidth} px wide`] : [];
   found.title = document.title;
   found.icon = (document.querySelector('link[rel~="icon"]') || {}).href || null;
   found.text = article.innerText;
@@ -110,7 +113,8 @@ def test_pages_read_cleanly_at(width: int, base_url: str, chromium_path: str):  
                 problems += [f"{where}: {error}" for error in reader.errors]
                 problems += [f"{where}: request failed: {url}" for url in failed]
                 problems += [f"{where}: request left the site: {url}" for url in reader.refused]
-                for kind in ("newText", "overlaps", "unscrolled", "noAlt", "twice"):
+                kinds = ("newText", "overlaps", "unscrolled", "noAlt", "twice", "sideways")
+                for kind in kinds:
                     problems += [f"{where}: {kind}: {item}" for item in found[kind]]
                 if width >= 1280:
                     problems += [f"{where}: 100 columns scroll: {c}" for c in found["longCode"]]
