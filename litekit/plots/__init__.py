@@ -22,6 +22,11 @@ Inside, each figure is written once: a ``*_chart`` function in a topic module pr
 - training (`training`): `learning_curves` (one `History` or several runs),
   `accuracy_vs_size` (held-out accuracy against image size with the ideal observer);
 - pictures (`images`): `image_strip` (images side by side with captions).
+
+Every drawn figure records what its chart shows, in words (`litekit.plots.chart.describe`):
+`litekit.plots.export.alt_text` reads it, and `litekit.plots.export.figure_bundle` makes a
+figure one notebook output (a PNG at twice its pixels with that alt text, and the plotly
+figure when there is one), which `litekit.notebook.show` displays.
 """
 
 from litekit.plots.backends import BACKENDS, draw
