@@ -81,6 +81,7 @@ def test_unbiasedness_recap_separates_biases_only_when_the_noise_allows():
     long = unbiasedness(200, {"unbiased": 0.069, "none": 0.455, "loss": 5.17}, 0.048)
     assert long.facts["separated"] and "more draws do not remove a bias" in long
     assert "down to 0 at $h = N = 5$" in long and "10 subsets" in long
+    assert "so did SimpleCNAPs' with independent subsets" in long
     short = unbiasedness(40, {"unbiased": 0.2, "none": 0.3, "loss": 2.0}, 0.15)
     assert not short.facts["separated"]
     assert "too short to separate them: with 40 draws" in short and "`DRAWS`" in short

@@ -119,8 +119,9 @@ def unbiasedness_recap(
     noise = check_number("noise", noise, positive=True)
     sentences = [
         f"Averaged over all {subsets:,} subsets ($N = {n}$, $h = {h}$), LITE's gradient equalled "
-        f"the full gradient to {exact_error:.0e}; so did {film_learner}'s with independent "
-        f"subsets for its two support paths, over all {pairs:,} pairs ({pair_error:.0e}).",
+        f"the full gradient to {exact_error:.0e}; so did {possessive(film_learner)} with "
+        f"independent subsets for its two support paths, over all {pairs:,} pairs "
+        f"({pair_error:.0e}).",
         f"No $N/h$ factor (VTAB+MD code) left a relative bias of {biases['none']:.3g} and $N/h$ "
         f"on the whole loss (ORBIT code) one of {biases['loss']:.3g}, exactly the closed "
         "forms: the support path shrunk by $h/N$, the query path inflated by $N/h$.",
@@ -153,6 +154,11 @@ def unbiasedness_recap(
             "keeps falling."
         )
     return Recap(tuple(sentences), {"separated": separated})
+
+
+def possessive(name: str) -> str:
+    """``"SimpleCNAPs'"``, ``"ProtoNet's"``."""
+    return name + ("'" if name.endswith("s") else "'s")
 
 
 def _rows_by_h(rows: Sequence[Mapping], name: str) -> list[Mapping]:
