@@ -57,7 +57,7 @@ lint: $(STAMP)
 notebooks: $(STAMP)
 	@for nb in $(NOTEBOOKS); do \
 		echo "== $$nb"; \
-		LITEKIT_HEADLESS=1 $(BIN)/papermill --cwd notebooks --kernel python3 "$$nb" "$$nb" || exit 1; \
+		LITEKIT_HEADLESS=1 $(BIN)/python tests/nbtools.py run "$$nb" || exit 1; \
 		$(BIN)/python tests/nbtools.py finalize "$$nb" || exit 1; \
 	done
 

@@ -9,7 +9,8 @@
 # queries: LITE in fp32, bf16, bf16 + channels-last (each with its floor, the floor's parts
 # and the no-grad throughput: benchmarks/lite_memory.py), the same with deterministic kernels
 # (their cost in speed), full back-propagation in fp32 at N = 100 and 1000 (out of memory is
-# a result); ResNet-18 rows, a 320 px row, Simple CNAPs, the backbone compiled (torch.compile,
+# a result); ResNet-18 rows, a 320 px row, Simple CNAPs, a 512 px row (N = 100, fp32, LITE and
+# full back-propagation), the backbone compiled (torch.compile,
 # reduce-overhead: does compiling win?); the deterministic resumed-vs-unbroken
 # check (benchmarks/resume_check.py: largest difference exactly 0); the torchrun tests of the
 # command line. Then benchmarks/gpu_targets_summary.py prints the targets: LITE bf16+CL step
@@ -26,14 +27,14 @@ SMOKE=0
 if [ "${1:-}" = "--cpu-smoke" ] || [ "${LITEKIT_DRY_RUN:-0}" = 1 ]; then SMOKE=1; fi
 if [ "$SMOKE" = 1 ]; then
     RESULTS=${OUT:-build/gpu-targets-smoke}
-    DEVICE=cpu; SIZE=32; LARGE=48; N=8; N_SMALL=4; H=2; QB=2; NQ=4; WAY=2; CHUNK=4
+    DEVICE=cpu; SIZE=32; LARGE=48; XL=64; N=8; N_SMALL=4; H=2; QB=2; NQ=4; WAY=2; CHUNK=4
     # tiny CPU timings are noise: the floor check is loosened, the wiring is what is checked
     REPEATS=2; BUDGET=1500; EXTRA="--threads 1 --floor-tolerance 0.5"
     RESUME="--backbone conv4 --width 8 --image-size 32 --way 3 --shot 2 --query 2 --h 2"
     RESUME="$RESUME --query-batch 2 --classes 20 --images-per-class 8 --threads 1"
 else
     RESULTS=${OUT:-benchmarks/results}
-    DEVICE=cuda; SIZE=224; LARGE=320; N=1000; N_SMALL=100; H=8; QB=8; NQ=40; WAY=5
+    DEVICE=cuda; SIZE=224; LARGE=320; XL=512; N=1000; N_SMALL=100; H=8; QB=8; NQ=40; WAY=5
     CHUNK=100; REPEATS=10; BUDGET=470; EXTRA=""
     RESUME="--backbone efficientnet_b0 --image-size 224 --way 5 --shot 10 --query 10 --h 10"
     RESUME="$RESUME --query-batch 10 --chunk-size 50 --classes 20 --images-per-class 20"
@@ -109,6 +110,7 @@ lite b0-$LARGE-lite-bf16-cl 90 $B0 --image-size "$LARGE" --n "$N" --kinds lite -
     --channels-last
 lite simple-cnaps-b0-$SIZE-lite-bf16-cl 90 --backbone efficientnet_b0 --learner simple_cnaps \
     --image-size "$SIZE" --n "$N" --kinds lite --precision bf16 --channels-last
+lite b0-$XL-fp32 150 $B0 --image-size "$XL" --n "$N_SMALL" --kinds lite full
 SUMMARY_OPTIONS="--image-size $SIZE --n $N"
 [ "$SMOKE" = 1 ] && SUMMARY_OPTIONS="$SUMMARY_OPTIONS --smoke"
 # shellcheck disable=SC2086

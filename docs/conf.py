@@ -40,6 +40,9 @@ myst_heading_anchors = 3
 nb_execution_mode = "off"
 nb_ipywidgets_js = {}  # widgets are made static before Sphinx sees them; no CDN scripts
 nb_merge_streams = True
+# Markdown outputs (each tutorial's closing recap, built from the run's numbers) are read as
+# MyST, so their $maths$ is typeset like the pages' own.
+nb_render_markdown_format = "myst"
 
 # Maths: MathJax 3 served from the site itself.
 VENDOR = ROOT / "build" / "docs-vendor"
@@ -80,7 +83,11 @@ codeautolink_autodoc_inject = False
 html_theme = "sphinx_book_theme"
 html_title = "litekit"
 html_static_path = ["_static", str(VENDOR)]
+# The figures' images of the tutorial pages, written by sitetools (outputs.FigureFiles) and
+# referred to from their HTML (a live figure's fallback for readers without JavaScript).
+html_extra_path = [str(ROOT / "build" / "docs-extra")]
 html_css_files = ["litekit.css"]
+html_favicon = "_static/favicon.svg"
 html_last_updated_fmt = None
 html_theme_options = {
     "show_toc_level": 2,

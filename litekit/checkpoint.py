@@ -1,6 +1,7 @@
 """Checkpoints for `litekit.train.fit`: everything a resumed run needs to equal an unbroken one.
 
 A training run's future depends on more than its weights. A checkpoint holds:
+
 - the learner's and the optimiser's state (Adam's moment estimates), and a scheduler's;
 - the random state: the LITE subset generator's (``Lite.generator``), and torch's global
   generators (CPU and, where initialised, CUDA), which LITE uses when it has no generator;

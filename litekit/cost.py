@@ -40,7 +40,7 @@ from litekit.learners.finetuner import FineTuner
 from litekit.lite import Lite, with_precision
 from litekit.measure.peak import cuda_peak
 from litekit.measure.tensors import CreatedTensorMemory
-from litekit.measure.timing import median_seconds
+from litekit.measure.timing import timed_repeats
 from litekit.precision import channels_last_weights, check_precision
 
 
@@ -58,6 +58,8 @@ class PersonalisationCost:
     tuned_per_task: int
     precision: str = "fp32"
     channels_last: bool = False
+    seconds_min: float | None = None  # the fastest of the timed calls (``seconds``: median)
+    seconds_max: float | None = None  # and the slowest
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -159,11 +161,13 @@ def personalisation_cost(
     ):
         _, flops = count_flops(call)
         _, peak, how = peak_memory_of(call, device)
-        seconds = median_seconds(call, device, repeats)
+        timing = timed_repeats(call, device, repeats)
     return PersonalisationCost(
         learner=name or type(learner).__name__,
         flops=flops,
-        seconds=seconds,
+        seconds=timing.median,
+        seconds_min=timing.low,
+        seconds_max=timing.high,
         peak_memory_mib=peak,
         memory_measure=how,
         parameters=sum(p.numel() for p in learner.parameters()),

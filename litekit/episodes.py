@@ -290,6 +290,11 @@ class VariableEpisodeSampler(Sampler):
 
     Invariants: way within its bounds; 1 <= q <= max_query; every class has >= 1 shot;
     N = Σ shots <= max_support.
+
+    This is Meta-Dataset's distribution (step 3's ceiling equals its ⌊β·x⌋ + 1 but on a
+    set of probability zero; the tests compare the two samplers' support sizes). For
+    Meta-Dataset's sampler itself, with its bi-level (Omniglot) step, each episode's draws
+    exposed, and several sources at once, see `litekit.md_episodes`.
     """
 
     def __init__(

@@ -8,11 +8,16 @@ Every notebook has an ``INTERACTIVE`` parameter (None: detect) and most a ``DEVI
 Interactive runs (a kernel behind JupyterLab or Jupyter Notebook) show sliders, progress
 bars and plotly figures; headless runs (papermill, nbval, ``jupyter nbconvert --execute``)
 show static figures only, so their outputs stay small and comparable.
+
+`show` displays one figure of `litekit.plots` as one output, whichever the mode: the static
+picture (sharp on any screen, with its alt text) and, in an interactive session, the plotly
+figure of the same chart, which JupyterLab and the documentation site draw instead.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from typing import Any, NamedTuple
 
 import torch
@@ -20,6 +25,7 @@ import torch
 from litekit._checks import bad_argument, check_int
 
 PLOTLY_RENDERER = "plotly_mimetype"  # JupyterLab draws plotly's JSON with its own extension
+_SESSION = {"interactive": False}  # what the last setup_notebook decided, for `show`
 
 
 def is_interactive() -> bool:
@@ -104,4 +110,37 @@ def setup_notebook(
         import plotly.io as pio
 
         pio.renderers.default = PLOTLY_RENDERER
+    _SESSION["interactive"] = interactive
     return NotebookSetup(interactive, chosen)
+
+
+def show(figure: Callable[..., Any] | Any, *args: Any, **kwargs: Any) -> None:
+    """Display a figure as one output: ``show(plots.variance_vs_h, stats)``.
+
+    ``figure`` is a figure function of `litekit.plots`, called with ``args`` and ``kwargs``
+    (and ``backend="plotly"`` too when `setup_notebook` found an interactive session), or a
+    matplotlib figure already drawn. The output holds the static figure as a PNG at twice
+    its pixel density with its alt text, and the interactive figure when there is one
+    (`litekit.plots.export.figure_bundle`): JupyterLab draws the plotly figure, a headless
+    run keeps the picture, and the documentation site shows the live figure with the
+    picture for readers without JavaScript.
+    """
+    from IPython.display import display
+
+    from litekit.plots.export import figure_bundle
+
+    if callable(figure):
+        static = figure(*args, **kwargs)
+        interactive = figure(*args, **kwargs, backend="plotly") if _SESSION["interactive"] else None
+    elif args or kwargs:
+        raise bad_argument(
+            "figure", type(figure).__name__, "pass a figure function to call with arguments."
+        )
+    else:
+        static, interactive = figure, None
+    if not hasattr(static, "savefig"):
+        raise bad_argument(
+            "figure", type(static).__name__, "pass a litekit.plots function or a matplotlib figure."
+        )
+    data, metadata = figure_bundle(static, interactive)
+    display(data, metadata=metadata, raw=True)

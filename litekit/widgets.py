@@ -9,7 +9,6 @@ interactive session (`litekit.notebook.is_interactive`) builds the sliders.
 from __future__ import annotations
 
 import html
-import io
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,6 +19,7 @@ from litekit._checks import check_choice, check_int
 from litekit._deprecated import old_names
 from litekit.diagnostics import LEARNERS, SCALINGS, demo_task, estimator_stats
 from litekit.plots import BACKENDS, variance_vs_h
+from litekit.plots.export import figure_bundle
 
 MAX_H, MAX_N, MAX_IMAGE_SIZE = 64, 64, 128
 
@@ -117,17 +117,18 @@ def explore(
     return Exploration(figure, note, rows, h_used, n, clamped)
 
 
-def _displayable(figure: Any) -> Any:
-    """A matplotlib figure as a PNG image (shown whatever the matplotlib backend); else as is."""
+def _display(figure: Any) -> None:
+    """Display a figure in the current output: a matplotlib figure as a sharp PNG with its
+    alt text (`litekit.plots.export.figure_bundle`), whatever the matplotlib backend;
+    anything else (a plotly figure) as it displays itself."""
+    from IPython.display import display
     from matplotlib.figure import Figure
 
     if isinstance(figure, Figure):
-        from IPython.display import Image
-
-        buffer = io.BytesIO()
-        figure.savefig(buffer, format="png")
-        return Image(data=buffer.getvalue(), format="png")
-    return figure
+        data, metadata = figure_bundle(figure)
+        display(data, metadata=metadata, raw=True)
+    else:
+        display(figure)
 
 
 def variance_panel(
@@ -215,14 +216,12 @@ class VariancePanel(widgets.VBox):
 
     def show(self, result: Exploration) -> None:
         """Put ``result``'s note and figure in the panel."""
-        from IPython.display import display
-
         self.result = result
         colour = "#b2182b" if result.clamped else "inherit"
         self.note.value = f'<span style="color:{colour}">{html.escape(result.note)}</span>'
         with self.output:
             self.output.clear_output(wait=True)
-            display(_displayable(result.figure))
+            _display(result.figure)
 
 
 __getattr__ = old_names(__name__, {"grid": ("it was only used here", _grid)})

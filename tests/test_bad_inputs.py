@@ -20,6 +20,7 @@ import atexit
 import contextlib
 import hashlib
 import io
+import json
 import shutil
 import tempfile
 from collections.abc import Callable
@@ -32,6 +33,8 @@ import numpy as np
 import pytest
 import torch
 from helpers import make_episode, make_learner, permissions_bind, tiny_backbone
+from md_writer import example as md_example
+from md_writer import write_source, write_task_folder
 from PIL import Image
 from torch import nn
 from torch.utils.data import Dataset
@@ -50,16 +53,23 @@ from litekit import (
 )
 from litekit import checkpoint as checkpoints
 from litekit.data import ImageFolderDataset, ProceduralImages
+from litekit.data.metadataset import MetaDatasetSource
+from litekit.data.task_folder import TaskFolder, task_folders
 from litekit.evaluate import cli as evaluate_cli
 from litekit.evaluate.sources import folders as folders_source
+from litekit.evaluate.sources import metadataset as metadataset_source
 from litekit.evaluate.sources import orbit as orbit_source
+from litekit.evaluate.sources import task as task_source
 from litekit.learners.build import optimizer_from_name
 from litekit.learners.record import learner_from_record, make_record
+from litekit.md_episodes import MetaDatasetEpisodeSampler
 from litekit.measure import StepConfig, measure_floor, plan_budget
 from litekit.measure import cli as measure_cli
 from litekit.orbit import frame_accuracy, protocol_named, write_orbit_tree
 from litekit.paths import check_writable_file
+from litekit.train import _cli_options as cli_options
 from litekit.train import cli, loop
+from litekit.train.metadataset import open_sources
 from litekit.train.step import NonFiniteLossError
 
 
@@ -753,6 +763,8 @@ def evaluate_command_line(*options: str) -> Callable[[Path], None]:
             contextlib.redirect_stderr(err),
             mock.patch.object(orbit_source, "evaluate_orbit", forbidden),
             mock.patch.object(folders_source, "evaluate", forbidden),
+            mock.patch.object(metadataset_source, "evaluate", forbidden),
+            mock.patch.object(task_source, "evaluate_task", forbidden),
         ):
             code = evaluate_cli.main(argv)
         lines = err.getvalue().strip().splitlines()
@@ -945,9 +957,245 @@ ORBIT = [
 ]  # fmt: skip
 
 
+# --- your own images: timm backbones, weights files, one vocabulary for a task's size ------
+
+
+def a_safetensors_file(relative: str, backbone: str, prefix: str = "") -> Callable[[Path], None]:
+    """A setup: the state dict of the backbone ``backbone`` names, each key with ``prefix``
+    in front (weights saved from a wrapper), as ``tmp/<relative>``."""
+
+    def setup(tmp: Path) -> None:
+        from safetensors.torch import save_file
+
+        from litekit.learners.build import backbone_from_name
+
+        state = backbone_from_name(backbone).state_dict()
+        save_file({prefix + k: v.contiguous() for k, v in state.items()}, tmp / relative)
+
+    return setup
+
+
+TIMM = ["--backbone", "timm:test_resnet"]
+
+YOUR_IMAGES = [
+    Case("cli unknown timm model", command_line("--backbone", "timm:not_a_model"),
+         CommandLineError, ("--backbone='timm:not_a_model': ", "not a timm model; try one of",
+                            "timm.list_models()")),
+    Case("cli timm model misspelt", command_line("--backbone", "timm:efficientnet_bo"),
+         CommandLineError, ("--backbone='timm:efficientnet_bo': ", "'timm:efficientnet_b0'")),
+    Case("measure unknown timm model", measure_command_line("--backbone", "timm:not_a_model"),
+         CommandLineError, ("--backbone='timm:not_a_model': ", "not a timm model")),
+    Case("learner with an unknown timm model", lambda t: ProtoNets("timm:not_a_model"),
+         ValueError, ("backbone='timm:not_a_model': ", "not a timm model")),
+    Case("cli weights with a wrapper's keys",
+         command_line(*TIMM, "--weights", "{tmp}/wrapped.safetensors"), CommandLineError,
+         ("--weights=", "do not fit the backbone", "missing, the first 'conv1.0.weight'",
+          "unexpected, the first 'module.", "strip it"),
+         setup=a_safetensors_file("wrapped.safetensors", "timm:test_resnet", "module.")),
+    Case("cli weights of another timm model",
+         command_line(*TIMM, "--weights", "{tmp}/vit.safetensors"), CommandLineError,
+         ("--weights=", "do not fit the backbone", "missing, the first ", "unexpected, the first"),
+         setup=a_safetensors_file("vit.safetensors", "timm:test_vit")),
+    Case("cli damaged safetensors file",
+         command_line(*TIMM, "--weights", "{tmp}/broken.safetensors"), CommandLineError,
+         ("--weights=", "broken.safetensors': not a readable .safetensors file",
+          "damaged or truncated"),
+         setup=a_file("broken.safetensors", b"\x10\x00\x00\x00\x00\x00\x00\x00{not json")),
+    Case("learner with a damaged safetensors file",
+         lambda t: ProtoNets("resnet18", weights=str(t / "cut.safetensors")), ValueError,
+         ("weights=", "cut.safetensors': not a readable .safetensors file"),
+         setup=a_file("cut.safetensors", b"\xff" * 64)),
+    Case("cli timm weights file missing",
+         command_line(*TIMM, "--weights", "{tmp}/absent.safetensors"), CommandLineError,
+         ("--weights=", "absent.safetensors': no such file", "'DEFAULT' for timm's own")),
+    Case("cli shot and n-support contradict", command_line("--shot", "2", "--n-support", "7"),
+         CommandLineError, ("--n-support=7: ", "with --way 3 and --shot 2 a task has 6 support "
+                            "images, not 7", "pass one of --shot (per class) and --n-support")),
+    Case("cli n-query not a multiple of way",
+         lambda t: cli_options.check_options(cli_options.parse_options(["--way", "3",
+                                                                        "--n-query", "7"])),
+         ValueError, ("--n-query=7: ", "pass a multiple of 3, or --query (per class)")),
+    Case("measure shot and n-support contradict",
+         measure_command_line("--shot", "3", "--n-support", "20"), CommandLineError,
+         ("--n-support=20: ", "with --way 5 and --shot 3 a task has 15 support images")),
+    Case("cli cosine schedule without steps", command_line("--schedule", "cosine", "--steps", "0"),
+         CommandLineError, ("--steps=0: ", "pass an integer >= 1")),
+    Case("cli warm-up as long as the run",
+         command_line("--schedule", "cosine", "--warmup-steps", "1", "--steps", "1"),
+         CommandLineError, ("--warmup-steps=1: ", "the warm-up must end before the run's 1 steps")),
+    Case("cli clip-grad-norm not positive", command_line("--clip-grad-norm", "0"),
+         CommandLineError, ("--clip-grad-norm=0.0: ", "pass a positive number, e.g. 1.0")),
+    Case("cli unknown schedule", command_line("--schedule", "linear"), CommandLineError,
+         ("--schedule='linear': ", "choose one of 'constant', 'cosine', 'step'")),
+    Case("cli memory budget smaller than any set-up", command_line("--memory-budget", "512KiB"),
+         CommandLineError, ("--memory-budget='512KiB': ", "too little for any training step")),
+    Case("measure train command for uneven classes",
+         measure_command_line("--n-support", "21", "--print-train-command"), CommandLineError,
+         ("--n-support=21: ", "python -m litekit.train gives each of the 5 classes")),
+]  # fmt: skip
+
 LIBRARY: list[Case] = [*LITE, *LEARNERS, *STEPS, *FIT]
 
-CASES = [*SAMPLERS, *LOADER, *DATA, *COMMAND_LINE, *MEASURE, *PATHS, *ORBIT, *LIBRARY]
+# --- Meta-Dataset records and one large task ------------------------------------------------
+
+
+def md_source(record: Callable[[bytes, int], bytes] | None = None) -> Callable[[Path], None]:
+    """A setup: ``tmp/md/s``, a converted source of 5 classes of 2 images (md_writer)."""
+    options = {} if record is None else {"record": record}
+    return lambda tmp: write_source(tmp / "md", "s", {"TRAIN": [2] * 5}, **options)
+
+
+def edited(relative: str, change: Callable[[bytes], bytes]) -> Callable[[Path], None]:
+    def setup(tmp: Path) -> None:
+        (tmp / relative).write_bytes(change((tmp / relative).read_bytes()))
+
+    return setup
+
+
+def spec_count(tmp: Path) -> None:
+    spec = json.loads((tmp / "md/s/dataset_spec.json").read_text())
+    spec["images_per_class"]["0"] = 3
+    (tmp / "md/s/dataset_spec.json").write_text(json.dumps(spec))
+
+
+def open_md(tmp: Path, split: str = "TRAIN", **options: Any) -> Any:
+    options = {"normalization": "metadataset", **options}
+    return MetaDatasetSource(tmp / "md", "s", split, 32, **options)
+
+
+def relabel(image: bytes, label: int) -> bytes:
+    return md_example(image, 99 if label == 1 else label)
+
+
+def garbage_image(image: bytes, label: int) -> bytes:
+    return md_example(b"not an image at all" if label == 4 else image, label)
+
+
+def task(tmp: Path) -> None:
+    write_task_folder(tmp / "task", classes=3, per_class=5, test_per_class=2)
+
+
+def task_folder(relative: str, **options: Any) -> Callable[[Path], Any]:
+    return lambda tmp: TaskFolder(tmp / relative, 32, **{"normalization": "metadataset", **options})
+
+
+METADATASET = [
+    Case("md record with a bad CRC", open_md, ValueError,
+         ("record file=", "s/2.tfrecords': record 0 (byte 0): the CRC of its data does not match",
+          "copy or convert this file again"),
+         setup=then(md_source(), edited("md/s/2.tfrecords", lambda b: b[:30] + b"x" + b[31:]))),
+    Case("md record cut short", open_md, ValueError,
+         ("record file=", "s/3.tfrecords': the file ends inside record 1",
+          "copy or convert this file again"),
+         setup=then(md_source(), edited("md/s/3.tfrecords", lambda b: b[:-10]))),
+    Case("md spec names a class whose file is missing", open_md, ValueError,
+         ("record file=", "s/3.tfrecords': missing", "lists class 3", "restore the file"),
+         setup=then(md_source(), lambda t: (t / "md/s/3.tfrecords").unlink())),
+    Case("md label outside the spec", open_md, ValueError,
+         ("record file=", "s/1.tfrecords': record 0: its label 99 is not a class of",
+          "convert the source again"),
+         setup=md_source(relabel)),
+    Case("md image that cannot be decoded", open_md, ValueError,
+         ("record file=", "s/4.tfrecords': record 0: its image cannot be decoded",
+          "replace the image"),
+         setup=md_source(garbage_image)),
+    Case("md spec count disagrees with the records", open_md, ValueError,
+         ("record file=", "class 0 has 2 records, but", "says 3", "fix the spec's count"),
+         setup=then(md_source(), spec_count)),
+    Case("md source not under the root",
+         lambda t: open_sources(t / "md", "s,nope", "TRAIN", 32, normalization="metadataset",
+                                argument="--sources"),
+         ValueError,
+         ("--sources=", "md/nope': no source 'nope' under", "the sources there are ['s']"),
+         setup=md_source()),
+    Case("md source name that is not a folder name",
+         lambda t: open_sources(t / "md", "s;rm", "TRAIN", 32, normalization="metadataset"),
+         ValueError, ("sources='s;rm': ", "is not a source's folder name")),
+    Case("md source named twice",
+         lambda t: open_sources(t / "md", "s,s", "TRAIN", 32, normalization="metadataset"),
+         ValueError, ("sources='s,s': ", "named twice")),
+    Case("md folder without a spec",
+         lambda t: MetaDatasetSource(t, "md", "TRAIN", 32, normalization="metadataset"),
+         ValueError, ("source=", "holds no dataset_spec.json", "data/README.md"),
+         setup=a_folder("md")),
+    Case("md normalization not named", lambda t: open_md(t, normalization=None), ValueError,
+         ("normalization=None: ", "name one: 'metadataset'"), setup=md_source()),
+    Case("md split without classes", lambda t: open_md(t, "TEST"), ValueError,
+         ("split='TEST': ", "has no TEST classes", "pick a split"), setup=md_source()),
+    Case("md sampler superclass too small",
+         lambda t: MetaDatasetEpisodeSampler(LABELS, 1, superclasses=[[0, 1, 2]]), ValueError,
+         ("superclasses='superclass 0 of 3 classes': ", "needs min_way=5")),
+    Case("md sampler class of one item",
+         lambda t: MetaDatasetEpisodeSampler([*LABELS, 40], 1), ValueError,
+         ("labels='classes [40] with 1 item': ", "every class needs 2 items")),
+    Case("task support folder over the limit",
+         task_folder("task/train800val200", max_images=10, argument="--support"), ValueError,
+         ("--support=", "holds 15 images, over the limit of 10", "--first 10", "raise the limit"),
+         setup=task),
+    Case("task query class the support lacks",
+         task_folder("task/test", classes=["class_0", "class_1"], argument="--query"),
+         ValueError, ("--query=", "holds classes ['class_2'] that the support set does not have"),
+         setup=task),
+    Case("task layout without the split", lambda t: task_folders(t / "task", "train"),
+         ValueError, ("root=", "has no train/ folder"), setup=task),
+    # the command lines
+    Case("md train source not under the root",
+         command_line("--metadataset", "{tmp}/md", "--sources", "s,nope"), CommandLineError,
+         ("--sources=", "md/nope': no source 'nope' under", "the sources there are ['s']"),
+         setup=md_source()),
+    Case("md train record cut short", command_line("--metadataset", "{tmp}/md", "--sources", "s"),
+         CommandLineError, ("record file=", "s/3.tfrecords': the file ends inside record 1"),
+         setup=then(md_source(), edited("md/s/3.tfrecords", lambda b: b[:-10]))),
+    Case("md train sources without the root", command_line("--sources", "s"), CommandLineError,
+         ("--sources='s': ", "pass --metadataset ROOT too")),
+    Case("md train with folder data too",
+         command_line("--metadataset", "{tmp}/md", "--data", "{tmp}/md"), CommandLineError,
+         ("--metadataset=", "pass --metadataset or --data, not both"), setup=md_source()),
+    Case("md train weights normalisation without weights",
+         command_line("--metadataset", "{tmp}/md", "--md-normalization", "weights"),
+         CommandLineError, ("--md-normalization='weights': ", "pass --weights too"),
+         setup=md_source()),
+    Case("md train sources named twice",
+         command_line("--metadataset", "{tmp}/md", "--sources", "s,s"), CommandLineError,
+         ("--sources='s,s': ", "named twice"), setup=md_source()),
+    Case("md evaluate source not under the root",
+         evaluate_command_line("metadataset", "--checkpoint", "{tmp}/run.pt", "--root",
+                               "{tmp}/md", "--sources", "nope", "--device", "cpu", "--quiet"),
+         CommandLineError, ("--sources=", "md/nope': no source 'nope' under"),
+         setup=then(a_model_checkpoint(), md_source())),
+    Case("md evaluate record with a bad CRC",
+         evaluate_command_line("metadataset", "--checkpoint", "{tmp}/run.pt", "--root",
+                               "{tmp}/md", "--sources", "s", "--split", "TRAIN", "--device",
+                               "cpu", "--quiet"),
+         CommandLineError, ("record file=", "s/2.tfrecords': record 0 (byte 0): the CRC"),
+         setup=then(a_model_checkpoint(), md_source(),
+                    edited("md/s/2.tfrecords", lambda b: b[:30] + b"x" + b[31:]))),
+    Case("task evaluate support folder over the limit",
+         evaluate_command_line("task", "--checkpoint", "{tmp}/run.pt", "--support",
+                               "{tmp}/task/train800val200", "--query", "{tmp}/task/test",
+                               "--max-support", "10", "--device", "cpu", "--quiet"),
+         CommandLineError, ("--support=", "holds 15 images, over the limit of 10", "--first 10"),
+         setup=then(a_model_checkpoint(), task)),
+    Case("task evaluate first leaves out a class",
+         evaluate_command_line("task", "--checkpoint", "{tmp}/run.pt", "--support",
+                               "{tmp}/task/train800val200", "--query", "{tmp}/task/test",
+                               "--first", "2", "--device", "cpu", "--quiet"),
+         CommandLineError, ("first=2: ", "leave out classes ['class_2']"),
+         setup=then(a_model_checkpoint(), task)),
+]  # fmt: skip
+
+CASES = [
+    *SAMPLERS,
+    *LOADER,
+    *DATA,
+    *COMMAND_LINE,
+    *MEASURE,
+    *PATHS,
+    *ORBIT,
+    *LIBRARY,
+    *METADATASET,
+    *YOUR_IMAGES,
+]
 
 
 def state_of(folder: Path) -> list[tuple[str, int, str]]:

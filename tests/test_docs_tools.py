@@ -3,6 +3,7 @@ its outputs become static, and how the API pages are made from the one module li
 
 from __future__ import annotations
 
+import base64
 import json
 import sys
 from pathlib import Path
@@ -12,7 +13,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "docs"))
-from sitetools import executed, outputs, site  # noqa: E402
+from sitetools import cells, executed, outputs, site, tutorials  # noqa: E402
 
 
 def write_notebook(path: Path, metadata: dict | None = None, source: str = "x = 1") -> Path:
@@ -193,21 +194,132 @@ def test_a_plotly_figure_becomes_html_that_draws_with_the_pages_plotly():
     assert "<script src" not in fragment and "cdn" not in fragment.lower()
 
 
-def test_the_page_notebook_drops_widget_state_and_adds_the_note_after_the_title():
+REAL_PNG = base64.b64encode(
+    b"\x89PNG\r\n\x1a\n" + bytes(8) + (1200).to_bytes(4, "big") + (800).to_bytes(4, "big")
+).decode()
+
+
+def figure(plotly: bool) -> dict:
+    """What litekit.notebook.show displays: a 2x PNG with its alt text, and plotly's JSON."""
+    data = {"image/png": REAL_PNG, "text/plain": "Memory of one step."}
+    if plotly:
+        data[outputs.PLOTLY] = {"data": [{"type": "bar", "y": [1]}], "layout": {}}
+    metadata = {"image/png": {"width": 600, "height": 400},
+                "litekit": {"alt": 'Memory of one step: "MiB" against h.'}}  # fmt: skip
+    return nbformat.v4.new_output("display_data", data=data, metadata=metadata)
+
+
+def test_a_figure_is_one_live_figure_with_its_picture_for_readers_without_javascript(
+    tmp_path: Path,
+):
+    files = outputs.FigureFiles(tmp_path / "figures", "../figures/")
+    (live,) = outputs.convert_outputs([figure(plotly=True)], {}, "cell3", files)
+    fragment = live["data"]["text/html"]
+    assert list(live["data"]) == ["text/html"], "one output: the picture is not shown twice"
+    assert fragment.count("Plotly.newPlot") == 1 and fragment.count("<img") == 1
+    noscript = fragment[fragment.index("<noscript>") :]
+    assert "<img" in noscript and noscript.endswith("</noscript></div>")
+    assert 'aria-label="Memory of one step: &quot;MiB&quot; against h."' in fragment
+    (written,) = files.written
+    assert f'src="../figures/{written.name}"' in fragment and written.read_bytes()[:4] == b"\x89PNG"
+    assert 'width="600" height="400"' in fragment, "shown at half its pixels: sharp"
+    (still,) = outputs.convert_outputs([figure(plotly=False)], {}, "cell4", files)
+    picture = still["data"]["text/html"]
+    assert "<noscript>" not in picture and 'alt="Memory of one step' in picture
+    assert len(files.written) == 1, "the same picture is one file"
+    bare = nbformat.v4.new_output("display_data", data={"image/png": REAL_PNG})
+    (plain,) = outputs.convert_outputs([bare], {}, "cell5", files)
+    assert f'alt="{outputs.FALLBACK_ALT}"' in plain["data"]["text/html"]
+
+
+def test_the_page_notebook_drops_widget_state_and_adds_the_header_after_the_title():
     executed_notebook = nbformat.v4.new_notebook()
     executed_notebook.metadata["widgets"] = {outputs.WIDGET_STATE: {"state": PANEL_STATE}}
     cell = nbformat.v4.new_code_cell("panel", outputs=[widget_output("panel")])
-    executed_notebook.cells = [nbformat.v4.new_markdown_cell("# Title"), cell]
-    page = outputs.page_notebook(executed_notebook, note="ran at defaults")
+    executed_notebook.cells = [nbformat.v4.new_markdown_cell("# Title\nWhat you will learn"), cell]
+    page = outputs.page_notebook(executed_notebook, header="the header")
     assert "widgets" not in page.metadata and "widgets" in executed_notebook.metadata
-    assert [c.source for c in page.cells] == ["# Title", "ran at defaults", "panel"]
-    assert [list(o["data"]) for o in page.cells[2].outputs] == [["text/html"], ["image/png"]]
+    assert [c.source for c in page.cells] == [
+        "# Title",
+        "the header",
+        "What you will learn",
+        "panel",
+    ]
+    assert [list(o["data"]) for o in page.cells[3].outputs] == [["text/html"], ["image/png"]]
 
 
-def test_the_run_note_names_the_small_parameters():
-    assert "default parameters" in site.run_note({"parameters": {"INTERACTIVE": True}})
-    note = site.run_note({"parameters": {"INTERACTIVE": True, "STEPS": 4}})
-    assert "`STEPS = 4`" in note and "default parameters" not in note
+PARAMETERS = """SEED = 0  # picks the tasks
+STEPS = 120  # optimiser steps
+SIZES = [32, 64,
+         96]  # image sizes
+INTERACTIVE = None  # None: detect"""
+
+
+def test_the_parameters_box_shows_this_runs_values_and_the_injected_cell_goes():
+    notebook = nbformat.v4.new_notebook()
+    parameters = nbformat.v4.new_code_cell(PARAMETERS, metadata={"tags": ["parameters"]})
+    injected = nbformat.v4.new_code_cell(
+        "# Parameters\nSTEPS = 4\nSIZES = [32, 48]\nINTERACTIVE = True\n",
+        metadata={"tags": ["injected-parameters"]},
+    )
+    checked = nbformat.v4.new_code_cell(
+        "# NBVAL_CHECK_OUTPUT\nrows = [1,\n        2]  # fmt: skip\nprint(rows)"
+    )
+    notebook.cells = [nbformat.v4.new_markdown_cell("# T"), parameters, injected, checked]
+    cells.prepare(notebook)
+    assert notebook.cells[1].source.splitlines() == [
+        "SEED = 0  # picks the tasks",
+        "STEPS = 4  # default 120; optimiser steps",
+        "SIZES = [32, 48]  # default [32, 64, 96]; image sizes",
+        "INTERACTIVE = True  # default None; None: detect",
+    ]
+    long = cells.run_parameters("X = 1  # " + "word " * 30, {"X": 22})
+    assert max(len(line) for line in long.splitlines()) <= cells.COLUMNS
+    assert long.splitlines()[1].startswith("        # word"), "the comment goes on, aligned"
+    assert "hide-input" in notebook.cells[1].metadata["tags"]
+    assert notebook.cells[1].metadata["mystnb"]["code_prompt_show"] == "Parameters of this run"
+    assert "remove-cell" in notebook.cells[2].metadata["tags"]
+    assert notebook.cells[3].source == "rows = [1,\n        2]\nprint(rows)"
+
+
+def test_the_tutorials_data_lists_every_notebook_with_its_time(tmp_path: Path):
+    entries = tutorials.load()
+    assert [e["notebook"] for e in entries] == sorted(
+        p.stem for p in (ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb")
+    )
+    assert tutorials.duration(45) == "under a minute" and tutorials.duration(60) == "about 1 minute"
+    assert tutorials.duration(550) == "about 9 minutes"
+    (tmp_path / "notebooks").mkdir()
+    write_notebook(tmp_path / "notebooks" / "01_a.ipynb")
+    data = tmp_path / "tutorials.toml"
+    data.write_text('[[tutorial]]\nnotebook = "01_a"\nseconds = 0\nsummary = "x"\n')
+    with pytest.raises(ValueError, match=r"^01_a.seconds=0"):
+        tutorials.load(data, tmp_path / "notebooks")
+    data.write_text('[[tutorial]]\nnotebook = "02_b"\nseconds = 5\nsummary = "x"\n')
+    with pytest.raises(ValueError, match=r"^tutorials=.*list every notebook"):
+        tutorials.load(data, tmp_path / "notebooks")
+
+
+def test_the_index_table_and_the_header_come_from_the_data():
+    entries = tutorials.load()
+    table = tutorials.index_table(entries)
+    assert table.count("\n") == len(entries) + 2, "a heading, a rule, a row per tutorial"
+    first = entries[0]
+    assert f"({first['notebook']}.ipynb)" in table and tutorials.duration(first["seconds"]) in table
+    small = tutorials.header(first, {"parameters": {"INTERACTIVE": True, "STEPS": 4}})
+    assert "other values of `STEPS`" in small and "default parameters;" not in small
+    assert tutorials.duration(first["seconds"]).capitalize() in small
+    full = tutorials.header(first, {"parameters": {"INTERACTIVE": True}})
+    assert "as it ran at its default parameters" in full and full.startswith(":::{admonition}")
+
+
+def test_readme_gives_each_tutorial_its_measured_time():
+    """README's tutorials table and the notebooks say what tutorials.toml says (the
+    notebooks' own sentence is checked in tests/test_notebooks.py)."""
+    readme = (ROOT / "README.md").read_text()
+    for entry in tutorials.load():
+        (row,) = [line for line in readme.splitlines() if f"`{entry['notebook']}`" in line]
+        assert row.rstrip(" |").endswith(tutorials.duration(entry["seconds"])), row
 
 
 def test_the_module_list_skips_comments_and_must_not_be_empty(tmp_path: Path):

@@ -21,6 +21,7 @@ from litekit.measure import (
     measure_task_gradient,
     measure_training_step,
     median_seconds,
+    timed_repeats,
 )
 
 TINY = StepConfig(
@@ -42,6 +43,19 @@ def test_median_seconds_warms_up_once_unless_told_not_to():
     assert len(calls) == 3
     with pytest.raises(ValueError, match="^repeats=0"):
         median_seconds(lambda: None, torch.device("cpu"), 0)
+
+
+def test_timed_repeats_leave_out_the_slow_first_call_and_keep_the_range(monkeypatch):
+    """The warm-up call (slow: allocations, caches) is never timed; the median and the
+    range of the timed calls are what a notebook shows."""
+    from litekit.measure import timing
+
+    clock = iter([0.0, 1.0, 1.0, 3.0, 3.0, 3.5])  # the timed calls take 1, 2 and 0.5 s
+    monkeypatch.setattr(timing.time, "perf_counter", lambda: next(clock))
+    calls = []
+    result = timed_repeats(lambda: calls.append(1), torch.device("cpu"), 3)
+    assert len(calls) == 4, "one warm-up call, then three timed calls"
+    assert (result.median, result.low, result.high, result.repeats) == (1.0, 0.5, 2.0, 3)
 
 
 # --- the CUDA peak reader -----------------------------------------------------------------------
@@ -148,6 +162,7 @@ def test_memory_kept_for_backward_grows_with_h_and_is_deterministic():
     assert saved == sorted(saved) and len(set(saved)) == len(saved)
     assert rows[-1]["method"] == "full" and rows[-1]["h"] == 12
     assert all(r["peak_bytes"] is None and r["seconds"] > 0 for r in rows)
+    assert all(0 < r["seconds_min"] <= r["seconds"] <= r["seconds_max"] for r in rows)
     # Each extra support image in the graph keeps the same activations.
     steps = [(b - a) / (hb - ha) for (a, ha), (b, hb) in zip(
         zip(saved[:3], [1, 2, 4], strict=True), zip(saved[1:4], [2, 4, 8], strict=True),
@@ -235,6 +250,7 @@ def test_training_step_in_this_process_on_the_cpu():
     m = measure_training_step(TINY, fresh_process=False)
     assert m.error is None and m.device_name == "cpu"
     assert m.peak_bytes >= m.rest_bytes > 0 and m.step_seconds > 0
+    assert 0 < m.step_seconds_min <= m.step_seconds <= m.step_seconds_max
     assert 0 <= m.step_bytes <= m.peak_bytes
     assert m.fits(m.peak_bytes) and not m.fits(m.peak_bytes, margin=0.5)
     assert m.used("step_share") == m.step_bytes and m.used() == m.peak_bytes
@@ -246,6 +262,7 @@ def test_training_step_runs_a_fresh_process_on_the_cpu():
     m = measure_training_step(TINY)
     assert m.error is None, m.error
     assert m.peak_bytes >= m.rest_bytes > 0 and m.step_seconds > 0
+    assert 0 < m.step_seconds_min <= m.step_seconds <= m.step_seconds_max
     assert 0 <= m.step_bytes <= m.peak_bytes - m.rest_bytes + MIB
     assert m.as_dict()["h"] == 2
 

@@ -3,9 +3,11 @@
 Two gates, besides nbval (configured in pyproject.toml, it re-runs each notebook at its
 default parameters and compares the cells marked ``# NBVAL_CHECK_OUTPUT``):
 
-- structure: kernel ``python3``, one ``parameters`` cell, an opening "What you will learn" and
-  a closing "What you saw", exercises, asserts, outputs only where nbval checks them, and the
-  small parameters CI runs with (``metadata.litekit.ci_parameters``);
+- structure: kernel ``python3``, one ``parameters`` cell, an opening "What you will learn"
+  with the measured time of docs/tutorials/tutorials.toml, exercises, asserts, a closing
+  "What you saw" built from the run's numbers (`litekit.recaps`) and asserted against them,
+  outputs only where nbval checks them (tag ``nbval-check-output``), no test markers in the
+  code, and the small parameters CI runs with (``metadata.litekit.ci_parameters``);
 - papermill: each notebook runs from its own folder with those parameters, with a per-cell
   timeout; a failure names the notebook and the cell.
 """
@@ -18,6 +20,7 @@ from pathlib import Path
 import nbformat
 import pytest
 from nbtools import (
+    QuietKernelManager,
     checked_in_gate,
     checked_text,
     is_checked,
@@ -28,9 +31,10 @@ from nbtools import (
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "docs"))
-from sitetools import executed  # noqa: E402  (docs/sitetools: the site's executed copies)
+from sitetools import executed, tutorials  # noqa: E402  (docs/sitetools: the site's tools)
 
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+TUTORIALS = {entry["notebook"]: entry for entry in tutorials.load()}
 CELL_TIMEOUT = 300  # seconds, per cell
 MAX_BYTES = 200_000  # no embedded JavaScript bundles or images in committed notebooks
 WIDGET = "application/vnd.jupyter.widget-view+json"
@@ -53,9 +57,19 @@ def test_notebook_is_committed_clean(path: Path):
     cells = notebook["cells"]
     markdown = [c for c in cells if c["cell_type"] == "markdown"]
     assert "What you will learn" in markdown[0]["source"], "open with what the reader will learn"
-    assert "What you saw" in markdown[-1]["source"], "close with what the reader saw"
-    assert cells[0]["cell_type"] == "markdown" and cells[-1] is markdown[-1]
+    assert cells[0]["cell_type"] == "markdown" and cells[-1]["cell_type"] == "markdown"
     assert "<details>" in "".join(c["source"] for c in markdown), "exercises with solutions"
+    # the closing recap: a heading, then a cell that builds it from the run's numbers, asserts
+    # it against them and displays it (its code hidden on the site)
+    (saw,) = [i for i, c in enumerate(cells) if c["source"].startswith("## What you saw")]
+    recap = cells[saw + 1]
+    assert recap["cell_type"] == "code" and "remove-input" in recap["metadata"].get("tags", [])
+    assert "_recap(" in recap["source"] and "assert recap.facts" in recap["source"]
+    assert recap["source"].rstrip().endswith("display(recap)")
+    # the time at the defaults, as measured and listed in docs/tutorials/tutorials.toml
+    entry = TUTORIALS[path.stem]
+    intro = " ".join(markdown[0]["source"].split())
+    assert tutorials.time_sentence(entry) in intro, "state the measured time (tutorials.toml)"
 
     parameters = parameters_cells(notebook)
     assert len(parameters) == 1 and parameters[0]["cell_type"] == "code"
@@ -78,6 +92,11 @@ def test_notebook_is_committed_clean(path: Path):
     for cell in checked:
         for output in cell["outputs"]:
             assert output.get("name") != "stderr", f"stderr in a checked cell: {output}"
+    for cell in code:  # test machinery stays out of the code a student reads
+        assert "NBVAL_CHECK_OUTPUT" not in cell["source"], "tag the cell nbval-check-output"
+        assert "fmt: skip" not in cell["source"]
+        for line in cell["source"].splitlines():  # the site shows 100 columns unscrolled
+            assert len(line) <= 100, f"wrap this line to 100 columns: {line!r}"
     assert "papermill" not in notebook["metadata"] and "widgets" not in notebook["metadata"]
     assert path.stat().st_size < MAX_BYTES
 
@@ -99,6 +118,7 @@ def run_notebook(path: Path, output: Path, interactive: bool) -> dict:
                 cwd=str(path.parent),
                 execution_timeout=CELL_TIMEOUT,
                 progress_bar=False,
+                kernel_manager_class=QuietKernelManager,
             )
     except papermill.PapermillExecutionError as error:
         pytest.fail(
@@ -168,3 +188,80 @@ def test_interactive_branch_runs_too(path: Path):
     assert PLOTLY in kinds and "text/html" not in kinds
     if "03_" in path.name:
         assert WIDGET in kinds
+
+
+def test_notebook_kernels_start_without_a_security_warning(tmp_path: Path, capfd):
+    """make demo, make notebooks, the docs and these tests start kernels over IPC sockets:
+    ipykernel's "running over TCP without encryption" warning is not printed."""
+    import papermill
+
+    notebook = nbformat.v4.new_notebook()
+    notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3"}
+    notebook.cells = [nbformat.v4.new_code_cell("print(6 * 7)")]
+    source = tmp_path / "quiet.ipynb"
+    nbformat.write(notebook, source)
+    assert executed.quiet_kernel() == {"kernel_manager_class": QuietKernelManager}
+    papermill.execute_notebook(
+        str(source), str(source), kernel_name="python3", cwd=str(tmp_path),
+        progress_bar=False, **executed.quiet_kernel(),
+    )  # fmt: skip
+    ran = nbformat.read(source, as_version=4)
+    assert ran.cells[0].outputs[0]["text"] == "42\n"
+    printed = capfd.readouterr()
+    assert "without encryption" not in printed.err + printed.out
+    assert "KeyboardInterrupt" not in printed.err + printed.out
+
+
+def test_notebooks_run_at_once_each_talk_to_their_own_kernel(tmp_path: Path):
+    """The docs build runs two notebooks at a time: their kernels' IPC sockets must not share
+    a name (jupyter_client's default, kernel-ipc-<n> in the current folder, would)."""
+    import subprocess
+
+    managers = [QuietKernelManager(kernel_name="python3") for _ in range(2)]
+    assert all(m.transport == "ipc" and Path(m.ip).is_absolute() for m in managers)
+    assert managers[0].ip != managers[1].ip
+    script = (
+        "import sys, papermill; sys.path.insert(0, {tests!r}); from nbtools import "
+        "QuietKernelManager; papermill.execute_notebook({src!r}, {src!r}, kernel_name='python3',"
+        " progress_bar=False, kernel_manager_class=QuietKernelManager)"
+    )
+    runs = []
+    for number in range(2):
+        notebook = nbformat.v4.new_notebook()
+        notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3"}
+        code = f"import os, time\ntime.sleep(1)\nprint({number}, os.getpid())"
+        notebook.cells = [nbformat.v4.new_code_cell(code)]
+        source = tmp_path / f"run{number}.ipynb"
+        nbformat.write(notebook, source)
+        command = script.format(tests=str(ROOT / "tests"), src=str(source))
+        runs.append(subprocess.Popen([sys.executable, "-c", command], cwd=tmp_path,
+                                     stderr=subprocess.PIPE, text=True))  # fmt: skip
+    for run in runs:
+        _, errors = run.communicate(timeout=120)
+        assert run.returncode == 0 and "Invalid" not in errors, errors
+    printed = [nbformat.read(tmp_path / f"run{n}.ipynb", 4).cells[0].outputs[0]["text"]
+               for n in range(2)]  # fmt: skip
+    assert [line.split()[0] for line in printed] == ["0", "1"]
+    assert printed[0].split()[1] != printed[1].split()[1], "two kernels"
+    assert not list(tmp_path.glob("kernel-ipc*")), "no sockets left in the working folder"
+
+
+def test_a_kernel_shutting_down_is_not_interrupted_first(monkeypatch):
+    """jupyter_client interrupts a kernel before asking it to shut down; at the end of a run
+    that only makes an idle kernel log "KeyboardInterrupt caught in kernel"."""
+    import asyncio
+
+    from jupyter_client import AsyncKernelManager
+
+    sent = []
+
+    async def interrupt(self):
+        sent.append(self.shutting_down)
+
+    monkeypatch.setattr(AsyncKernelManager, "_async_interrupt_kernel", interrupt)
+    manager = QuietKernelManager(kernel_name="python3")
+    manager.shutting_down = True
+    asyncio.run(manager._async_interrupt_kernel())
+    manager.shutting_down = False
+    asyncio.run(manager._async_interrupt_kernel())  # a cell timeout: sent as usual
+    assert sent == [False]

@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import email.parser
+import os
 import re
+import shutil
+import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
 import yaml
@@ -38,14 +43,92 @@ def test_environment_python_satisfies_requires_python():
     assert version >= tuple(int(x) for x in minimum.split("."))
 
 
+def _names(requirements: list[str]) -> set[str]:
+    return {re.split(r"[=<>!\[; ]", r)[0] for r in requirements}
+
+
+def _extra(name: str) -> set[str]:
+    """The packages an extra installs, with the extras it names (``litekit[lab]``) expanded."""
+    extras = PYPROJECT["project"]["optional-dependencies"]
+    found = set()
+    for requirement in extras[name]:
+        if requirement.startswith("litekit["):
+            for inner in requirement[len("litekit[") : -1].split(","):
+                found |= _extra(inner)
+        else:
+            found |= _names([requirement])
+    return found
+
+
 def test_dev_extra_has_the_tools_the_makefile_and_tests_use():
-    dev = {
-        re.split(r"[=<>!\[ ]", d)[0] for d in PYPROJECT["project"]["optional-dependencies"]["dev"]
-    }
+    dev = _extra("dev")
     makefile = (ROOT / "Makefile").read_text()
-    for tool in ("pytest", "papermill", "ruff", "ipykernel", "jupyterlab", "nbval"):
+    for tool in ("pytest", "papermill", "ruff", "ipykernel", "jupyterlab", "nbval", "timm"):
         assert tool in dev, tool
     assert "pip install --quiet -e '.[dev]'" in makefile
+
+
+def test_installs_fit_each_user():
+    """`pip install .` is the library alone; `.[lab]` adds the notebook tools; `.[dev]` holds
+    everything, so `make test` and `make demo` stay the two set-up commands."""
+    core = _names(PYPROJECT["project"]["dependencies"])
+    assert {"torch", "torchvision", "safetensors"} <= core
+    assert not core & {"jupyterlab", "ipywidgets", "plotly", "pytest", "sphinx", "timm"}
+    assert {"jupyterlab", "ipywidgets", "plotly"} <= _extra("lab")
+    assert not _extra("lab") & {"pytest", "sphinx", "ruff"}
+    assert _extra("lab") | _extra("timm") <= _extra("dev")
+
+
+def test_the_library_and_its_command_lines_import_without_the_notebook_extras():
+    """What `pip install .` gives must run without JupyterLab, widgets or plotly."""
+    code = (
+        "import sys\n"
+        "class Refuse:\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name.split('.')[0] in ('plotly', 'ipywidgets', 'jupyterlab', 'timm'):\n"
+        "            raise ImportError(name)\n"
+        "sys.meta_path.insert(0, Refuse())\n"
+        "import litekit, litekit.train.cli, litekit.measure.cli, litekit.checkpoint\n"
+        "from litekit.train.cli import main\n"
+        "assert main(['--help']) == 0\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+
+
+def test_the_wheel_lists_the_extras_and_the_license(tmp_path):
+    """Build the wheel offline (no build isolation: setuptools from this environment) from a
+    copy of the sources, and read its metadata; the build must not warn about the license."""
+    source = tmp_path / "source"
+    source.mkdir()
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(ROOT / name, source / name)
+    shutil.copytree(
+        ROOT / "litekit", source / "litekit", ignore=shutil.ignore_patterns("__pycache__")
+    )
+    result = subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation",
+         "--no-index", "--wheel-dir", str(tmp_path / "wheel"), "-v", str(source)],
+        capture_output=True, text=True, timeout=300, env={**os.environ, "PIP_NO_INPUT": "1"},
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    output = result.stdout + result.stderr
+    # setuptools words it "`project.license` as a TOML table is deprecated" (a BuildBackendWarning)
+    for warning in ("BuildBackendWarning", "SetuptoolsDeprecationWarning", "is deprecated"):
+        assert warning not in output, output[-3000:]
+    (wheel,) = (tmp_path / "wheel").glob("litekit-*.whl")
+    with zipfile.ZipFile(wheel) as archive:
+        metadata = archive.read(f"litekit-{litekit.__version__}.dist-info/METADATA").decode()
+    headers = email.parser.Parser().parsestr(metadata)
+    assert headers["License-Expression"] == "MIT"
+    assert {"lab", "dev", "timm"} <= set(headers.get_all("Provides-Extra"))
+    requires = headers.get_all("Requires-Dist")
+    assert any(r.startswith("jupyterlab") and 'extra == "lab"' in r for r in requires)
+    assert any(r.startswith("timm") and 'extra == "timm"' in r for r in requires)
+    assert any(r.startswith("pytest") and 'extra == "dev"' in r for r in requires)
+    assert not any(r.startswith(("plotly", "ipywidgets")) and "extra" not in r for r in requires)
 
 
 def test_version_matches_pyproject():

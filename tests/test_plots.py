@@ -72,11 +72,15 @@ def check_matplotlib_series(ax, number: int, series: Series) -> None:
     assert line.get_marker() == (MARKER_CODES[series.marker] if series.marker else "None")
     assert series.colour is None or to_hex(line.get_color()) == to_hex(series.colour)
     assert line.get_alpha() == series.opacity
-    if series.error is not None:
+    if series.error is not None or series.y_range is not None:
         (container,) = [c for c in ax.containers if getattr(c, "lines", [None])[0] is line]
-        segments = container.lines[2][0].get_segments()
-        heights = [top - bottom for (_, bottom), (_, top) in segments]
-        np.testing.assert_allclose(heights, np.multiply(2, series.error))
+        segments = container.lines[2][-1].get_segments()  # the y bars come last
+        ends = [(bottom, top) for (_, bottom), (_, top) in segments]
+        if series.y_range is not None:  # from each point's low to its high
+            np.testing.assert_allclose(ends, np.transpose(series.y_range))
+        else:
+            heights = [top - bottom for bottom, top in ends]
+            np.testing.assert_allclose(heights, np.multiply(2, series.error))
 
 
 def legend_texts(figure, ax) -> list[str]:
@@ -117,15 +121,15 @@ def check_matplotlib(chart: Chart, figure) -> None:
 
 def check_plotly(chart: Chart, figure) -> None:
     """The plotly figure shows ``chart``: one subplot per panel, in the same order."""
-    assert (figure.layout.title.text or "") == chart.title
+    assert (figure.layout.title.text or "").replace("<br>", " ") == chart.title
     traces = list(figure.data)
     shapes = list(figure.layout.shapes)
     notes = [a.text for a in figure.layout.annotations]
     named: list[str] = []
     for column, panel in enumerate(chart.panels, start=1):
         suffix = "" if column == 1 else str(column)
-        if panel.title:
-            assert panel.title in notes  # subplot titles are annotations
+        if panel.title:  # subplot titles are annotations, long ones wrapped
+            assert panel.title in [note.replace("<br>", " ") for note in notes]
         if panel.image is not None:
             trace = traces.pop(0)
             assert trace.type == "image" and trace.xaxis == f"x{suffix}"
@@ -137,10 +141,18 @@ def check_plotly(chart: Chart, figure) -> None:
             assert trace.type == ("bar" if series.kind == "bar" else "scatter")
             assert list(trace.x) == list(series.x)
             np.testing.assert_allclose(trace.y, series.y)
-            if series.error is None:
+            if series.y_range is not None:
+                lows, highs = series.y_range
+                np.testing.assert_allclose(np.add(trace.y, trace.error_y.array), highs)
+                np.testing.assert_allclose(np.subtract(trace.y, trace.error_y.arrayminus), lows)
+            elif series.error is None:
                 assert trace.error_y.array is None
             else:
                 np.testing.assert_allclose(trace.error_y.array, series.error)
+            if series.x_range is not None:
+                lows, highs = series.x_range
+                np.testing.assert_allclose(np.add(trace.x, trace.error_x.array), highs)
+                np.testing.assert_allclose(np.subtract(trace.x, trace.error_x.arrayminus), lows)
             if trace.type == "scatter":
                 assert trace.line.dash == series.dash and trace.marker.symbol == series.marker
                 assert trace.mode == ("markers" if series.kind == "points" else
@@ -197,9 +209,11 @@ def running_rows() -> list[dict]:
 
 
 def cost_rows(peak: bool = False) -> list[dict]:
-    rows = [{"h": h, "method": "lite", "seconds": 0.1 * h, "saved_bytes": 2**20 * h,
+    rows = [{"h": h, "method": "lite", "seconds": 0.1 * h, "seconds_min": 0.09 * h,
+             "seconds_max": 0.13 * h, "saved_bytes": 2**20 * h,
              "peak_bytes": 2**21 * h if peak else None} for h in (1, 2, 4)]  # fmt: skip
-    full = {"h": 8, "method": "full", "seconds": 1.0, "saved_bytes": 2**23}
+    full = {"h": 8, "method": "full", "seconds": 1.0, "seconds_min": 0.9, "seconds_max": 1.5,
+            "saved_bytes": 2**23}  # fmt: skip
     return rows + [{**full, "peak_bytes": 2**24 if peak else None}]
 
 
@@ -214,7 +228,8 @@ def measured_rows() -> list[dict]:
 def learner_rows() -> list[dict]:
     return [
         {"label": "ProtoNets", "family": "meta-learning", "mean": 0.7, "ci95": 0.05,
-         "flops": 3e9, "seconds": 0.1, "peak_memory_mib": 50.0},
+         "flops": 3e9, "seconds": 0.1, "seconds_min": 0.08, "seconds_max": 0.2,
+         "peak_memory_mib": 50.0},
         {"label": "FineTuner", "family": "transfer learning", "mean": 0.75, "ci95": 0.04,
          "flops": 9e10, "seconds": 3.0, "peak_memory_mib": 100.0},
     ]  # fmt: skip
@@ -471,7 +486,7 @@ def test_learning_curves_of_one_history_as_history_plot_drew_them():
     run = history(steps=12)
     (panel,) = training.learning_curves_chart(run, smooth=4).panels
     training_series, validation = panel.series
-    assert training_series.label == "training tasks" and training_series.opacity == 0.5
+    assert training_series.label == "training tasks (mean of 4)" and training_series.opacity == 0.5
     assert training_series.x == tuple(range(4, 13))
     running = np.convolve(run.accuracy, np.ones(4) / 4, mode="valid")
     np.testing.assert_allclose(training_series.y, running)
@@ -485,12 +500,17 @@ def test_learning_curves_of_several_runs_together_or_one_panel_each():
     runs = {"full": history(), "lite": history(offset=0.1)}
     (together,) = training.learning_curves_chart(runs).panels
     assert [s.label for s in together.series] == [
-        "full: training tasks", "full: validation (95% CI)",
-        "lite: training tasks", "lite: validation (95% CI)",
+        "full: training tasks (mean of 6)", "full: validation (95% CI)",
+        "lite: training tasks (mean of 6)", "lite: validation (95% CI)",
     ]  # fmt: skip
     assert together.series[0].colour != together.series[2].colour
     apart = training.learning_curves_chart(runs, panels=True)
     assert [p.title for p in apart.panels] == ["full", "lite"] and apart.share_y
+    assert apart.columns == 1 and apart.grid() == (2, 1), "one panel above the other"
+    # the title names the run; the legend, shared by the panels, names what is drawn
+    assert [s.label for s in apart.panels[1].series] == [
+        "training tasks (mean of 6)", "validation (95% CI)"
+    ]  # fmt: skip
     figure = plots.learning_curves(runs, panels=True)
     assert figure.axes[0].get_shared_y_axes().joined(*figure.axes)
     empty = training.learning_curves_chart(History())
@@ -507,7 +527,7 @@ def test_learning_curves_draw_into_an_axis_of_your_own():
     assert plots.learning_curves(history(), ax=ax) is mine
     assert ax.get_title() == "mine" and mine.get_suptitle() == ""  # the caller's figure
     assert [t.get_text() for t in ax.get_legend().get_texts()] == [
-        "training tasks",
+        "training tasks (mean of 6)",
         "validation (95% CI)",
     ]
     with pytest.raises(ValueError, match="^ax="):

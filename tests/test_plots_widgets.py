@@ -99,9 +99,9 @@ def test_contribution_bars_add_up_to_the_gradient_norm(decomposition):
     assert heights == pytest.approx(total, rel=1e-12)
     interactive = plots.per_image_contributions(decomposition, backend="plotly")
     assert [trace.name for trace in interactive.data] == [
-        "g_Q (query path)",
-        "g_n^set",
-        "g_n^features",
+        "query path (one term)",
+        "per image: through the set encoder",
+        "per image: through its embedding",
     ]
 
 

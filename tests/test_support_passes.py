@@ -3,7 +3,8 @@
 - LITE's no-grad pass embeds the support set in chunks of at most ``chunk_size`` images:
   that bound is what keeps its memory flat in N, and values and gradients would not show a
   pass that ignored it. Each no-grad encoder call is recorded and checked, for every
-  learner's `no_grad_support`, for the training step, and for `lite_forward`.
+  learner's `no_grad_support`, for the training step, for `lite_forward`, and for the
+  FineTuner's feature passes (which take their chunk size from ``lite`` too).
 - Full back-propagation (``lite=None``, or h >= N) is one plain pass with gradient per support
   path: no no-grad pass, no subset drawn (so no global random number consumed), and with
   ``backbone_mode="train"`` batch norm's running statistics see only the passes the model
@@ -19,7 +20,7 @@ import torch
 from helpers import IMAGE_SHAPE, make_episode, make_learner, tiny_backbone
 from torch import nn
 
-from litekit import Lite, ProtoNets, SimpleCNAPs, lite_forward, meta_train_step
+from litekit import FineTuner, Lite, ProtoNets, SimpleCNAPs, lite_forward, meta_train_step
 from litekit.lite import embed_support, embed_without_grad
 
 KINDS = ["protonets", "simple_cnaps", "cnaps"]
@@ -108,6 +109,30 @@ def test_lite_forward_and_embed_without_grad_call_the_encoder_on_chunks(chunk_si
     assert max(no_grad) <= chunk_size
     assert sum(no_grad) == 2 * n and len(no_grad) == 2 * math.ceil(n / chunk_size)
     assert calls.sizes("encoder", grad=True) == ([h] if h else [])
+
+
+@pytest.mark.parametrize("tune", [(), "all"], ids=["head-only", "tune-all"])
+def test_a_finetuners_feature_passes_without_gradient_keep_to_chunk_size(tune):
+    """FineTuner takes the chunk size from ``lite``: its passes without gradient (the support
+    and query features of a head-only tuner; a tuned backbone's query features) call the
+    backbone on at most ``chunk_size`` images each, and cover the images they embed
+    (N = 10 support, M = 7 query images, chunk 3). The tuning steps themselves, with
+    gradient, take ``batch_size`` rows."""
+    learner = FineTuner(tiny_backbone().double(), steps=2, batch_size=4, tune=tune)
+    calls = Calls({"backbone": learner.backbone})
+    episode = make_episode(n_support=10, n_query=7)
+    learner(
+        episode.support_images,
+        episode.support_labels,
+        episode.query_images,
+        lite=Lite(0, chunk_size=3),
+    )
+    no_grad = calls.sizes("backbone", grad=False)
+    assert max(no_grad) <= 3, f"a no-grad backbone call on {max(no_grad)} images"
+    if tune == ():
+        assert sum(no_grad) == 10 + 7 and not calls.sizes("backbone", grad=True)
+    else:
+        assert sum(no_grad) >= 7 and calls.sizes("backbone", grad=True) == [4, 4]
 
 
 # --- full back-propagation: one pass with gradient, nothing random -------------------------------

@@ -53,7 +53,7 @@ def test_grouped_settings_and_plain_keywords_train_the_same_run(tmp_path):
 
 def test_every_plain_keyword_belongs_to_exactly_one_group():
     names = [f.name for kind in SETTINGS for f in dataclasses.fields(kind)]
-    assert len(names) == len(set(names)) == 16
+    assert len(names) == len(set(names)) == 20
     stepping, reporting, saving = with_plain_keywords(
         None, None, None, {"query_batch": 2, "description": "x", "resume": False}
     )

@@ -124,6 +124,7 @@ def execute(
             cwd=str(source.parent),
             progress_bar=progress,
             execution_timeout=timeout,
+            **quiet_kernel(),
         )
     return stamp(dest, expected, parameters, source, root)
 
@@ -147,22 +148,37 @@ def stamp(copy: Path, expected: str, parameters: dict, source: Path, root: Path 
     return copy
 
 
+def test_tools():
+    """tests/nbtools.py, the notebook tools the tests share, or None without tests/."""
+    sys.path.insert(0, str(ROOT / "tests"))
+    try:
+        import nbtools
+    except ImportError:  # pragma: no cover - a copy of docs/ without tests/
+        return None
+    finally:
+        sys.path.remove(str(ROOT / "tests"))
+    return nbtools
+
+
+def quiet_kernel() -> dict:
+    """papermill's argument for a kernel on IPC sockets (`nbtools.QuietKernelManager`): no
+    "running over TCP without encryption" warning per notebook in `make demo`."""
+    tools = test_tools()
+    return {} if tools is None else {"kernel_manager_class": tools.QuietKernelManager}
+
+
 def replies_polled():
     """The notebook tests' fix for nbclient missing a kernel reply after widget cells.
 
     See ``tests/nbtools.py``: without it, a run that opens widgets can sit idle for a whole
     cell timeout now and then. Falls back to doing nothing when tests/ is not there.
     """
-    sys.path.insert(0, str(ROOT / "tests"))
-    try:
-        from nbtools import replies_polled_every_second
-    except ImportError:  # pragma: no cover - a copy of docs/ without tests/
+    tools = test_tools()
+    if tools is None:  # pragma: no cover - a copy of docs/ without tests/
         from contextlib import nullcontext
 
         return nullcontext()
-    finally:
-        sys.path.remove(str(ROOT / "tests"))
-    return replies_polled_every_second()
+    return tools.replies_polled_every_second()
 
 
 def candidates(source: Path, fast: bool, root: Path = ROOT) -> list[tuple[Path, dict]]:

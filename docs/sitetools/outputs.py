@@ -1,23 +1,32 @@
 """From an executed notebook to the notebook a page is made of.
 
-A static page has no kernel and loads nothing from the network, so two kinds of output
+A static page has no kernel and loads nothing from the network, so three kinds of output
 change on the way:
 
-- plotly figures (plotly's mimetype, JSON) become a ``<div>`` and a call to ``Plotly.newPlot``;
-  the page loads plotly.js from the site itself (see `assets`), and the figure stays
-  interactive: zoom, hover, legend toggles;
+- figures: `litekit.notebook.show` displays each figure as one output holding a PNG (at
+  twice its displayed size, with its alt text in the output's metadata) and, in an
+  interactive run, the plotly figure of the same chart. On the page it becomes one figure:
+  the live plotly figure (a ``<div>`` drawn by the site's own plotly.js, see `assets`: zoom,
+  hover, legend toggles), with the PNG inside ``<noscript>`` for readers without JavaScript;
+  a figure without a plotly version is the PNG. Either way the image is a file of the site
+  (`FigureFiles`) with its alt text, not a hash;
 - widgets become the state the run left them in: the values of their controls, their HTML
-  and the outputs their ``Output`` areas hold (the panel's figure at its default values, the
-  same figure the notebook's headless branch draws), with a note that the panel is live in
-  JupyterLab. Progress bars, which hold no output, are dropped.
+  and the outputs their ``Output`` areas hold (the panel's figure as it first drew, the same
+  figure the notebook's headless branch draws), with a note that the panel is live in
+  JupyterLab. Progress bars, which hold no output, are dropped;
+- a plotly figure displayed on its own (plotly's mimetype, JSON) becomes the live figure.
 
-Everything else (matplotlib PNGs, text, tables) stays as the run left it.
+Everything else (text, tables, Markdown) stays as the run left it. What changes in the
+cells themselves (the header, the parameters box, test markers) is in `cells`.
 """
 
 from __future__ import annotations
 
+import base64
 import copy
+import hashlib
 import html
+from pathlib import Path
 from typing import Any
 
 import nbformat
@@ -29,13 +38,63 @@ PROGRESS_MODELS = ("FloatProgressModel", "IntProgressModel")
 TEXT_MODELS = ("HTMLModel", "HTMLMathModel", "LabelModel")
 LIVE_TITLE = "Interactive panel (live in JupyterLab)"
 LIVE_NOTE = (
-    "Shown here as it first drew, at its default values. In JupyterLab (<code>make lab</code>) "
-    "the panel is live: run the notebook and its controls redraw the figure."
+    "Shown here as it first drew, with the values this run started it with (listed below). "
+    "In JupyterLab (<code>make lab</code>) the panel is live: run the notebook and its "
+    "controls redraw the figure."
 )
+FALLBACK_ALT = "A figure drawn by the code above"
 
 
-def plotly_html(figure: dict, div_id: str) -> str:
-    """A plotly figure as an HTML fragment that draws with the page's own plotly.js."""
+class FigureFiles:
+    """Where a page's images go: PNG files named by their content's SHA-256, in ``folder``,
+    reached from the pages as ``url`` + name (``../figures/``)."""
+
+    def __init__(self, folder: Path, url: str) -> None:
+        self.folder, self.url = folder, url
+        self.written: set[Path] = set()
+
+    def add(self, png_base64: str) -> str:
+        """Write the image (unless the same one is there) and return its URL."""
+        data = base64.b64decode(png_base64)
+        path = self.folder / f"{hashlib.sha256(data).hexdigest()[:32]}.png"
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(data)
+        self.written.add(path)
+        return self.url + path.name
+
+
+def image_tag(output: dict, files: FigureFiles) -> str:
+    """The ``<img>`` of a figure output: its file, its displayed size, its alt text."""
+    data, metadata = output.get("data", {}), output.get("metadata", {})
+    alt = metadata.get("litekit", {}).get("alt") or FALLBACK_ALT
+    size = metadata.get("image/png", {})
+    dimensions = "".join(f' {key}="{int(size[key])}"' for key in ("width", "height") if key in size)
+    return (
+        f'<img src="{files.add(data["image/png"])}" alt="{html.escape(alt, quote=True)}"'
+        f'{dimensions} class="litekit-figure-image">'
+    )
+
+
+def figure_output(output: dict, files: FigureFiles, div_id: str) -> dict:
+    """One figure output as HTML: the live plotly figure with its PNG in ``<noscript>``, or
+    the PNG alone; see the module docstring."""
+    data = output.get("data", {})
+    alt = output.get("metadata", {}).get("litekit", {}).get("alt") or FALLBACK_ALT
+    image = image_tag(output, files)
+    if PLOTLY in data:
+        fragment = plotly_html(data[PLOTLY], div_id, alt, fallback=image)
+    else:
+        fragment = f'<figure class="litekit-figure">{image}</figure>'
+    return nbformat.v4.new_output("display_data", data={"text/html": fragment})
+
+
+def plotly_html(figure: dict, div_id: str, alt: str = "", fallback: str = "") -> str:
+    """A plotly figure as an HTML fragment that draws with the page's own plotly.js.
+
+    ``alt`` labels it for screen readers (``role="figure"``); ``fallback``, an ``<img>``, is
+    shown instead where JavaScript is off.
+    """
     import plotly.io as pio
 
     config = {**figure.get("config", {}), "responsive": True, "displaylogo": False}
@@ -47,7 +106,9 @@ def plotly_html(figure: dict, div_id: str) -> str:
         validate=False,
         config=config,
     )
-    return f'<div class="litekit-plotly">{fragment}</div>'
+    label = f' role="figure" aria-label="{html.escape(alt, quote=True)}"' if alt else ""
+    spare = f"<noscript>{fallback}</noscript>" if fallback else ""
+    return f'<div class="litekit-plotly"{label}>{fragment}{spare}</div>'
 
 
 class WidgetTree:
@@ -120,8 +181,11 @@ def static_widget(tree: WidgetTree) -> list[dict]:
     return [note] + [nbformat.from_dict(output) for output in tree.outputs]
 
 
-def convert_outputs(outputs: list[dict], state: dict, prefix: str) -> list[dict]:
-    """One cell's outputs with widgets made static and plotly figures made HTML."""
+def convert_outputs(
+    outputs: list[dict], state: dict, prefix: str, files: FigureFiles | None = None
+) -> list[dict]:
+    """One cell's outputs with widgets made static, figures made HTML (``files`` receives
+    their images; without it, PNGs stay as they are) and plotly figures made live."""
     widened: list[dict] = []
     for output in outputs:
         data = output.get("data", {})
@@ -132,24 +196,29 @@ def convert_outputs(outputs: list[dict], state: dict, prefix: str) -> list[dict]
     converted = []
     for number, output in enumerate(widened):
         data = output.get("data", {})
-        if PLOTLY in data:
-            fragment = plotly_html(data[PLOTLY], f"{prefix}-{number}")
+        if "image/png" in data and files is not None:
+            output = figure_output(output, files, f"{prefix}-{number}")
+        elif PLOTLY in data:
+            fragment = plotly_html(data[PLOTLY], f"{prefix}-{number}", FALLBACK_ALT)
             output = nbformat.v4.new_output("display_data", data={"text/html": fragment})
         converted.append(output)
     return converted
 
 
-def page_notebook(executed: dict, note: str | None = None) -> dict:
-    """The notebook a page shows: outputs converted, widget state dropped, ``note`` added.
+def page_notebook(
+    executed: dict, header: str | None = None, files: FigureFiles | None = None
+) -> dict:
+    """The notebook a page shows: outputs converted, widget state dropped, cells prepared
+    for reading (`cells.prepare`: ``header`` under the title, the parameters in a box).
 
-    ``note`` (MyST markdown) goes in a cell after the first one, which holds the title.
+    ``files`` receives the figures' images (see `FigureFiles`).
     """
+    from sitetools import cells
+
     notebook = nbformat.from_dict(copy.deepcopy(executed))
     widgets = notebook.metadata.pop("widgets", {})
     state = widgets.get(WIDGET_STATE, {}).get("state", {})
     for index, cell in enumerate(notebook.cells):
         if cell.cell_type == "code":
-            cell.outputs = convert_outputs(cell.outputs, state, f"plotly-cell{index}")
-    if note:
-        notebook.cells.insert(1, nbformat.v4.new_markdown_cell(note))
-    return notebook
+            cell.outputs = convert_outputs(cell.outputs, state, f"figure-cell{index}", files)
+    return cells.prepare(notebook, header)

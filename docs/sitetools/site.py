@@ -3,9 +3,12 @@
 1. Executed tutorials: reused when up to date (make demo's, then the docs' own), otherwise
    run now, two at a time (`executed`). ``LITEKIT_DOCS_FAST=1`` (or ``--fast``) runs them
    with their small CI parameters; a full build runs them at their defaults.
-2. Staging, in build/docs-src/: the pages under docs/, each tutorial made static
-   (`outputs`), and one API page per module listed in docs/api_modules.txt (the only list of
-   documented modules). Files are rewritten only when their content changes.
+2. Staging, in build/docs-src/: the pages under docs/ (the tutorials index with its table
+   from docs/tutorials/tutorials.toml, see `tutorials`), each tutorial made static
+   (`outputs`, `cells`: a header, the parameters in a box, figures as files in
+   build/docs-extra/figures/ with their alt text), and one API page per module listed in
+   docs/api_modules.txt (the only list of documented modules). Files are rewritten only when
+   their content changes.
 3. Sphinx, with the configuration in docs/conf.py, warnings as errors (``-W``): a broken
    cross-reference, a missing image or a maths error fails the build.
 
@@ -30,15 +33,26 @@ from types import ModuleType
 if __package__ in (None, ""):  # run as a script: make `sitetools` importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from sitetools import executed, outputs
+from sitetools import executed, outputs, tutorials
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCS = ROOT / "docs"
 API_LIST = DOCS / "api_modules.txt"
 STAGE = ROOT / "build" / "docs-src"
+EXTRA = ROOT / "build" / "docs-extra"  # copied to the site's root as it is (html_extra_path)
 OUT = ROOT / "build" / "docs"
 DOCTREES = ROOT / "build" / "docs-doctrees"
 NOT_PAGES = ("tools", "_static")
+# Pages staged from elsewhere in the repository: data/README.md, how to get each dataset,
+# is the site's "datasets" page (its first line, "# data/", becomes this title).
+DATA_README = ROOT / "data" / "README.md"
+DATA_PAGE, DATA_TITLE = "datasets.md", "# Datasets: where to get them, how to lay them out"
+
+
+def data_page(readme: Path = DATA_README) -> str:
+    """data/README.md as a page of the site, under a title that says what it is."""
+    lines = readme.read_text().splitlines()
+    return "\n".join([DATA_TITLE, *lines[1:]]) + "\n"
 
 
 def api_modules(path: Path = API_LIST) -> list[str]:
@@ -148,25 +162,6 @@ def api_pages(modules: list[str]) -> dict[str, str]:
     return pages
 
 
-def run_note(stamp: dict | None) -> str:
-    """The note at the top of a tutorial page: which parameters the run used."""
-    changed = {k: v for k, v in (stamp or {}).get("parameters", {}).items() if k != "INTERACTIVE"}
-    how = (
-        "at its default parameters"
-        if not changed
-        else "with the small parameters CI uses ("
-        + ", ".join(f"`{k} = {v!r}`" for k, v in sorted(changed.items()))
-        + "), so its curves are noisier than at the defaults that `make docs` uses"
-    )
-    return (
-        ":::{note}\nThis page is the notebook as it ran "
-        + how
-        + ", with `INTERACTIVE = True` (papermill's cell after the parameters sets it): "
-        "plotly figures respond to the mouse, and interactive panels show their first "
-        "drawing. Run it yourself with `make lab`.\n:::\n"
-    )
-
-
 def write_if_changed(path: Path, text: str) -> None:
     """Write ``text`` unless the file already holds it (Sphinx then keeps its cache)."""
     if path.exists() and path.read_text() == text:
@@ -175,25 +170,39 @@ def write_if_changed(path: Path, text: str) -> None:
     path.write_text(text)
 
 
-def stage(copies: Iterable[Path], stage_dir: Path = STAGE, docs: Path = DOCS) -> list[Path]:
-    """Fill ``stage_dir`` with the pages; remove files no longer part of the site."""
+def stage(
+    copies: Iterable[Path], stage_dir: Path = STAGE, docs: Path = DOCS, extra: Path = EXTRA
+) -> list[Path]:
+    """Fill ``stage_dir`` with the pages and ``extra`` with the figures' images; remove files
+    no longer part of the site."""
     import nbformat
 
+    entries = {entry["notebook"]: entry for entry in tutorials.load()}
     wanted: dict[Path, str] = {}
     for page in docs.rglob("*.md"):
         if not set(page.relative_to(docs).parts) & set(NOT_PAGES):
             wanted[stage_dir / page.relative_to(docs)] = page.read_text()
+    index = stage_dir / "tutorials" / "index.md"
+    if index in wanted:
+        table = tutorials.index_table(list(entries.values()))
+        wanted[index] = wanted[index].replace(tutorials.MARKER, table)
     for name, text in api_pages(api_modules(docs / API_LIST.name)).items():
         wanted[stage_dir / name] = text
+    wanted[stage_dir / DATA_PAGE] = data_page(docs.parent / "data" / "README.md")
+    files = outputs.FigureFiles(extra / "figures", "../figures/")
+    (extra / "figures").mkdir(parents=True, exist_ok=True)  # Sphinx wants it, figures or not
     for copy in copies:
         notebook = nbformat.read(copy, as_version=4)
-        note = run_note(notebook.metadata.get(executed.STAMP))
-        page = outputs.page_notebook(notebook, note)
+        header = tutorials.header(entries[copy.stem], notebook.metadata.get(executed.STAMP))
+        page = outputs.page_notebook(notebook, header, files)
         wanted[stage_dir / "tutorials" / copy.name] = nbformat.writes(page) + "\n"
     for path, text in wanted.items():
         write_if_changed(path, text)
     for path in stage_dir.rglob("*"):
         if path.is_file() and path not in wanted:
+            path.unlink()
+    for path in (extra / "figures").glob("*.png"):
+        if path not in files.written:
             path.unlink()
     return sorted(wanted)
 

@@ -16,7 +16,7 @@ torchvision's ``ImageFolder`` works with litekit's samplers as it is (they read 
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence, Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -25,7 +25,7 @@ from PIL import Image
 from torchvision import datasets, transforms
 
 from litekit._checks import check_int
-from litekit.data.normalization import Normalization, check_normalization
+from litekit.data.normalization import check_normalization
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png")
 

@@ -40,7 +40,7 @@ import torch
 from torch.utils.data import Dataset
 
 from litekit._checks import bad_argument, check_int
-from litekit.data.normalization import Normalization, check_normalization, normalize
+from litekit.data.normalization import check_normalization, normalize
 from litekit.seeding import numpy_generator
 
 MIN_SIZE, MAX_SIZE = 32, 512
@@ -89,8 +89,8 @@ class ProceduralImages(Dataset):
         normalization: (mean, std) per channel applied to every item (not to `render`), as
             pretrained weights expect (`litekit.data.normalization`); None keeps [0, 1].
 
-    Images are float32 tensors (3, S, S) in [0, 1] (before any normalisation). ``targets`` gives every label without
-    rendering, so samplers never touch an image.
+    Images are float32 tensors (3, S, S) in [0, 1] (before any normalisation). ``targets``
+    gives every label without rendering, so samplers never touch an image.
     """
 
     def __init__(

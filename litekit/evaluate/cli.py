@@ -4,6 +4,10 @@
         --way 5 --shot 5 --query 15 --episodes 600 --out runs/b0-test.json
     python -m litekit.evaluate orbit --checkpoint runs/orbit.pt --root data/orbit \\
         --protocol neurips21 --setting clutter --out runs/orbit-test.json
+    python -m litekit.evaluate metadataset --checkpoint runs/md.pt --root data/meta-dataset \\
+        --sources omniglot,aircraft --tasks 600 --out runs/md-test.json
+    python -m litekit.evaluate task --checkpoint runs/md.pt \\
+        --support data/vtab/eurosat/train800val200 --query data/vtab/eurosat/test
 
 The model comes from the checkpoint alone (a checkpoint of ``python -m litekit.train``,
 which records learner, backbone, image size, normalisation, precision and memory layout:

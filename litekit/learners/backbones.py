@@ -1,8 +1,9 @@
-"""Feature extractors: torchvision models with their classifier removed, or a small Conv-4.
+"""Feature extractors: torchvision or timm models with their classifier removed, or Conv-4.
 
 A learner needs a module that maps a batch of images to a batch of embedding vectors, each
 image on its own. Torchvision classification models do that once their last linear layer
-is replaced by the identity.
+is replaced by the identity; timm models (``"timm:NAME"``,
+`litekit.learners.timm_backbones`) once built with ``num_classes=0``.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import torch
 from torch import nn
 
 from litekit._checks import bad_argument
-from litekit.learners import pretrained
+from litekit.learners import pretrained, timm_backbones
 from litekit.learners.checks import first_conv_channels
 
 _HEAD_ATTRIBUTES = ("fc", "classifier", "heads", "head")
@@ -90,6 +91,18 @@ def conv4(in_channels: int = 3, width: int = 64, depth: int = 4, groups: int = 8
     return nn.Sequential(*layers)
 
 
+def _timm_group_norm_act(child: nn.Module, groups: int) -> nn.Module:
+    """timm's fused BatchNormAct2d as a GroupNormAct that keeps its activation and dropout."""
+    from timm.layers import GroupNormAct
+
+    channels = child.num_features
+    replacement = GroupNormAct(
+        channels, math.gcd(groups, channels), eps=child.eps, affine=child.affine, apply_act=False
+    )
+    replacement.drop, replacement.act = child.drop, child.act
+    return replacement
+
+
 def group_norm(model: nn.Module, groups: int = 8) -> nn.Module:
     """Replace every ``BatchNorm2d`` of ``model`` by a ``GroupNorm``, in place.
 
@@ -97,10 +110,14 @@ def group_norm(model: nn.Module, groups: int = 8) -> nn.Module:
     trains from scratch without batch statistics and LITE's split of the gradient stays
     exact. (In eval mode a randomly initialised BatchNorm uses its initial running statistics
     and normalises nothing: a deep model such as EfficientNet-B0 then maps every image to
-    nearly zero.) Each layer gets gcd(groups, channels) groups.
+    nearly zero.) Each layer gets gcd(groups, channels) groups. timm's ``BatchNormAct2d``
+    (batch norm, then dropout and an activation, in one module) becomes timm's
+    ``GroupNormAct`` with the same dropout and activation.
     """
     for name, child in model.named_children():
-        if isinstance(child, nn.BatchNorm2d):
+        if isinstance(child, nn.BatchNorm2d) and hasattr(child, "act") and hasattr(child, "drop"):
+            setattr(model, name, _timm_group_norm_act(child, groups))
+        elif isinstance(child, nn.BatchNorm2d):
             channels = child.num_features
             setattr(model, name, nn.GroupNorm(math.gcd(groups, channels), channels))
         else:
@@ -109,12 +126,15 @@ def group_norm(model: nn.Module, groups: int = 8) -> nn.Module:
 
 
 def as_backbone(backbone: nn.Module | str, weights: str | None = None) -> nn.Module:
-    """Accept a module as is, or build ``"conv4"`` / a torchvision model from its name, with
-    ``weights`` (a torchvision weights name for named models, or a state-dict file)."""
+    """Accept a module as is, or build ``"conv4"``, a torchvision model or a timm model
+    (``"timm:NAME"``) from its name, with ``weights`` (a torchvision weights name for
+    torchvision models, ``"DEFAULT"`` for timm's cached file, or a state-dict file)."""
     if not isinstance(backbone, nn.Module | str):
         raise bad_argument(
             "backbone", backbone, "pass an nn.Module or a model name such as 'resnet18'."
         )
+    if timm_backbones.is_timm_name(backbone):
+        return timm_backbones.timm_backbone(backbone, weights=weights)
     if isinstance(backbone, str) and backbone != "conv4":
         return torchvision_backbone(backbone, weights=weights)
     module = conv4() if isinstance(backbone, str) else backbone

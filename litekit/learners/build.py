@@ -3,9 +3,12 @@
 The command line (`python -m litekit.train`), the measurements (`litekit.measure`), the
 diagnostics' small task (`litekit.diagnostics.demo_task`), the notebooks and the benchmarks
 take names (and a few sizes) and build what they mean here, so that a measured step, a
-diagnosed learner and a trained run are the same model. Weights are random unless
-``weights=`` names pretrained ones (a torchvision weights name, read from torchvision's
-cache, or a state-dict file; `litekit.learners.pretrained`): seed torch's global generator
+diagnosed learner and a trained run are the same model. A backbone is ``"conv4"``, a
+torchvision model's name, or ``"timm:NAME"`` for a timm model
+(`litekit.learners.timm_backbones`). Weights are random unless ``weights=`` names
+pretrained ones (a torchvision weights name, read from torchvision's cache; ``"DEFAULT"``
+for timm's cached file; or a ``.safetensors`` or torch.save state-dict file;
+`litekit.learners.pretrained`): seed torch's global generator
 first for repeatable ones. Construction draws the weights in a fixed order (backbone, set
 encoder, FiLM generator, classifier).
 """
@@ -22,7 +25,7 @@ import torch
 from torch import nn
 
 from litekit._checks import bad_argument, check_choice, check_int
-from litekit.learners import pretrained
+from litekit.learners import pretrained, timm_backbones
 from litekit.learners.backbones import conv4, group_norm, torchvision_backbone
 from litekit.learners.base import BACKBONE_MODES, Learner
 from litekit.learners.cnaps import CNAPs, SetEncoder, SimpleCNAPs
@@ -43,12 +46,16 @@ def _torchvision_names() -> tuple[str, ...]:
 
 
 def check_backbone_name(name: object, *, argument: str = "backbone") -> str:
-    """Return ``name`` if it is ``"conv4"`` or a torchvision classification model.
+    """Return ``name`` if it is ``"conv4"``, a torchvision classification model, or
+    ``"timm:NAME"`` with a timm model's name (and, optionally, its pretrained tag).
 
     Checks the name alone (nothing is built), so callers can refuse a misspelt backbone
     before any work; ``argument`` is the name the error is reported under.
     """
     if name == "conv4":
+        return name
+    if timm_backbones.is_timm_name(name):
+        timm_backbones.check_timm_name(name, argument=argument)
         return name
     names = _torchvision_names()
     if not isinstance(name, str) or name not in names:
@@ -57,9 +64,18 @@ def check_backbone_name(name: object, *, argument: str = "backbone") -> str:
             argument,
             name,
             "not a torchvision classification model; try one of "
-            f"{close or ['resnet18', 'efficientnet_b0']}, or 'conv4'.",
+            f"{close or ['resnet18', 'efficientnet_b0']}, 'conv4', or a timm model as "
+            "'timm:NAME'.",
         )
     return name
+
+
+def default_norm(weights: object) -> str:
+    """The ``norm`` both command lines use when none is given: ``"model"`` with pretrained
+    weights (they were trained with the model's own normalisation), else ``"group"`` (a
+    randomly initialised BatchNorm in eval mode normalises nothing; GroupNorm normalises
+    each image on its own, so the model trains from scratch with LITE's split exact)."""
+    return "model" if weights is not None else "group"
 
 
 def check_norm(backbone: str, norm: object, *, argument: str = "norm") -> str:
@@ -94,13 +110,19 @@ def check_weights(
     """Return ``weights`` if ``backbone`` can start from them, checked without loading.
 
     None (random initialisation); the path of a file that exists (what is in it is checked
-    when it is loaded); or a torchvision weights name of the model (``"DEFAULT"``,
-    ``"IMAGENET1K_V1"``), which Conv-4 has none of. Named weights were trained with
-    BatchNorm, so they refuse ``norm="group"`` (reported under ``norm_argument``).
-    ``argument`` is the name the other errors are reported under.
+    when it is loaded); a torchvision weights name of the model (``"DEFAULT"``,
+    ``"IMAGENET1K_V1"``), which Conv-4 has none of; or, for a timm model, ``"DEFAULT"``,
+    timm's pretrained file, which must be in its cache. Named torchvision weights were
+    trained with BatchNorm, so they refuse ``norm="group"`` (reported under
+    ``norm_argument``; for timm models the loading refuses BatchNorm statistics for a layer
+    that is no longer BatchNorm). ``argument`` is the name the other errors are reported
+    under.
     """
     if weights is None:
         return None
+    if timm_backbones.is_timm_name(backbone) and isinstance(weights, str | os.PathLike):
+        timm_backbones.check_timm_weights(backbone, weights, argument=argument)
+        return weights
     if not isinstance(weights, str | os.PathLike) or not str(weights):
         fix = "pass a torchvision weights name such as 'DEFAULT', or a state-dict file."
         raise bad_argument(argument, weights, fix)
@@ -130,7 +152,10 @@ def check_weights(
 
 
 def _load_weights(backbone: str, weights: str | os.PathLike, argument: str) -> dict:
-    """The state dict of checked ``weights``: a file, or torchvision's cached named ones."""
+    """The state dict of checked ``weights``: a file, or torchvision's (timm's) cached ones."""
+    if timm_backbones.is_timm_name(backbone):
+        file = timm_backbones.timm_weights_file(backbone, weights, argument=argument)
+        return pretrained.load_file(file, argument)
     if pretrained.is_weights_file(weights):
         return pretrained.load_file(weights, argument)
     named = pretrained.named_weights(backbone, str(weights), argument)
@@ -146,19 +171,22 @@ def backbone_from_name(
     weights: str | os.PathLike | None = None,
     argument_prefix: str = "",
 ) -> nn.Module:
-    """``"conv4"`` (``depth`` blocks of ``width`` channels) or a torchvision model by name.
+    """``"conv4"`` (``depth`` blocks of ``width`` channels), a torchvision model by name, or a
+    timm model (``"timm:efficientnet_b0"``, `litekit.learners.timm_backbones`).
 
-    ``norm`` (see `NORMS`): ``"group"`` replaces a torchvision model's BatchNorm by GroupNorm
+    ``norm`` (see `NORMS`): ``"group"`` replaces a model's BatchNorm by GroupNorm
     (`litekit.learners.group_norm`): every image is then embedded on its own, in any mode, so
     a randomly initialised model trains from scratch with LITE's split exact. Conv-4 has
     GroupNorm already; ``"batch"`` swaps it for BatchNorm, whose batch statistics (in train
     mode) couple the images of a batch.
 
     ``weights`` (`check_weights`): None for random initialisation, a torchvision weights
-    name (from torchvision's cache folder, downloaded only when missing), or a state-dict
-    file saved from the same backbone (after its ``norm`` swap). Their images expect ImageNet
-    normalisation (`litekit.learners.pretrained.normalization`). Errors name the arguments
-    with ``argument_prefix`` in front (``"--"`` for a command line's options).
+    name (from torchvision's cache folder, downloaded only when missing), ``"DEFAULT"`` for
+    a timm model (timm's file, from its cache; never downloaded), or a ``.safetensors`` or
+    torch.save state-dict file saved from the same backbone (after its ``norm`` swap). Their
+    images expect the normalisation `litekit.learners.pretrained.normalization` gives
+    (ImageNet's for torchvision; the pretrained configuration's for timm). Errors name the
+    arguments with ``argument_prefix`` in front (``"--"`` for a command line's options).
     """
     named = {key: argument_prefix + key for key in ("backbone", "norm", "weights")}
     check_backbone_name(name, argument=named["backbone"])
@@ -171,7 +199,10 @@ def backbone_from_name(
         if norm == "batch":
             backbone = _with_batch_norm(backbone)
     else:
-        backbone = torchvision_backbone(name)
+        if timm_backbones.is_timm_name(name):
+            backbone = timm_backbones.timm_backbone(name, argument=named["backbone"])
+        else:
+            backbone = torchvision_backbone(name)
         if norm == "group":
             backbone = group_norm(backbone)
     if weights is not None:

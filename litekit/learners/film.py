@@ -17,10 +17,21 @@ from torch import nn
 
 from litekit._checks import bad_argument
 
-_NORM_TYPES = (nn.modules.batchnorm._BatchNorm, nn.GroupNorm, nn.InstanceNorm2d)
+_NORM_TYPES = (nn.modules.batchnorm._BatchNorm, nn.GroupNorm, nn.InstanceNorm2d, nn.LayerNorm)
+
+
+def _channel_dim(module: nn.Module) -> int:
+    """The dimension of ``module``'s output that holds its channels: 1 (B, C, ...), except
+    for a layer norm over the last dimension (a transformer's tokens, (B, T, C)); layer
+    norms written for (B, C, H, W) maps (timm's and torchvision's ``LayerNorm2d``) use 1."""
+    if isinstance(module, nn.LayerNorm) and not type(module).__name__.endswith("2d"):
+        return -1
+    return 1
 
 
 def _channels(module: nn.Module) -> int:
+    if isinstance(module, nn.LayerNorm):
+        return int(module.normalized_shape[-1])
     for attribute in ("num_features", "num_channels", "out_channels"):
         if hasattr(module, attribute):
             return int(getattr(module, attribute))
@@ -32,8 +43,11 @@ def _channels(module: nn.Module) -> int:
 def find_film_layers(backbone: nn.Module, names: Sequence[str] | None = None) -> list[str]:
     """Names of the modules whose outputs FiLM modulates.
 
-    By default every normalisation layer (BatchNorm, GroupNorm, InstanceNorm), as CNAPs
-    places FiLM after each one; a backbone without any falls back to its Conv2d layers.
+    By default every normalisation layer (BatchNorm, GroupNorm, InstanceNorm, LayerNorm), as
+    CNAPs places FiLM after each one; a backbone without any falls back to its Conv2d
+    layers. In a transformer (a ViT) the layer norms scale and shift each token's channels.
+    timm's fused ``BatchNormAct2d`` applies its activation inside the layer, so there FiLM
+    modulates the activated output.
     """
     modules = dict(backbone.named_modules())
     if names is not None:
@@ -86,20 +100,25 @@ def film_applied(
     layer_names: Sequence[str],
     params: Sequence[tuple[torch.Tensor, torch.Tensor]],
 ) -> Iterator[None]:
-    """Within the block, layer ``layer_names[i]`` outputs ``γ_i ⊙ y + β_i`` (channel dim 1)."""
+    """Within the block, layer ``layer_names[i]`` outputs ``γ_i ⊙ y + β_i`` over its channel
+    dimension (1, or the last for a transformer's layer norm)."""
     modules = dict(backbone.named_modules())
     handles = []
 
-    def make_hook(gamma: torch.Tensor, beta: torch.Tensor):
+    def make_hook(gamma: torch.Tensor, beta: torch.Tensor, dim: int):
         def hook(_module: nn.Module, _inputs: tuple, output: torch.Tensor) -> torch.Tensor:
-            shape = (1, -1) + (1,) * (output.ndim - 2)
+            if dim == 1:
+                shape = (1, -1) + (1,) * (output.ndim - 2)
+            else:
+                shape = (1,) * (output.ndim - 1) + (-1,)
             return output * gamma.view(shape) + beta.view(shape)
 
         return hook
 
     try:
         for name, (gamma, beta) in zip(layer_names, params, strict=True):
-            handles.append(modules[name].register_forward_hook(make_hook(gamma, beta)))
+            hook = make_hook(gamma, beta, _channel_dim(modules[name]))
+            handles.append(modules[name].register_forward_hook(hook))
         yield
     finally:
         for handle in handles:

@@ -12,7 +12,7 @@ The caller's backbone is never changed: tuned backbone parameters are copies, us
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -26,6 +26,8 @@ from litekit.learners.checks import check_labels, check_task_tensors
 from litekit.learners.film import film_applied, film_channels, find_film_layers
 from litekit.lite import Lite, embed_without_grad, run_encoder
 from litekit.precision import check_precision, grad_scaler
+
+Classifier = Callable[[torch.Tensor], torch.Tensor]
 
 
 class FineTuner(nn.Module):
@@ -134,14 +136,24 @@ class FineTuner(nn.Module):
         lite: Lite | None = None,
     ) -> torch.Tensor:
         check_task_tensors(support_images, support_labels, query_images)
+        return self.adapt(support_images, support_labels, lite)(query_images)
+
+    def adapt(
+        self, support_images: torch.Tensor, support_labels: torch.Tensor, lite: Lite | None = None
+    ) -> Callable[[torch.Tensor], torch.Tensor]:
+        """Fine-tune on one task's support set once; returns ``classify(query_images) ->
+        logits``, to call on as many query batches as needed (one large task's query set
+        scored in batches, `litekit.train.one_task`). ``learner(support, labels, query)``
+        is ``learner.adapt(support, labels)(query)``."""
+        check_task_tensors(support_images, support_labels, support_images[:1])
         way = check_labels(support_labels)
         chunk = lite.chunk_size if lite is not None else 64
         labels = support_labels.to(self.device)
         generator = torch.Generator().manual_seed(self.seed)
         with torch.enable_grad():
             if not self.tuned_names and not self.film_layers:
-                return self._head_only(support_images, labels, query_images, way, chunk, generator)
-            return self._tune_backbone(support_images, labels, query_images, way, chunk, generator)
+                return self._head_only(support_images, labels, way, chunk, generator)
+            return self._tune_backbone(support_images, labels, way, chunk, generator)
 
     # --- head only: features once, then a logistic regression ----------------------------
 
@@ -182,7 +194,7 @@ class FineTuner(nn.Module):
             yield order[start : start + size]
             start += size
 
-    def _head_only(self, support, labels, query, way, chunk, generator) -> torch.Tensor:
+    def _head_only(self, support, labels, way, chunk, generator) -> Classifier:
         features = self._features(support, chunk)
         head = self._new_head(features.shape[1], way, generator)
         optimizer = self._make_optimizer(list(head.parameters()))
@@ -191,12 +203,16 @@ class FineTuner(nn.Module):
             optimizer.zero_grad(set_to_none=True)
             F.cross_entropy(head(features[rows]), labels[rows]).backward()
             optimizer.step()
-        with torch.no_grad():
+
+        @torch.no_grad()
+        def classify(query: torch.Tensor) -> torch.Tensor:
             return head(self._features(query, chunk))
+
+        return classify
 
     # --- fine-tuning backbone parameters and/or FiLM on copies ---------------------------
 
-    def _tune_backbone(self, support, labels, query, way, chunk, generator) -> torch.Tensor:
+    def _tune_backbone(self, support, labels, way, chunk, generator) -> Classifier:
         # Detached views of every parameter (so no gradient reaches the caller's tensors),
         # with fresh copies for the ones being tuned.
         params = {n: p.detach() for n, p in self.backbone.named_parameters()}
@@ -235,5 +251,9 @@ class FineTuner(nn.Module):
                 scaler.scale(loss).backward()
                 scaler.step(optimizer)
                 scaler.update()
-        with torch.no_grad():
+
+        @torch.no_grad()
+        def classify(query: torch.Tensor) -> torch.Tensor:
             return head(self._without_grad(backbone_pass, query, chunk))
+
+        return classify

@@ -51,10 +51,14 @@ def make_record(
     weights: str | None = None,
     precision: str = "fp32",
     channels_last: bool = False,
+    input_normalization: Any = "weights",
 ) -> dict[str, Any]:
     """The model record of a run (plain values, for a checkpoint's metadata). The
-    normalisation is what ``weights`` imply (`litekit.learners.pretrained.normalization`)."""
-    norm_values = normalization(weights)
+    normalisation is what ``weights`` imply (`litekit.learners.pretrained.normalization`),
+    unless ``input_normalization`` gives the (mean, std) the images got (None: none)."""
+    norm_values = input_normalization
+    if isinstance(input_normalization, str) and input_normalization == "weights":
+        norm_values = normalization(weights, backbone)
     return {
         "learner": learner,
         "backbone": backbone,

@@ -2,8 +2,9 @@
 
 One module per idea:
 
-- `timing`: `median_seconds`, the one timing helper (CUDA events around each call on CUDA,
-  the wall clock elsewhere);
+- `timing`: `timed_repeats` (median and range of repeated calls after a warm-up call) and
+  `median_seconds`, the one timing helper (CUDA events around each call on CUDA, the wall
+  clock elsewhere);
 - `peak`: `cuda_peak`, the one reading of the CUDA allocator's peak above its resting
   allocation;
 - `tensors`: memory counted from tensors, on any device: `SavedTensorMemory` (bytes autograd
@@ -44,7 +45,7 @@ from litekit.measure.task_gradient import (
     measure_task_gradient,
 )
 from litekit.measure.tensors import CreatedTensorMemory, SavedTensorMemory
-from litekit.measure.timing import median_seconds, seconds_of
+from litekit.measure.timing import Timing, median_seconds, seconds_of, timed_repeats
 from litekit.measure.training_step import (
     MEMORY_KINDS,
     Measurement,
@@ -68,6 +69,7 @@ __all__ = [
     "StepConfig",
     "StepFloor",
     "TaskGradientCost",
+    "Timing",
     "activation_bytes",
     "build_training_step",
     "cost_vs_h",
@@ -84,4 +86,5 @@ __all__ = [
     "plan_budget",
     "reference_curve",
     "seconds_of",
+    "timed_repeats",
 ]

@@ -27,7 +27,7 @@ from litekit.learners.base import Learner
 from litekit.lite import Lite, with_precision
 from litekit.measure.peak import cuda_peak
 from litekit.measure.tensors import SavedTensorMemory
-from litekit.measure.timing import median_seconds
+from litekit.measure.timing import timed_repeats
 from litekit.precision import channels_last_weights, check_precision, grad_scaler
 
 
@@ -44,11 +44,14 @@ class TaskGradientCost:
             allocated before them (`cuda_peak`); None on the CPU, where a whole-process peak
             needs a fresh process per measurement, which this in-process helper does not
             start.
+        seconds_min, seconds_max: the fastest and the slowest of the timed runs.
     """
 
     seconds: float
     saved_bytes: int
     peak_bytes: int | None
+    seconds_min: float | None = None
+    seconds_max: float | None = None
 
 
 def measure_task_gradient(
@@ -91,8 +94,8 @@ def measure_task_gradient(
             run()
         learner.zero_grad(set_to_none=True)
         with cuda_peak(device) as reading:
-            seconds = median_seconds(run, device, repeats)
-    return TaskGradientCost(seconds, saved.peak, reading.above_rest)
+            timing = timed_repeats(run, device, repeats)
+    return TaskGradientCost(timing.median, saved.peak, reading.above_rest, timing.low, timing.high)
 
 
 def cost_vs_h(
@@ -110,7 +113,9 @@ def cost_vs_h(
 ) -> list[dict[str, Any]]:
     """`measure_task_gradient` for LITE at each h, then for full back-propagation (h = N).
 
-    Rows: ``h, method`` ("lite" or "full"), ``seconds, saved_bytes, peak_bytes``. Each LITE
+    Rows: ``h, method`` ("lite" or "full"), ``seconds`` (the median of ``repeats`` timed
+    runs after a warm-up run), ``seconds_min, seconds_max`` (their range),
+    ``saved_bytes, peak_bytes``. Each LITE
     run draws its subsets from a generator seeded with ``seed``. Every run, full
     back-propagation included, is in ``precision`` and memory layout (`litekit.precision`).
     """
@@ -136,6 +141,8 @@ def cost_vs_h(
                 "h": h,
                 "method": method,
                 "seconds": cost.seconds,
+                "seconds_min": cost.seconds_min,
+                "seconds_max": cost.seconds_max,
                 "saved_bytes": cost.saved_bytes,
                 "peak_bytes": cost.peak_bytes,
             }

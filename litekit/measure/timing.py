@@ -5,6 +5,11 @@ waiting for the work queued before it: the time the GPU took from the call's fir
 to its last, with no host-side wait in it. Elsewhere by the wall clock. Every measurement
 (a training step, its floor, a task gradient, the cost to personalise) times this way, so
 their times compare.
+
+The first call of a piece of work is slower (memory to allocate, kernels to choose, caches
+to fill) and is never timed: `timed_repeats` makes one warm-up call, then times ``repeats``
+calls and keeps their median and their range. On a busy machine the range is what shows a
+time to be noise rather than a finding.
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ from __future__ import annotations
 import statistics
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import torch
 
@@ -41,11 +47,21 @@ def seconds_of(function: Callable[[], object], device: torch.device) -> float:
     return begin.elapsed_time(end) / 1000.0  # milliseconds
 
 
-def median_seconds(
+@dataclass(frozen=True)
+class Timing:
+    """Seconds of repeated calls, a warm-up call excluded: the median, the fastest and the
+    slowest call, and how many were timed."""
+
+    median: float
+    low: float
+    high: float
+    repeats: int
+
+
+def timed_repeats(
     function: Callable[[], object], device: torch.device, repeats: int, *, warm_up: bool = True
-) -> float:
-    """Median time of ``function()`` over ``repeats`` calls (`seconds_of`), after one warm-up
-    call.
+) -> Timing:
+    """`Timing` of ``repeats`` calls of ``function()`` (`seconds_of`), after one warm-up call.
 
     ``warm_up=False`` skips the warm-up call, for a caller that made it itself (to read
     memory between the warm-up and the timed calls).
@@ -53,4 +69,13 @@ def median_seconds(
     repeats = check_int("repeats", repeats, minimum=1)
     if warm_up:
         function()
-    return statistics.median(seconds_of(function, device) for _ in range(repeats))
+    times = [seconds_of(function, device) for _ in range(repeats)]
+    return Timing(statistics.median(times), min(times), max(times), repeats)
+
+
+def median_seconds(
+    function: Callable[[], object], device: torch.device, repeats: int, *, warm_up: bool = True
+) -> float:
+    """Median time of ``function()`` over ``repeats`` calls, after one warm-up call (the
+    median of `timed_repeats`)."""
+    return timed_repeats(function, device, repeats, warm_up=warm_up).median

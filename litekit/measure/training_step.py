@@ -50,7 +50,7 @@ from litekit.learners.build import (
 )
 from litekit.measure.peak import cuda_peak
 from litekit.measure.rss import current_rss, peak_rss, reset_peak_rss, trim_heap
-from litekit.measure.timing import median_seconds
+from litekit.measure.timing import timed_repeats
 from litekit.precision import check_precision, grad_scaler
 
 #: What a memory budget can bound: the whole measured peak, or the step's own share of it
@@ -199,7 +199,9 @@ class Measurement:
     the warm-up creates (memory a training step needs); on the CPU after it, just before the
     timed steps, so one-time allocations (thread pools, kernel caches, and the optimiser
     state) stay out of the share. ``error`` says why a configuration could not run
-    (``"out of memory"``, a crash); the numbers are then None.
+    (``"out of memory"``, a crash); the numbers are then None. ``step_seconds_min`` and
+    ``step_seconds_max`` are the fastest and slowest timed steps (the warm-up step is never
+    timed): a wide range means a busy machine, not a slow step.
     """
 
     config: StepConfig
@@ -209,6 +211,8 @@ class Measurement:
     device_name: str
     error: str | None = None
     step_bytes: int | None = None
+    step_seconds_min: float | None = None
+    step_seconds_max: float | None = None
 
     def used(self, memory: str = "peak") -> int | None:
         """``peak_bytes`` (``memory="peak"``) or ``step_bytes`` (``memory="step_share"``)."""
@@ -227,6 +231,8 @@ class Measurement:
             rest_bytes=self.rest_bytes,
             step_bytes=self.step_bytes,
             step_seconds=self.step_seconds,
+            step_seconds_min=self.step_seconds_min,
+            step_seconds_max=self.step_seconds_max,
             device_name=self.device_name,
             error=self.error,
         )
@@ -309,10 +315,11 @@ def _measure_built(config, device, name, learner, optimizer, episode, lite) -> M
 
     if device.type == "cuda":  # the warm-up counts: the optimiser's state is created there
         with cuda_peak(device) as reading:
-            seconds = median_seconds(step, device, config.repeats)
+            timing = timed_repeats(step, device, config.repeats)
         return Measurement(
-            config, reading.peak_bytes, reading.rest_bytes, seconds, name,
-            step_bytes=reading.above_rest,
+            config, reading.peak_bytes, reading.rest_bytes, timing.median, name,
+            step_bytes=reading.above_rest, step_seconds_min=timing.low,
+            step_seconds_max=timing.high,
         )  # fmt: skip
     # CPU: the warm-up step also makes one-time allocations (thread pools, kernel caches);
     # the step's share is measured over the timed steps, from a fresh peak.
@@ -324,11 +331,14 @@ def _measure_built(config, device, name, learner, optimizer, episode, lite) -> M
     trim_heap()
     resettable = reset_peak_rss()
     rest = current_rss()
-    seconds = median_seconds(step, device, config.repeats, warm_up=False)
+    timing = timed_repeats(step, device, config.repeats, warm_up=False)
     timed_peak = peak_rss()
     peak = max(warm_peak, timed_peak)
     share = timed_peak - rest if resettable else peak - rest
-    return Measurement(config, int(peak), int(rest), seconds, name, step_bytes=int(share))
+    return Measurement(
+        config, int(peak), int(rest), timing.median, name, step_bytes=int(share),
+        step_seconds_min=timing.low, step_seconds_max=timing.high,
+    )  # fmt: skip
 
 
 def measure_training_step(config: StepConfig, *, fresh_process: bool | None = None) -> Measurement:
@@ -364,5 +374,6 @@ def measure_training_step(config: StepConfig, *, fresh_process: bool | None = No
     row = json.loads(out.stdout.strip().splitlines()[-1])
     return Measurement(
         config, row["peak_bytes"], row["rest_bytes"], row["step_seconds"], row["device_name"],
-        row["error"], row["step_bytes"],
+        row["error"], row["step_bytes"], row.get("step_seconds_min"),
+        row.get("step_seconds_max"),
     )  # fmt: skip

@@ -28,6 +28,11 @@ Inside, each figure is written once: a ``*_chart`` function in a topic module pr
 - ORBIT's metrics on a video (`orbit`): `video_strip` (frames with their predictions, the
   first correct one marked), `recognition_timeline` (every frame's prediction, the first
   correct frame, the vote).
+
+Every drawn figure records what its chart shows, in words (`litekit.plots.chart.describe`):
+`litekit.plots.export.alt_text` reads it, and `litekit.plots.export.figure_bundle` makes a
+figure one notebook output (a PNG at twice its pixels with that alt text, and the plotly
+figure when there is one), which `litekit.notebook.show` displays.
 """
 
 from litekit.plots.backends import BACKENDS, draw

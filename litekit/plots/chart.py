@@ -13,6 +13,7 @@ to draw with.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -41,6 +42,9 @@ class Series:
         error: symmetric error bars (± error, one per point), or None.
         opacity: 1 is opaque; lower draws a faint line (a noisy training curve, say).
         hover: one line of text per point, shown on hover where the backend can.
+        y_range: error bars from each point's low to its high value, ``(lows, highs)``: the
+            range of repeated measurements around their median, say. None: no such bars.
+        x_range: the same along x (a time on the x axis).
     """
 
     x: tuple
@@ -53,6 +57,8 @@ class Series:
     error: tuple[float, ...] | None = None
     opacity: float = 1.0
     hover: tuple[str, ...] | None = None
+    y_range: tuple[tuple[float, ...], tuple[float, ...]] | None = None
+    x_range: tuple[tuple[float, ...], tuple[float, ...]] | None = None
 
 
 @dataclass(frozen=True)
@@ -127,6 +133,8 @@ class Chart:
             ones down).
         panel_size: (width, height) of one panel in inches, for the static figure.
         share_y: the panels share their y axis.
+        columns: panels per row; None puts them all in one row. Three panels or more are
+            easier to read one above the other (``columns=1``) on a page or a laptop screen.
     """
 
     panels: tuple[Panel, ...]
@@ -136,6 +144,52 @@ class Chart:
     bars: Literal["overlay", "group", "relative"] = "overlay"
     panel_size: tuple[float, float] = (6.4, 4.0)
     share_y: bool = False
+    columns: int | None = None
+
+    def grid(self) -> tuple[int, int]:
+        """(rows, columns) of the panels, filled row by row."""
+        count = max(1, len(self.panels))
+        columns = min(self.columns or count, count)
+        return -(-count // columns), columns
+
+    def place(self, index: int) -> tuple[int, int]:
+        """(row, column) of panel ``index``, counted from 1 as plotly does."""
+        _, columns = self.grid()
+        return index // columns + 1, index % columns + 1
+
+
+def spread(values: Sequence[float], lows: Sequence[float], highs: Sequence[float]) -> tuple:
+    """How far below and above each value its range reaches: (below, above), never negative."""
+    below = tuple(max(0.0, float(v) - float(low)) for v, low in zip(values, lows, strict=True))
+    above = tuple(max(0.0, float(high) - float(v)) for v, high in zip(values, highs, strict=True))
+    return below, above
+
+
+def describe(chart: Chart) -> str:
+    """A sentence or two that says what ``chart`` shows: the alt text of its pictures.
+
+    Its title, then for each panel what is plotted against what (and which axes are
+    logarithmic), and the names in its legend, so that a reader who cannot see the figure
+    knows what it is about.
+    """
+    parts = [chart.title.rstrip(".") + "." if chart.title else ""]
+    pictures = [panel for panel in chart.panels if panel.image is not None]
+    if pictures:
+        captions = "; ".join(panel.title for panel in pictures if panel.title)
+        parts.append(f"{len(pictures)} image{'s' if len(pictures) > 1 else ''}: {captions}.")
+    for panel in chart.panels:
+        if panel.image is not None:
+            continue
+        y = panel.y.label + (" (log scale)" if panel.y.log else "")
+        x = panel.x.label + (" (log scale)" if panel.x.log else "")
+        what = f"{y or 'values'} against {x}" if x else (y or "values")
+        prefix = f"{panel.title}: " if panel.title and len(chart.panels) > 1 else ""
+        names = [s.label for s in panel.series if s.label] + [
+            r.label for r in panel.rules if r.label
+        ]
+        shown = f", showing {'; '.join(dict.fromkeys(names))}" if names else ""
+        parts.append(f"{prefix}{what}{shown}.")
+    return " ".join(part for part in parts if part).strip()
 
 
 def numbers(values) -> tuple[float, ...]:

@@ -19,11 +19,21 @@ from litekit.plots.rows import check_rows, groups
 from litekit.plots.style import COLOURS, FAMILY_COLOURS
 
 MIB = 2.0**20
+TIME_TITLE = "time (median; bars: fastest to slowest repeat)"
 COST_AXES = {
     "flops": "FLOPs to personalise, per task",
     "seconds": "seconds per task",
     "peak_memory_mib": "peak memory per task (MiB)",
 }
+
+
+def value_range(rows: list[dict], key: str, scale: float = 1.0) -> tuple | None:
+    """``(lows, highs)`` of ``key`` from the rows' ``<key>_min`` and ``<key>_max`` (the range
+    of repeated measurements), scaled; None when a row lacks them."""
+    low, high = f"{key}_min", f"{key}_max"
+    if not rows or any(row.get(low) is None or row.get(high) is None for row in rows):
+        return None
+    return numbers([r[low] * scale for r in rows]), numbers([r[high] * scale for r in rows])
 
 
 def step_cost_chart(rows: list[dict]) -> Chart:
@@ -39,7 +49,7 @@ def step_cost_chart(rows: list[dict]) -> Chart:
     return Chart(
         (
             _cost_panel("memory", "MiB", memory, lite, full, ticks),
-            _cost_panel("time", "seconds per step", time, lite, full, ticks),
+            _cost_panel(TIME_TITLE, "seconds per step", time, lite, full, ticks),
         ),
         title="Cost of one step (dashed: full back-propagation)",
         panel_size=(4.8, 4.0),
@@ -49,13 +59,25 @@ def step_cost_chart(rows: list[dict]) -> Chart:
 def _cost_panel(
     title: str, unit: str, readings: list[tuple], lite: list, full: list, ticks: tuple
 ) -> Panel:
-    """One reading per LITE line; full back-propagation as a dashed rule and a diamond at N."""
+    """One reading per LITE line; full back-propagation as a dashed rule and a diamond at N.
+
+    A reading whose rows also hold ``<key>_min`` and ``<key>_max`` (the range of repeated
+    timings) gets error bars from the lowest to the highest repeat.
+    """
     series, rules = [], []
     for key, label, scale, marker, dash in readings:
         values = numbers([r[key] * scale for r in lite])
         hs = tuple(r["h"] for r in lite)
         series.append(
-            Series(hs, values, f"LITE: {label}", colour=COLOURS["lite"], marker=marker, dash=dash)
+            Series(
+                hs,
+                values,
+                f"LITE: {label}",
+                colour=COLOURS["lite"],
+                marker=marker,
+                dash=dash,
+                y_range=value_range(lite, key, scale),
+            )
         )
         for r in full:
             value = r[key] * scale
@@ -68,7 +90,14 @@ def _cost_panel(
                 )
             )
             series.append(
-                Series((r["h"],), (value,), kind="points", colour=COLOURS["full"], marker="diamond")
+                Series(
+                    (r["h"],),
+                    (value,),
+                    kind="points",
+                    colour=COLOURS["full"],
+                    marker="diamond",
+                    y_range=value_range([r], key, scale),
+                )
             )
     return Panel(  # linear in h, as memory is
         tuple(series),
@@ -104,7 +133,11 @@ def memory_and_time_chart(
         raise bad_argument("names", names, "pass {kind: legend name}, or None.")
     names = names or {}
     panels = []
-    columns = (("mib", memory_label, "memory"), ("seconds", "seconds per step", "step time"))
+    timed = value_range(rows, "seconds") is not None
+    columns = (
+        ("mib", memory_label, "memory"),
+        ("seconds", "seconds per step", TIME_TITLE if timed else "step time"),
+    )
     for key, unit, name in columns:
         series = tuple(
             Series(
@@ -113,6 +146,7 @@ def memory_and_time_chart(
                 label=str(names.get(kind, kind)),
                 colour=COLOURS.get(kind),
                 marker="circle",
+                y_range=value_range(members, key),
             )
             for kind, members in groups(rows, "kind", order=x).items()
         )
@@ -132,7 +166,9 @@ def memory_and_time(
 ) -> Any:
     """Memory and step time against ``x``, one line per ``kind`` (full, LITE, ...).
 
-    ``rows``: dicts with ``kind``, the ``x`` column, ``mib`` and ``seconds``. The kinds
+    ``rows``: dicts with ``kind``, the ``x`` column, ``mib`` and ``seconds`` (with
+    ``seconds_min`` and ``seconds_max``, the range of the timed repeats, drawn as error
+    bars). The kinds
     ``"full"`` and ``"lite"`` get the house colours; ``names`` maps a kind to its legend
     entry (``{"lite": "LITE, h=10"}``), by default the kind itself.
     """
@@ -247,6 +283,7 @@ def accuracy_vs_cost_chart(
                 marker=MARKERS[i % len(MARKERS)],
                 error=(float(row["ci95"]),),
                 hover=(", ".join(f"{c} = {row[c]:.3g}" for c in costs),),
+                x_range=value_range([row], cost),
             )
             for i, row in enumerate(rows)
         )
@@ -257,13 +294,14 @@ def accuracy_vs_cost_chart(
             limits=(min(values) / 3, max(values) * 3),
             minor_labels=False,
         )
-        y = Axis("held-out accuracy (95% interval)" if not panels else "")
+        y = Axis("held-out accuracy (95% interval)" if not panels or len(costs) > 2 else "")
         panels.append(Panel(series, x=axis, y=y, rules=rules))
     return Chart(
         tuple(panels),
         title="accuracy against the cost to personalise",
         legend="below",
         panel_size=(4.8, 4.0),
+        columns=1 if len(panels) > 2 else None,
     )
 
 
@@ -280,7 +318,9 @@ def accuracy_vs_cost(
     columns (``flops``, ``seconds``, ``peak_memory_mib``, as in
     `litekit.cost.PersonalisationCost`), each positive: the x axes are logarithmic, so a
     learner ten times as expensive sits one decade to the right. An optional ``family``
-    (``"meta-learning"`` or ``"transfer learning"``) sets the colour. ``reference``, a
+    (``"meta-learning"`` or ``"transfer learning"``) sets the colour; ``seconds_min`` and
+    ``seconds_max`` (the range of the timed repeats) draw error bars along the time axis.
+    ``reference``, a
     (label, accuracy) pair such as the ideal observer's, is drawn as a dotted line.
     """
     backend = check_backend(backend)

@@ -170,7 +170,7 @@ def scaling_bias_chart(rows: list[dict], *, floor: float = 1e-17) -> Chart:
                 error=errors if any(errors) else None,
             )
         )
-    panel = Panel(tuple(series), y=Axis("‖E ĝ − dL/dθ‖ / ‖dL/dθ‖", log=True))
+    panel = Panel(tuple(series), y=Axis("‖𝔼ĝ − dL/dθ‖ / ‖dL/dθ‖", log=True))
     return Chart((panel,), title="Bias of the gradient estimate, by scaling", bars="group")
 
 

@@ -11,6 +11,14 @@ from litekit.plots.backends import check_backend, draw
 from litekit.plots.chart import Axis, Chart, Panel, Rule, Series, numbers
 from litekit.plots.style import COLOURS
 
+# Legend names in words: what each bar is a term of. g_Q, g_n^features and g_n^set in the
+# tutorials' maths.
+PATH_NAMES = {
+    "query": "query path (one term)",
+    "features": "per image: through its embedding",
+    "set": "per image: through the set encoder",
+}
+
 
 def contributions(decomposition: Any) -> dict[str, np.ndarray]:
     """Each term's length along the full gradient: ⟨g, u⟩ with u = dL/dθ / ||dL/dθ||.
@@ -38,10 +46,12 @@ def per_image_contributions_chart(decomposition: Any) -> Chart:
     n = len(next(iter(decomposition.paths.values())))
     ticks = tuple(f"{i}·c{label}" for i, label in enumerate(decomposition.support_labels.tolist()))
     query = numbers(parts["query"])
-    series = [Series(("Q",), query, label="g_Q (query path)", kind="bar", colour=COLOURS["query"])]
+    query_bar = Series(("Q",), query, PATH_NAMES["query"], kind="bar", colour=COLOURS["query"])
+    series = [query_bar]
     for path in decomposition.paths:
         terms, colour = numbers(parts[path]), COLOURS.get(path)
-        series.append(Series(ticks, terms, label=f"g_n^{path}", kind="bar", colour=colour))
+        label = PATH_NAMES.get(path, f"per image: {path} path")
+        series.append(Series(ticks, terms, label=label, kind="bar", colour=colour))
     total = float(decomposition.full.double().norm())
     summed = sum(float(v.sum()) for v in parts.values())
     panel = Panel(

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from litekit._checks import bad_argument
-from litekit.plots.chart import Axis, Chart, Panel, Series, categories
+from litekit.plots.chart import Axis, Chart, Panel, Series, categories, spread
 
 LINESTYLES = {"solid": "-", "dash": "--", "dot": ":"}
 MARKER_CODES = {
@@ -53,10 +53,13 @@ def _new_figure(chart: Chart) -> tuple[Any, list]:
     from matplotlib.figure import Figure
 
     width, height = chart.panel_size
-    count = len(chart.panels)
-    figure = Figure(figsize=(width * count, height), layout="constrained")
-    axes = figure.subplots(1, count, sharey=chart.share_y, squeeze=False)[0]
-    return figure, list(axes)
+    rows, columns = chart.grid()
+    figure = Figure(figsize=(width * columns, height * rows), layout="constrained")
+    grid = figure.subplots(rows, columns, sharey=chart.share_y, squeeze=False)
+    axes = [ax for row in grid for ax in row]
+    for ax in axes[len(chart.panels) :]:  # a grid with an empty last place
+        ax.remove()
+    return figure, axes[: len(chart.panels)]
 
 
 def _draw_panel(ax: Any, panel: Panel, bars: str) -> None:
@@ -99,8 +102,15 @@ def _draw_line(ax: Any, series: Series) -> Any:
         "marker": MARKER_CODES[series.marker] if series.marker else "None",
         "linestyle": "none" if series.kind == "points" else LINESTYLES[series.dash],
     }
-    if series.error is not None:
-        return ax.errorbar(series.x, series.y, yerr=series.error, capsize=3, **style).lines[0]
+    bars = {}
+    if series.y_range is not None:
+        bars["yerr"] = spread(series.y, *series.y_range)
+    elif series.error is not None:
+        bars["yerr"] = series.error
+    if series.x_range is not None:
+        bars["xerr"] = spread(series.x, *series.x_range)
+    if bars:
+        return ax.errorbar(series.x, series.y, capsize=3, **bars, **style).lines[0]
     return ax.plot(series.x, series.y, **style)[0]
 
 

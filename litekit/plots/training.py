@@ -33,15 +33,27 @@ def _runs(histories: Any) -> list[tuple[str | None, Any]]:
 
 
 def _run_series(label: str | None, history: Any, smooth: int, colour: str) -> list[Series]:
-    """A run's training accuracy (running mean over ``smooth`` steps, faint) and validation."""
+    """A run's training accuracy (running mean, faint) and its validation accuracy.
+
+    The running mean covers ``smooth`` steps, or half the run when it is shorter, so that a
+    short run still draws a line; a run of one step draws a point.
+    """
     name = f"{label}: " if label else ""
     series = []
     if len(history.step):
-        window = max(1, min(smooth, len(history.accuracy)))
+        window = max(1, min(smooth, len(history.accuracy) // 2))
         running = np.convolve(history.accuracy, np.ones(window) / window, mode="valid")
         steps = tuple(int(s) for s in history.step[window - 1 :])
+        what = "training tasks" + (f" (mean of {window})" if window > 1 else "")
         series.append(
-            Series(steps, numbers(running), f"{name}training tasks", colour=colour, opacity=0.5)
+            Series(
+                steps,
+                numbers(running),
+                f"{name}{what}",
+                colour=colour,
+                opacity=0.5,
+                marker="circle" if len(steps) < 2 else None,
+            )
         )
     if len(history.val_step):
         series.append(
@@ -62,22 +74,29 @@ def learning_curves_chart(histories: Any, *, smooth: int = 10, panels: bool = Fa
     runs = _runs(histories)
     smooth = check_int("smooth", smooth, minimum=1)
     x, y = Axis("optimiser step"), Axis("query accuracy")
-    curves = [
-        _run_series(label, history, smooth, cycled(i)) for i, (label, history) in enumerate(runs)
-    ]
-    if panels:
+    if panels:  # the panel's title names the run: one legend, one colour, for all panels
         drawn = tuple(
-            Panel(tuple(series), x=x, y=y, title=label or "")
-            for (label, _), series in zip(runs, curves, strict=True)
+            Panel(tuple(_run_series(None, history, smooth, cycled(0))), x=x, y=y, title=label or "")
+            for label, history in runs
         )
-    else:
-        drawn = (Panel(tuple(s for series in curves for s in series), x=x, y=y),)
+        return Chart(
+            drawn,
+            title="accuracy during meta-training",
+            legend="first",
+            legend_place="lower right",
+            panel_size=(6.4, 2.8),
+            share_y=True,
+            columns=1,
+        )
+    curves = [
+        s
+        for i, (label, history) in enumerate(runs)
+        for s in _run_series(label, history, smooth, cycled(i))
+    ]
     return Chart(
-        drawn,
+        (Panel(tuple(curves), x=x, y=y),),
         title="accuracy during meta-training",
         legend_place="lower right",
-        panel_size=(5.0, 3.8) if panels else (6.4, 4.0),
-        share_y=panels,
     )
 
 
@@ -94,7 +113,8 @@ def learning_curves(
 
     ``histories`` is the `litekit.train.History` that `fit` returned, or a dict mapping each
     run's label to its History. Runs share one panel, in one colour per run, or get one panel
-    each (``panels=True``, with a shared y axis). ``ax``, a matplotlib axis, draws a single
+    each (``panels=True``: one above the other, titled with the run's label, sharing their
+    y axis and one legend). ``ax``, a matplotlib axis, draws a single
     panel into it (a figure of your own) and returns its figure.
     """
     backend = check_backend(backend)

@@ -23,6 +23,7 @@ from litekit.learners.base import Learner
 from litekit.learners.build import backbone_from_name, learner_from_name, optimizer_from_name
 from litekit.learners.pretrained import normalization
 from litekit.lite import Lite
+from litekit.train._cli_metadataset import metadataset_data
 from litekit.train._cli_orbit import orbit_data
 
 # How many episodes the training sampler numbers. Episode k is a function of the seed and k
@@ -109,7 +110,7 @@ def _check_folder_tasks(
 def _folder(option: str, folder: str, args: argparse.Namespace) -> ImageFolderDataset:
     dataset = ImageFolderDataset(
         folder, args.image_size, class_depth=args.class_depth, argument=option,
-        normalization=normalization(args.weights),
+        normalization=normalization(args.weights, args.backbone),
     )  # fmt: skip
     _check_folder_tasks(option, folder, labels_of(dataset), args)
     return dataset
@@ -124,7 +125,7 @@ def _datasets(args: argparse.Namespace) -> tuple[Any, Any]:
             "images_per_class": args.images_per_class,
             "image_size": args.image_size,
             "seed": args.seed,
-            "normalization": normalization(args.weights),
+            "normalization": normalization(args.weights, args.backbone),
         }
         # The held-out classes are the next codes: classes training never sees.
         return ProceduralImages(**embedded), ProceduralImages(**embedded, first_class=args.classes)
@@ -161,7 +162,10 @@ def build(args: argparse.Namespace, device: torch.device) -> FitInputs:
     """Data, samplers, learner and optimiser; every check that needs them runs here."""
     torch.manual_seed(args.seed)  # the same initial weights on every process
     backbone = _backbone(args)
-    if args.orbit is not None:
+    if args.metadataset is not None:
+        md = metadataset_data(args, TRAINING_SAMPLER_EPISODES)
+        train, sampler, validation, held_out = md.train, md.sampler, md.validation, None
+    elif args.orbit is not None:
         orbit = orbit_data(args, TRAINING_SAMPLER_EPISODES)
         train, sampler, validation = orbit.frames, orbit.sampler, orbit.validation
         held_out = None

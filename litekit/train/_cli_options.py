@@ -18,15 +18,30 @@ from typing import Any, NoReturn
 
 import torch
 
+from litekit import _task_size
 from litekit._checks import bad_argument
+from litekit._cli_help import DefaultsHelpFormatter
 from litekit.data.folders import bad_path
+from litekit.data.metadataset import NORMALIZATIONS
 from litekit.data.procedural import MAX_SIZE, MIN_SIZE
-from litekit.learners.backbones import torchvision_backbone
-from litekit.learners.build import LEARNERS, NORMS, OPTIMIZERS, check_norm, check_weights
+from litekit.learners.build import (
+    LEARNERS,
+    NORMS,
+    OPTIMIZERS,
+    check_backbone_name,
+    check_norm,
+    check_weights,
+    default_norm,
+)
 from litekit.lite import SCALINGS
+from litekit.md_episodes import TRAINING_SOURCES
 from litekit.precision import PRECISIONS, check_precision_on
+from litekit.train._cli_metadataset import check_metadataset_options, check_without_metadataset
 from litekit.train._cli_orbit import check_orbit_options
+from litekit.train._cli_plan import check_memory_budget
+from litekit.train.metadataset import sources_option
 from litekit.train.presets import PRESETS, apply_preset, given_options
+from litekit.train.schedule import SCHEDULES, Schedule
 
 PROGRAM = "python -m litekit.train"
 EMBEDDED_CODES = 2048  # classes of the embedded dataset: training and held-out ranges share them
@@ -87,19 +102,14 @@ def _choice(option: str, choices: Sequence[str]) -> Convert:
 
 
 def _backbone(option: str) -> Convert:
-    """``conv4`` or a torchvision classification model's name; an unknown name gets the
-    library's suggestions of close names, under the option's name."""
+    """``conv4``, a torchvision classification model's name or ``timm:NAME``; an unknown
+    name gets the library's suggestions of close names, under the option's name."""
 
     def convert(text: str) -> str:
-        import torchvision
-
-        known = torchvision.models.list_models(module=torchvision.models)
-        if text != "conv4" and text not in known:
-            try:  # an unknown name: the library raises, with close names, and builds nothing
-                torchvision_backbone(text, argument=option)
-            except ValueError as error:
-                raise argparse.ArgumentTypeError(str(error)) from None
-        return text
+        try:  # checks the name alone: nothing is built
+            return check_backbone_name(text, argument=option)
+        except ValueError as error:
+            raise argparse.ArgumentTypeError(str(error)) from None
 
     return convert
 
@@ -139,6 +149,7 @@ class _Parser(argparse.ArgumentParser):
 
 
 TWO_CLASSES = "a task tells classes apart, so it needs at least 2; pass an integer >= 2."
+DEFAULT_SHOT, DEFAULT_QUERY = 5, 10
 
 
 def _integer_option(
@@ -160,14 +171,18 @@ def _model_options(parser: argparse.ArgumentParser) -> None:
         "--backbone",
         type=_backbone("--backbone"),
         default="conv4",
-        help="'conv4' or a torchvision model name (random init unless --weights)",
+        help="'conv4', a torchvision model name (resnet18, efficientnet_b0), or a timm model "
+        "as timm:NAME (timm:efficientnet_b0, timm:vit_small_patch16_224; pip install "
+        "'litekit[timm]'); random weights unless --weights",
     )
     group.add_argument(
         "--weights",
         default=None,
-        help="pretrained backbone weights: a torchvision weights name (DEFAULT, "
-        "IMAGENET1K_V1: from torchvision's cache, downloaded only when missing) or a "
-        "state-dict file; the images are then normalised as ImageNet's",
+        help="pretrained backbone weights (default: none, random initialisation): a "
+        "torchvision weights name (DEFAULT, IMAGENET1K_V1: from torchvision's cache, "
+        "downloaded only when missing), DEFAULT for a timm model (timm's file, from its "
+        "cache, never downloaded), or a .safetensors or torch.save state-dict file; the "
+        "images are then normalised as those weights expect",
     )
     _integer_option(group, "--width", 1, 64, "conv4 channels")
     group.add_argument(
@@ -175,7 +190,8 @@ def _model_options(parser: argparse.ArgumentParser) -> None:
         type=_choice("--norm", NORMS),
         default=None,
         help=f"one of {', '.join(NORMS)} (default: model with --weights, to keep their "
-        "BatchNorm; else group)",
+        "BatchNorm; else group, so a randomly initialised model normalises each image on "
+        "its own)",
     )
     _integer_option(group, "--image-size", 1, 84, "side of the square images")
     group.add_argument(
@@ -190,8 +206,11 @@ def _model_options(parser: argparse.ArgumentParser) -> None:
 def _task_options(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("tasks")
     _integer_option(group, "--way", 2, 5, "classes per task", TWO_CLASSES)
-    _integer_option(group, "--shot", 1, 5, "support images per class")
-    _integer_option(group, "--query", 1, 10, "query images per class")
+    _integer_option(group, "--shot", 1, None, f"support images per class (default: {DEFAULT_SHOT})")
+    _integer_option(group, "--query", 1, None, f"query images per class (default: {DEFAULT_QUERY})")
+    total = "a task's {} images in all, the same as --way x {} (default: from {})"
+    _integer_option(group, "--n-support", 2, None, total.format("support", "--shot", "--shot"))
+    _integer_option(group, "--n-query", 2, None, total.format("query", "--query", "--query"))
     group.add_argument(
         "--variable", action="store_true", help="Meta-Dataset-style tasks of varying way/shot"
     )
@@ -205,8 +224,27 @@ def _lite_options(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("LITE")
     full = "leave --h out for full back-propagation."
     _integer_option(group, "--h", 0, None, "support images back-propagated (default: all)", full)
-    _integer_option(group, "--query-batch", 1, None, "query images per backward")
-    _integer_option(group, "--chunk-size", 1, 64, "images per no-grad call")
+    _integer_option(
+        group,
+        "--query-batch",
+        1,
+        None,
+        "query images per backward pass (default: the whole query set in one)",
+    )
+    _integer_option(
+        group,
+        "--chunk-size",
+        1,
+        None,
+        "images per no-grad call (default: 64; planned with --memory-budget)",
+    )
+    group.add_argument(
+        "--memory-budget",
+        default=None,
+        help="plan --h, --query-batch and --chunk-size (those not given) for this much memory "
+        "per process, e.g. 8GiB, by measuring steps on this device before training (default: "
+        "none, no plan)",
+    )
     _choice_option(group, "--scaling", SCALINGS, "unbiased")
 
 
@@ -215,7 +253,35 @@ def _training_options(parser: argparse.ArgumentParser) -> None:
     _integer_option(group, "--steps", 1, 100, "optimiser steps in all")
     _integer_option(group, "--tasks-per-step", 1, 4, "tasks per step, over all processes")
     _choice_option(group, "--optimizer", OPTIMIZERS, "adam")
-    group.add_argument("--lr", type=_positive_number("--lr", "1e-3"), default=1e-3)
+    group.add_argument(
+        "--lr",
+        type=_positive_number("--lr", "1e-3"),
+        default=1e-3,
+        help="learning rate: 1e-3 suits a backbone trained from scratch; from pretrained "
+        "--weights 1e-4 or lower keeps what they learnt",
+    )
+    group.add_argument(
+        "--schedule",
+        type=_choice("--schedule", SCHEDULES),
+        default="constant",
+        help="learning-rate schedule over --steps: constant; cosine (down to 0 at the last "
+        "step); step (a tenth at half and at three quarters of the steps)",
+    )
+    _integer_option(
+        group, "--warmup-steps", 0, 0, "steps of linear warm-up of the learning rate first"
+    )
+    group.add_argument(
+        "--clip-grad-norm",
+        type=_positive_number("--clip-grad-norm", "1.0"),
+        default=None,
+        help="cap the gradient's total norm at this before each step (default: none)",
+    )
+    group.add_argument(
+        "--augment",
+        action="store_true",
+        help="random resized crops and horizontal flips of the training tasks' support and "
+        "query images, drawn from --seed and the task's number",
+    )
     group.add_argument(
         "--backbone-lr-scale",
         type=_positive_number("--backbone-lr-scale", "0.1"),
@@ -231,7 +297,7 @@ def _training_options(parser: argparse.ArgumentParser) -> None:
         "takes the GPU of its LOCAL_RANK",
     )
     _integer_option(group, "--workers", 0, 0, "loader processes per rank")
-    _integer_option(group, "--threads", 1, None, "torch CPU threads")
+    _integer_option(group, "--threads", 1, None, "torch CPU threads (default: torch's choice)")
     _choice_option(group, "--precision", PRECISIONS, "fp32")
     group.add_argument(
         "--channels-last",
@@ -264,13 +330,34 @@ def _data_options(parser: argparse.ArgumentParser) -> None:
         "--validation-data",
         type=_folder("--validation-data"),
         default=None,
-        help="folder of held-out classes, laid out as --data",
+        help="folder of held-out classes, laid out as --data (default: none, no validation "
+        "for --data)",
     )
     classes = "embedded dataset: training classes (as many more are held out)"
     _integer_option(group, "--classes", 2, 200, classes, TWO_CLASSES)
     pair = "pass 2 or more (a task takes a support and a query image of a class)."
-    _integer_option(group, "--images-per-class", 2, 40, "embedded dataset", pair)
+    _integer_option(group, "--images-per-class", 2, 40, "embedded dataset: images per class", pair)
     _orbit_options(parser)
+    _metadataset_options(parser)
+
+
+def _metadataset_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("Meta-Dataset (see data/README.md)")
+    group.add_argument(
+        "--metadataset", type=_folder("--metadataset"), default=None,
+        help="the folder of converted Meta-Dataset sources: multi-source training tasks",
+    )  # fmt: skip
+    group.add_argument(
+        "--sources", type=sources_option("--sources"), default=None,
+        help="comma-separated sources under --metadataset (default: the LITE paper's eight, "
+        + ",".join(TRAINING_SOURCES) + ")",
+    )  # fmt: skip
+    group.add_argument(
+        "--md-normalization", type=_choice("--md-normalization", (*NORMALIZATIONS, "weights")),
+        default=None,
+        help="metadataset ([-1, 1]), imagenet, none ([0, 1]) or weights (what --weights "
+        "expect); default: weights with --weights, else metadataset",
+    )  # fmt: skip
 
 
 def _orbit_options(parser: argparse.ArgumentParser) -> None:
@@ -298,20 +385,36 @@ def _orbit_options(parser: argparse.ArgumentParser) -> None:
 
 def _output_options(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("validation, checkpoints, output")
-    _integer_option(group, "--validation-tasks", 0, 20, "0: no validation")
-    _integer_option(group, "--validate-every", 1, None, "default: steps // 10")
-    group.add_argument("--checkpoint", default=None, help="file to save to and resume from")
+    _integer_option(
+        group, "--validation-tasks", 0, 20, "held-out tasks per validation; 0: no validation"
+    )
+    _integer_option(
+        group, "--validate-every", 1, None, "steps between validations (default: steps // 10)"
+    )
+    group.add_argument(
+        "--checkpoint",
+        default=None,
+        help="file to save to and resume from (default: none, nothing saved)",
+    )
     group.add_argument(
         "--best-checkpoint",
         default=None,
         help="where the run at its best validation score is kept (default with --checkpoint "
         "and validation: beside it, <name>.best.pt)",
     )
-    _integer_option(group, "--checkpoint-every", 1, None, "default: --validate-every")
+    _integer_option(
+        group,
+        "--checkpoint-every",
+        1,
+        None,
+        "steps between checkpoints (default: --validate-every)",
+    )
     group.add_argument(
         "--no-resume", action="store_true", help="refuse to start if --checkpoint exists"
     )
-    group.add_argument("--out", default=None, help="also write the JSON summary here")
+    group.add_argument(
+        "--out", default=None, help="also write the JSON summary here (default: stdout only)"
+    )
     group.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
@@ -322,6 +425,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Meta-train a learner with LITE; the same command runs under torchrun.",
         epilog=f"See {README_SECTION} (README.md) and litekit/train/cli.py.",
         exit_on_error=False,
+        formatter_class=DefaultsHelpFormatter,
     )
     _model_options(parser)
     _task_options(parser)
@@ -348,6 +452,27 @@ def parse_options(argv: Sequence[str] | None) -> argparse.Namespace:
         raise ValueError(f"{error} (see {PROGRAM} --help)") from None
     args.preset_report = apply_preset(args, explicit)
     return args
+
+
+def resolve_task_size(args: argparse.Namespace) -> None:
+    """``--shot``/``--query`` (per class) from themselves or from ``--n-support``/``--n-query``
+    (in all), which must agree with them and be multiples of ``--way``; the totals are set
+    too. ``--variable`` tasks take their sizes from ``--max-support`` and ``--max-query``."""
+    if args.variable:
+        for option in ("n_support", "n_query"):
+            if getattr(args, option) is not None:
+                raise bad_argument(
+                    option_name(option),
+                    getattr(args, option),
+                    "--variable tasks vary in size; bound them with --max-support and "
+                    "--max-query instead.",
+                )
+    args.shot, args.n_support = _task_size.resolve(
+        _task_size.SUPPORT, args.way, args.shot, args.n_support, DEFAULT_SHOT, whole_classes=True
+    )
+    args.query, args.n_query = _task_size.resolve(
+        _task_size.QUERY, args.way, args.query, args.n_query, DEFAULT_QUERY, whole_classes=True
+    )
 
 
 def _check_embedded_data(args: argparse.Namespace) -> None:
@@ -404,17 +529,29 @@ def check_options(args: argparse.Namespace) -> None:
 
     (Each option's own value was checked when it was read; folders' contents are checked
     when the data is read, and files to write by `litekit.paths` on rank 0.) Resolves
-    ``--norm``'s default: ``model`` with ``--weights``, else ``group``.
+    ``--norm``'s default (``model`` with ``--weights``, else ``group``) and the task size
+    (`resolve_task_size`).
     """
     if args.norm is None:
-        args.norm = "model" if args.weights is not None else "group"
+        args.norm = default_norm(args.weights)
+    resolve_task_size(args)
+    check_memory_budget(args)
+    Schedule(args.schedule, args.warmup_steps).check_steps(
+        args.steps, argument="--steps", prefix="--"
+    )
     check_norm(args.backbone, args.norm, argument="--norm")
     check_weights(
         args.backbone, args.weights, norm=args.norm, argument="--weights", norm_argument="--norm"
     )
     if args.variable:
         _check_variable_tasks(args)
-    if args.orbit is not None:
+    if args.metadataset is not None:
+        check_metadataset_options(args)
+    else:
+        check_without_metadataset(args)
+    if args.metadataset is not None:
+        pass  # its own tasks, checked when its sources are opened
+    elif args.orbit is not None:
         check_orbit_options(args)
     elif args.data is None:
         _check_embedded_data(args)

@@ -6,9 +6,11 @@
 
     torchrun --nproc_per_node 4 -m litekit.train ...the same options...
 
-What it does: builds the data (the embedded procedural dataset, or class-per-folder images
-with ``--data``), a seeded episode sampler, the learner and an optimiser, then calls
-`litekit.train.fit`, and prints a JSON summary (also written to ``--out``).
+What it does: builds the data (the embedded procedural dataset, class-per-folder images
+with ``--data``, ORBIT's users with ``--orbit``, or Meta-Dataset's sources with
+``--metadataset``: `litekit.train._cli_metadataset`), a seeded episode sampler, the learner
+and an optimiser, then calls `litekit.train.fit`, and prints a JSON summary (also written to
+``--out``).
 
 Tasks. Training tasks are episodes 0, 1, 2, ... of a sampler seeded by ``--seed`` (episode k
 is a function of the seed and k alone); step s uses the ``--tasks-per-step`` tasks after
@@ -58,6 +60,7 @@ import torch
 
 from litekit import checkpoint as checkpoints
 from litekit._checks import bad_argument
+from litekit.data.augment import Augment
 from litekit.data.folders import bad_path
 from litekit.distributed import (
     CollectiveError,
@@ -71,6 +74,7 @@ from litekit.learners.record import make_record
 from litekit.paths import check_writable_file
 from litekit.train import best, loop
 from litekit.train._cli_build import build
+from litekit.train._cli_metadataset import input_normalization
 from litekit.train._cli_options import (
     PROGRAM,
     check_options,
@@ -79,6 +83,8 @@ from litekit.train._cli_options import (
     parse_options,
     resolve_device,
 )
+from litekit.train._cli_plan import resolve_memory_budget
+from litekit.train.schedule import Schedule
 
 __all__ = ["main"]
 
@@ -118,24 +124,38 @@ _RUN_OPTIONS = (
     "validation_tasks",
     "precision",
     "channels_last",
+    "schedule",
+    "warmup_steps",
+    "augment",
+    "clip_grad_norm",
     "backbone_lr_scale",
     "orbit",
     "orbit_setting",
     "clip_length",
     "orbit_clips",
     "orbit_validation_tasks",
+    "metadataset",
+    "sources",
+    "md_normalization",
 )
 # What a checkpoint made before an option existed was made with: that option's default.
 _RUN_OPTION_DEFAULTS = {
     "weights": None,
     "precision": "fp32",
     "channels_last": False,
+    "schedule": "constant",
+    "warmup_steps": 0,
+    "augment": False,
+    "clip_grad_norm": None,
     "backbone_lr_scale": 1.0,
     "orbit": None,
     "orbit_setting": "clutter",
     "clip_length": 8,
     "orbit_clips": 4,
     "orbit_validation_tasks": 5,
+    "metadataset": None,
+    "sources": None,
+    "md_normalization": None,
 }
 
 
@@ -143,7 +163,7 @@ def _record(args: argparse.Namespace) -> dict[str, Any]:
     """The options as plain values, for the checkpoint and the summary."""
     values = dict(vars(args))
     values.pop("preset_report", None)
-    for key in ("data", "validation_data", "orbit"):
+    for key in ("data", "validation_data", "orbit", "metadataset"):
         if values[key] is not None:
             values[key] = str(Path(values[key]).resolve())
     if values["weights"] is not None and is_weights_file(values["weights"]):
@@ -163,6 +183,9 @@ def _model(args: argparse.Namespace) -> dict[str, Any]:
         weights=_record(args)["weights"],
         precision=args.precision,
         channels_last=args.channels_last,
+        input_normalization=(
+            input_normalization(args) if args.metadataset is not None else "weights"
+        ),
     )
 
 
@@ -191,6 +214,15 @@ def _check_checkpoint(path: Path, resume: bool, options: dict[str, Any]) -> None
             path,
             "this checkpoint was made by fit() in Python, not by python -m litekit.train, so "
             "its options are unknown; resume it from Python, or pass another --checkpoint.",
+        )
+    made_steps = made_with.get("steps")
+    if made_with.get("schedule", "constant") != "constant" and made_steps != options["steps"]:
+        raise bad_argument(
+            "--steps",
+            options["steps"],
+            f"the checkpoint {str(path)!r} follows a {made_with['schedule']} schedule laid "
+            f"out over --steps {made_steps}; pass --steps {made_steps} to finish that run, or "
+            "another --checkpoint to start a longer one.",
         )
     for key in _RUN_OPTIONS:
         made = made_with.get(key, _RUN_OPTION_DEFAULTS.get(key))
@@ -307,6 +339,13 @@ def _summary(
     }
 
 
+def _schedule(args: argparse.Namespace) -> Schedule | None:
+    """``--schedule`` and ``--warmup-steps``; None for the default (the rate as given), so
+    that a run without them resumes checkpoints made before they existed."""
+    schedule = Schedule(args.schedule, args.warmup_steps)
+    return None if schedule == Schedule() else schedule
+
+
 def _run(args: argparse.Namespace) -> dict[str, Any] | None:
     """Check, build and train; the summary on rank 0, None on the other ranks."""
     check_options(args)
@@ -315,6 +354,7 @@ def _run(args: argparse.Namespace) -> dict[str, Any] | None:
     check_precision_for(args, device)
     if args.threads is not None:
         torch.set_num_threads(args.threads)
+    resolve_memory_budget(args, device)  # --memory-budget: measures, says what it chose
     init_from_environment(str(device))
     rank, world = rank_and_world()
     options = _record(args)
@@ -345,6 +385,9 @@ def _run(args: argparse.Namespace) -> dict[str, Any] | None:
         progress=not args.quiet,
         description=f"{args.learner}/{args.backbone} on {world} process(es)",
         subset_seed=args.seed,
+        schedule=_schedule(args),
+        clip_grad_norm=args.clip_grad_norm,
+        augment=Augment(seed=args.seed) if args.augment else None,
         metadata={"options": options, "model": _model(args)},
         precision=args.precision,
         channels_last=args.channels_last,

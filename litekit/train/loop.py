@@ -40,6 +40,7 @@ from tqdm.auto import tqdm
 
 from litekit import checkpoint as checkpoints
 from litekit._checks import bad_argument, check_int
+from litekit.data.augment import Augment, augment_episode
 from litekit.determinism import use_deterministic_kernels
 from litekit.distributed import (
     broadcast_module,
@@ -49,12 +50,14 @@ from litekit.distributed import (
     shard,
     unwrap,
 )
+from litekit.episodes import Episode
 from litekit.learners.base import Learner
 from litekit.lite import Lite, with_precision
 from litekit.paths import check_writable_file
 from litekit.precision import grad_scaler
 from litekit.seeding import subset_generator
 from litekit.train import best
+from litekit.train.clipping import clip_before_step
 from litekit.train.evaluation import evaluate
 from litekit.train.settings import Reporting, Saving, Scorer, Stepping, with_plain_keywords
 from litekit.train.step import StepResult, meta_train_step
@@ -151,18 +154,21 @@ class _RunState:
         stepping: Stepping,
         saving: Saving,
         episodes: int | None,
+        steps: int,
     ) -> _RunState:
         """A new run's state: the generator a checkpoint must carry (the Lite's, unless
         each task seeds its own), the run's fingerprint and a float16 gradient scaler."""
         seed = stepping.subset_seed
+        fingerprint = checkpoints.fingerprint(
+            learner, lite, stepping.query_batch, stepping.tasks_per_step, episodes, seed
+        )
+        fingerprint.update(stepping.update_fingerprint(steps))
         return cls(
             learner,
             optimizer,
             stepping.scheduler,
             lite.generator if lite is not None and seed is None else None,
-            checkpoints.fingerprint(
-                learner, lite, stepping.query_batch, stepping.tasks_per_step, episodes, seed
-            ),
+            fingerprint,
             saving.metadata,
             None if saving.checkpoint is None else Path(saving.checkpoint),
             grad_scaler(lite.precision if lite is not None else "fp32", learner.device),
@@ -278,6 +284,16 @@ def _positions(step: int, tasks_per_step: int, rank: int, world: int) -> list[in
     return shard(range((step - 1) * tasks_per_step, step * tasks_per_step), rank, world)
 
 
+def _augmented(episodes: list[Episode], positions: list[int], augment: Augment | None):
+    """Each task augmented with the stream of its global position (or as it is)."""
+    if augment is None:
+        return episodes
+    return [
+        augment_episode(episode, augment, augment.generator(p))
+        for episode, p in zip(episodes, positions, strict=True)
+    ]
+
+
 def _task_lites(lite: Lite | None, subset_seed: int | None, positions: list[int]):
     """``lite`` itself, or one copy per task with the subset stream of its position."""
     if lite is None or subset_seed is None:
@@ -386,7 +402,9 @@ def fit(
             "the best checkpoint is the one of the best validation score; pass validation "
             "too, or leave best_checkpoint out.",
         )
-    run = _RunState.of(learner, optimizer, lite, stepping, saving, stream.size)
+    if stepping.schedule is not None:
+        stepping.schedule.check_steps(steps)
+    run = _RunState.of(learner, optimizer, lite, stepping, saving, stream.size, steps)
     start = run.prepare(saving.resume, stepping.deterministic, stepping.channels_last)
     broadcast_module(learner)  # every rank starts from rank 0's weights (as DDP would)
     history = run.history
@@ -404,14 +422,19 @@ def fit(
         [p for s in range(start + 1, steps + 1) for p in _positions(s, tasks_per_step, rank, world)]
     )
     saved_step = start
+    clipping = None
+    if stepping.clip_grad_norm is not None:  # before each optimiser step, removed at the end
+        clipping = clip_before_step(optimizer, stepping.clip_grad_norm)
     with _DeferredInterrupts() as interrupts:
         try:
             for step in range(start + 1, steps + 1):
                 # This rank's share of the step's tasks, each with its position's subsets.
                 mine = _positions(step, tasks_per_step, rank, world)
+                if stepping.schedule is not None:  # a function of the step alone
+                    stepping.schedule.apply(optimizer, step - 1, steps)
                 result = meta_train_step(
                     learner,
-                    [next(tasks) for _ in mine],
+                    _augmented([next(tasks) for _ in mine], mine, stepping.augment),
                     optimizer,
                     lite=_task_lites(lite, subset_seed, mine),
                     query_batch=stepping.query_batch,
@@ -434,4 +457,6 @@ def fit(
                     _stop(run, step, saved_step, rank)
         finally:
             bar.close()
+            if clipping is not None:
+                clipping.remove()
     return history

@@ -4,6 +4,12 @@ A preset fills in options the command line does not give; an option given explic
 always wins. The run's summary (``"preset"``) lists what the preset set and what the
 command line kept, and ``"options"`` holds every resolved value.
 
+``md-lite``: the LITE paper's Meta-Dataset settings (read from the LITE code's defaults):
+EfficientNet-B0 at 224 px, LITE with h = 40 and query batches of 40, 16 tasks per update,
+Adam at learning rate 1e-3; use it with ``--metadataset ROOT`` (its eight training sources
+by default). The paper started the backbone from ImageNet-trained weights: add
+``--weights DEFAULT`` for that.
+
 ``orbit-neurips21``: the LITE paper's ORBIT settings (read from the ORBIT benchmark's code
 at the tag ``results-neurips21-paper``): EfficientNet-B0 at 224 px, 16 tasks per update,
 Adam at learning rate 1e-4 with the backbone at 0.1 of it, and per learner the LITE subset
@@ -50,7 +56,19 @@ PRESETS: dict[str, Preset] = {
             "simple_cnaps": {"h": 8, "query_batch": 8},
             "cnaps": {"h": 8, "query_batch": 8},
         },
-    )
+    ),
+    "md-lite": Preset(
+        "the LITE paper's Meta-Dataset settings",
+        {
+            "backbone": "efficientnet_b0",
+            "image_size": 224,
+            "tasks_per_step": 16,
+            "optimizer": "adam",
+            "lr": 1e-3,
+            "h": 40,
+            "query_batch": 40,
+        },
+    ),
 }
 
 

@@ -5,8 +5,8 @@ a field of one of three settings objects, each checked when it is made:
 
 - `Stepping`: how each optimiser step runs (query batches, tasks per step, subset streams,
   non-finite losses, precision and memory layout, deterministic kernels, the learning-rate
-  scheduler). Options that change the update go here (gradient clipping, a warm-up, a
-  learning-rate scale for the backbone).
+  scheduler or schedule with its warm-up, gradient clipping, augmentation of the tasks).
+  Options that change the update go here (a learning-rate scale for the backbone too).
 - `Reporting`: what the run shows and measures: validation (episodes, or a `Scorer` such
   as ORBIT's) and its cadence, the progress bar. None of it changes the weights
   (validation draws nothing from torch's random stream).
@@ -27,8 +27,11 @@ from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 from litekit._checks import bad_argument, check_choice, check_int
+from litekit.data.augment import Augment
 from litekit.episodes import Episode
 from litekit.precision import check_precision
+from litekit.train.clipping import check_max_norm
+from litekit.train.schedule import Schedule
 from litekit.train.step import NONFINITE_POLICIES
 
 
@@ -55,6 +58,15 @@ class Stepping:
             too a resumed run equals an unbroken one bit for bit.
         scheduler: an optional learning-rate scheduler, stepped after every step and saved
             in checkpoints.
+        schedule: a `litekit.train.schedule.Schedule` (warm-up, then constant, cosine or
+            step), set before every step from the step alone; recorded in the checkpoint,
+            with ``steps`` when it decays over them. Not with ``scheduler``.
+        clip_grad_norm: cap the total gradient norm at this before each optimiser step
+            (`litekit.train.clipping`); None: no cap.
+        augment: a `litekit.data.augment.Augment`: the task at global position p is
+            augmented (crops and flips of its support and query images) with the stream
+            (``augment.seed``, p), so that it does not depend on processes or resuming.
+            Validation tasks are not augmented.
     """
 
     query_batch: int | None = None
@@ -65,6 +77,9 @@ class Stepping:
     channels_last: bool = False
     deterministic: bool = False
     scheduler: Any = None
+    schedule: Schedule | None = None
+    clip_grad_norm: float | None = None
+    augment: Augment | None = None
 
     def __post_init__(self) -> None:
         check_int("tasks_per_step", self.tasks_per_step, minimum=1)
@@ -75,6 +90,35 @@ class Stepping:
         check_choice("on_nonfinite", self.on_nonfinite, NONFINITE_POLICIES)
         if self.precision is not None:
             check_precision(self.precision)
+        if self.schedule is not None:
+            if not isinstance(self.schedule, Schedule):
+                raise bad_argument(
+                    "schedule", self.schedule, "pass a litekit.train.schedule.Schedule(...)."
+                )
+            if self.scheduler is not None:
+                raise bad_argument(
+                    "schedule",
+                    self.schedule,
+                    "a scheduler is given too, and both would set the learning rate; pass one.",
+                )
+        if self.clip_grad_norm is not None:
+            check_max_norm(self.clip_grad_norm)
+        if self.augment is not None and not isinstance(self.augment, Augment):
+            raise bad_argument("augment", self.augment, "pass a litekit.data.augment.Augment().")
+
+    def update_fingerprint(self, steps: int) -> dict:
+        """What these options add to a checkpoint's fingerprint (only those set, so that
+        checkpoints made without them still resume)."""
+        added: dict = {}
+        if self.schedule is not None:
+            added["schedule"] = self.schedule.as_dict()
+            if self.schedule.kind != "constant":
+                added["schedule"]["steps"] = steps
+        if self.clip_grad_norm is not None:
+            added["clip_grad_norm"] = float(self.clip_grad_norm)
+        if self.augment is not None:
+            added["augment"] = self.augment.as_dict()
+        return added
 
 
 @runtime_checkable

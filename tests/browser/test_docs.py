@@ -7,8 +7,10 @@ build/docs/ these tests skip, saying how to build it. They check that:
   page loads anything from another host (a static check of all HTML files);
 - the landing page, a tutorial and an API page load with no console error and no request
   leaving localhost (every request is routed and anything else is refused and reported);
-  the tutorial shows its figures (PNG images loaded, a plotly figure drawn), its maths
-  typeset by MathJax, its frozen panel, and links from its code to the API pages;
+  the tutorial shows its figures (live plotly figures drawn, each with its picture for
+  readers without JavaScript, and pictures loaded), its maths typeset by MathJax, its
+  frozen panel, and links from its code to the API pages (test_docs_pages.py reads every
+  tutorial page and the maths page at two widths);
 - screenshots of these pages land in build/docs-screenshots/ for a person to look at.
 """
 
@@ -143,14 +145,18 @@ def test_landing_tutorial_and_api_pages_render_offline(base_url: str, page):
     reader.check_clean("the landing page")
 
     reader.open(base_url + TUTORIAL)
-    images = page.locator(".cell_output img")
-    assert images.count() >= 3
+    images = page.locator(".cell_output img")  # the figures drawn as pictures only
+    assert images.count() >= 1
     widths = images.evaluate_all("imgs => imgs.map(i => i.complete ? i.naturalWidth : 0)")
     assert all(width > 0 for width in widths), f"images that did not load: {widths}"
     drawn = page.locator(".plotly-graph-div .main-svg")
     drawn.first.wait_for(timeout=30 * SECONDS)
-    traces = page.locator(".plotly-graph-div").first.evaluate("div => div.data.length")
-    assert traces >= 1, "the plotly figure has its data"
+    figures = page.locator(".plotly-graph-div")
+    assert figures.count() >= 3, "the live figures"
+    traces = figures.evaluate_all("divs => divs.map(d => d.data.length)")
+    assert all(count >= 1 for count in traces), "every plotly figure has its data"
+    fallbacks = page.locator(".litekit-plotly noscript")
+    assert fallbacks.count() == figures.count(), "each live figure has its picture without JS"
     assert page.locator("mjx-container").count() > 0, "MathJax typeset the tutorial's maths"
     panel = page.locator(".litekit-widget")
     assert panel.count() == 1 and "live in JupyterLab" in panel.inner_text()

@@ -1,7 +1,9 @@
 """Where ``python -m litekit.evaluate`` gets its tasks: one module per source.
 
-Each source is a subcommand (``python -m litekit.evaluate folders ...``,
-``python -m litekit.evaluate orbit ...``). A source module defines:
+Each source is a subcommand: ``folders`` (episodes from class-per-folder images),
+``orbit`` (ORBIT's test protocols), ``metadataset`` (Meta-Dataset's test tasks per source)
+and ``task`` (one large VTAB-style task), as in ``python -m litekit.evaluate orbit ...``.
+A source module defines:
 
 - ``HELP``: one line for ``--help``;
 - ``add_options(group)``: its options, each value checked by its argparse ``type``
@@ -31,7 +33,7 @@ import torch
 from litekit.orbit.personalise import Compute
 
 #: The sources, in the order ``--help`` lists them.
-SOURCES = ("folders", "orbit")
+SOURCES = ("folders", "orbit", "metadataset", "task")
 
 
 def load(name: str) -> Any:
