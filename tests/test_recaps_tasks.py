@@ -1,11 +1,12 @@
-"""The first chapter's tools: activation memory against N and pixels, and the computed recap.
+"""The first chapter's tools: activation memory against N and pixels, and notebook 00's recap.
 
 - `activation_bytes` counts what full back-propagation keeps for backward: exactly one image's
   worth more per support image (a straight line in N whose intercept is the query images'
   share), the same count as `measure_task_gradient`, less with LITE;
 - `memory_growth` and `linear_fit` check their arguments before any work;
-- `litekit.intro.recap` says what the numbers say, in every case a run can produce: a clear
-  gain, a clear loss, a change within noise (a short run), straight or bent memory lines.
+- `litekit.recaps.tasks_recap` says what the numbers say, with the facts it decided on, in
+  every case a run can produce: a clear gain, a clear loss, a change within noise (a short
+  run), straight or bent memory lines, too few sizes to test a line.
 """
 
 from __future__ import annotations
@@ -17,17 +18,17 @@ import pytest
 import torch
 
 from litekit import Episode, Lite
-from litekit.intro import (
+from litekit.learners import ProtoNets, conv4
+from litekit.measure import activation_bytes, linear_fit, measure_task_gradient, memory_growth
+from litekit.recaps.tasks import (
     STRAIGHT,
     accuracy_sentence,
     film_sentence,
     memory_sentences,
     paired_change,
-    recap,
     t_quantile,
+    tasks_recap,
 )
-from litekit.learners import ProtoNets, conv4
-from litekit.measure import activation_bytes, linear_fit, measure_task_gradient, memory_growth
 from litekit.train.evaluation import Evaluation, confidence_interval
 
 WAY, QUERY_PER_CLASS = 2, 2
@@ -147,19 +148,21 @@ def test_t_quantile_is_the_table_then_its_expansion():
 
 
 def test_accuracy_sentence_says_gain_loss_or_too_short_from_the_numbers():
-    gain = accuracy_sentence("ProtoNets", BEFORE, evaluation([0.6, 0.6, 0.5, 0.65, 0.5, 0.7]), 60)
+    after = evaluation([0.6, 0.6, 0.5, 0.65, 0.5, 0.7])
+    gain, verdict = accuracy_sentence("ProtoNets", BEFORE, after, 60)
     assert "40.0% before, 59.2% after 60 steps" in gain and "raised its accuracy" in gain
-    assert "+19.2 ±" in gain
-    loss = accuracy_sentence("X", BEFORE, evaluation([0.2, 0.3, 0.1, 0.25, 0.15, 0.2]), 5)
-    assert "accuracy fell" in loss and "raised" not in loss
-    noise = accuracy_sentence("X", BEFORE, evaluation([0.5, 0.4, 0.4, 0.35, 0.4, 0.45]), 3)
+    assert "+19.2 ±" in gain and verdict == "rose"
+    loss, verdict = accuracy_sentence("X", BEFORE, evaluation([0.2, 0.3, 0.1, 0.25, 0.15, 0.2]), 5)
+    assert "accuracy fell" in loss and "raised" not in loss and verdict == "fell"
+    noise, verdict = accuracy_sentence("X", BEFORE, evaluation([0.5, 0.4, 0.4, 0.35, 0.4, 0.45]), 3)
     assert "too short" in noise and "`STEPS`" in noise and "raised" not in noise
+    assert verdict == "unclear"
     # four tasks: Student's t is wider than the normal approximation, and says noise
     before, after = evaluation([0.4] * 4), evaluation([0.4, 0.6, 0.5, 0.65])
     change, normal = confidence_interval([a - 0.4 for a in after.accuracies])
     assert change - normal > 0  # 1.96 · s / √n would call it a gain
-    assert "too short" in accuracy_sentence("X", before, after, 3)
-    assert "too short" in accuracy_sentence("X", evaluation([0.2]), evaluation([0.9]), 3)
+    assert accuracy_sentence("X", before, after, 3)[1] == "unclear"
+    assert accuracy_sentence("X", evaluation([0.2]), evaluation([0.9]), 3)[1] == "unclear"
 
 
 def memory_rows(bend: float = 0.0) -> list[dict]:
@@ -179,50 +182,59 @@ def memory_rows(bend: float = 0.0) -> list[dict]:
 
 
 def test_memory_sentences_read_the_rows():
-    growth_n, growth_pixels = memory_sentences(memory_rows())
+    (growth_n, growth_pixels), facts = memory_sentences(memory_rows())
+    assert facts == {"line": True, "proportional": True}
     assert "30.0 MiB" in growth_n and "90.0 MiB at N = 40 (48 × 48 px)" in growth_n
     assert "2048 KiB more for each support image, on a straight line" in growth_n
     assert "from 32 to 64 px a side (4.0× the pixels)" in growth_pixels
     assert "from 1.0 to 4.0 MiB (4.0×)" in growth_pixels and "in proportion" in growth_pixels
-    bent, _ = memory_sentences(memory_rows(bend=0.5))
-    assert "not quite on a straight line" in bent
+    (bent, _), facts = memory_sentences(memory_rows(bend=0.5))
+    assert "not quite on a straight line" in bent and facts["line"] is False
     worst = float(re.search(r"a point (\d+)% away", bent).group(1)) / 100
     assert worst > STRAIGHT
     two = [r for r in memory_rows() if r["n"] != 20 or r["vary"] == "size"]
-    assert "two sizes only, which any straight line fits" in memory_sentences(two)[0]
+    (sentence, _), facts = memory_sentences(two)
+    assert "two sizes only, which any straight line fits" in sentence and facts["line"] is None
     offset = [{**r, "saved_bytes": r["saved_bytes"] + 2**22} if r["vary"] == "size" else r
               for r in memory_rows()]  # fmt: skip
-    assert "but not in proportion to them" in memory_sentences(offset)[1]
+    (_, sentence), facts = memory_sentences(offset)
+    assert "but not in proportion to them" in sentence and facts["proportional"] is False
     with pytest.raises(ValueError, match="^rows="):
         memory_sentences(memory_rows()[:4])  # one size only
 
 
 def test_film_sentence_weighs_the_gap_between_tasks_against_the_spread_over_channels():
     a = torch.tensor([1.0, 2.0, 3.0, 4.0])  # spread (sample std) 1.29
-    alike = film_sentence(a, a + 0.01)
+    alike, specific = film_sentence(a, a + 0.01)
     assert "differ by 0.0100 on average, 0.8% of how much" in alike
-    assert "almost identically" in alike and "adapts" not in alike
-    apart = film_sentence(a, a.flip(0))
+    assert "almost identically" in alike and "adapts" not in alike and not specific
+    apart, specific = film_sentence(a, a.flip(0))
     assert "differ by 2.0000 on average, 154.9%" in apart and "adapts the backbone" in apart
+    assert specific
     with pytest.raises(ValueError, match="^gamma_b="):
         film_sentence(a, a[:3])
 
 
-def test_recap_is_one_bullet_per_fact_and_refuses_mismatched_learners():
+def test_recap_is_one_sentence_per_fact_with_its_facts_and_refuses_mismatched_learners():
     after = {"ProtoNets": evaluation([0.6] * 6), "Simple CNAPs": evaluation([0.42] * 6)}
     before = {"ProtoNets": BEFORE, "Simple CNAPs": BEFORE}
-    text = recap(way=5, shot=2, n_query=3, image_size=32, steps=4, before=before, after=after,
-                 ceiling=0.61, memory_rows=memory_rows())  # fmt: skip
-    bullets = text.strip().split("\n")
-    assert len(bullets) == 6 and all(b.startswith("- ") for b in bullets)
-    gammas = (torch.tensor([1.0, 2.0]), torch.tensor([1.0, 2.5]))
     shape = dict(way=5, shot=2, n_query=3, image_size=32, steps=4, ceiling=0.61)
-    with_film = recap(**shape, before=before, after=after, memory_rows=memory_rows(),
-                      film_gammas=gammas)  # fmt: skip
-    assert with_film.count("\n- ") == 6 and film_sentence(*gammas) in with_film
-    assert "5-way 2-shot task: N = 10 support images and M = 15 query images of 32 × 32" in text
-    assert "61.0% on such tasks at 32 px" in text
+    recap = tasks_recap(**shape, before=before, after=after, memory_rows=memory_rows())
+    assert len(recap.sentences) == 6
+    assert recap.markdown.count("\n- ") == 5 and recap.markdown.startswith("- ")
+    assert recap.facts == {
+        "accuracy": {"ProtoNets": "rose", "Simple CNAPs": "unclear"},
+        "film_task_specific": None,
+        "line": True,
+        "proportional": True,
+    }
+    assert "5-way 2-shot task: N = 10 support images and M = 15 query images of 32 × 32" in recap
+    assert "61.0% on such tasks at 32 px" in recap
+    gammas = (torch.tensor([1.0, 2.0]), torch.tensor([1.0, 2.5]))
+    with_film = tasks_recap(**shape, before=before, after=after, memory_rows=memory_rows(),
+                            film_gammas=gammas)  # fmt: skip
+    assert len(with_film.sentences) == 7 and film_sentence(*gammas)[0] in with_film.sentences
+    assert with_film.facts["film_task_specific"] is True
     with pytest.raises(ValueError, match="^after="):
-        recap(way=5, shot=2, n_query=3, image_size=32, steps=4, before=before,
-              after={"ProtoNets": after["ProtoNets"]}, ceiling=0.6,
-              memory_rows=memory_rows())  # fmt: skip
+        tasks_recap(**shape, before=before, after={"ProtoNets": after["ProtoNets"]},
+                    memory_rows=memory_rows())  # fmt: skip

@@ -1,11 +1,12 @@
-"""The first chapter's numbers in words: notebook 00's recap, computed from its run.
+"""The recap of the first chapter, notebook 00 (tasks, episodes and meta-learners).
 
-Notebook 00 (tasks, episodes and meta-learners) draws a few-shot task, meta-trains ProtoNets
-and Simple CNAPs for a few steps, scores them on held-out tasks before and after, and
-measures how full back-propagation's memory grows with N and with the pixels. Its closing
-summary must be true of whatever run produced it (any seed, the CI parameters included), so
-each sentence here is built from the run's numbers, and says so when a run was too short to
-show something, instead of stating what a longer run would show.
+Notebook 00 draws a few-shot task, meta-trains ProtoNets and Simple CNAPs for a few steps,
+scores them on the same held-out tasks before and after, and measures how full
+back-propagation's memory grows with N and with the pixels. Each sentence here is built from
+those numbers and returned with the verdict it rests on, for the notebook's asserts: a change
+in accuracy is a gain or a loss only when its paired 95% interval (Student's t, honest for
+the handful of tasks a short run scores) excludes zero; a straight line needs three sizes; a
+short run says it was too short, and what to run, instead of a long run's outcome.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import torch
 
 from litekit._checks import bad_argument
 from litekit.measure.growth import MIB, linear_fit
+from litekit.recaps.common import Recap, percent
 from litekit.train.evaluation import Evaluation, confidence_interval
 
 #: A memory sweep is called a straight line when every point is this close to its fit.
@@ -67,29 +69,31 @@ def paired_change(before: Evaluation, after: Evaluation) -> tuple[float, float]:
     return mean, normal / 1.96 * t_quantile(n - 1)
 
 
-def _percent(value: float) -> str:
-    return f"{100 * value:.1f}%"
-
-
-def accuracy_sentence(name: str, before: Evaluation, after: Evaluation, steps: int) -> str:
-    """What meta-training did to one learner's held-out accuracy, as this run measured it."""
+def accuracy_sentence(
+    name: str, before: Evaluation, after: Evaluation, steps: int
+) -> tuple[str, str]:
+    """What meta-training did to one learner's held-out accuracy, as this run measured it,
+    and the verdict: ``"rose"``, ``"fell"`` or ``"unclear"`` (the interval holds zero)."""
     change, half = paired_change(before, after)
     tasks = len(before.accuracies)
     points = f"{100 * change:+.1f} ± {100 * half:.1f} points over the same {tasks} tasks"
-    start = (
-        f"**{name}**: {_percent(before.mean)} before, {_percent(after.mean)} after {steps} steps"
-    )
+    start = f"**{name}**: {percent(before.mean)} before, {percent(after.mean)} after {steps} steps"
     if change - half > 0:
-        return f"{start} ({points}): meta-training raised its accuracy on classes it never saw."
+        return (
+            f"{start} ({points}): meta-training raised its accuracy on classes it never saw.",
+            "rose",
+        )
     if change + half < 0:
         return (
             f"{start} ({points}): accuracy fell in this run; fewer or gentler steps "
-            "(a smaller learning rate) would be the first things to try."
+            "(a smaller learning rate) would be the first things to try.",
+            "fell",
         )
     return (
         f"{start} ({points}): the change is within this run's noise, so the run was too "
         "short to show what meta-training does; run more steps (`STEPS`) and score more "
-        "tasks (`EVAL_TASKS`) to see it."
+        "tasks (`EVAL_TASKS`) to see it.",
+        "unclear",
     )
 
 
@@ -102,8 +106,10 @@ def _sweep(rows: Sequence[Mapping[str, Any]], vary: str) -> list[Mapping[str, An
     return part
 
 
-def memory_sentences(rows: Sequence[Mapping[str, Any]]) -> list[str]:
-    """What `litekit.measure.memory_growth`'s rows show, in two sentences.
+def memory_sentences(rows: Sequence[Mapping[str, Any]]) -> tuple[list[str], dict[str, Any]]:
+    """What `litekit.measure.memory_growth`'s rows show, in two sentences, and the facts:
+    ``line`` (True, False, or None when two sizes of N cannot test a line) and
+    ``proportional`` (memory in proportion to the pixels).
 
     A line needs three sizes to be tested (any two points lie on one); proportion to the
     pixels is tested by the ratio of memory to the ratio of pixels, and by the line too when
@@ -114,12 +120,13 @@ def memory_sentences(rows: Sequence[Mapping[str, Any]]) -> list[str]:
     fit_px = linear_fit([r["pixels"] for r in by_size], [r["saved_bytes"] for r in by_size])
     first, last = by_n[0], by_n[-1]
     size = first["image_size"]
-    if len(by_n) < 3:
+    line = None if len(by_n) < 3 else fit_n.worst <= STRAIGHT
+    if line is None:
         shape = (
             "measured at two sizes only, which any straight line fits (add sizes to "
             "`MEMORY_NS` to test the line)"
         )
-    elif fit_n.worst <= STRAIGHT:
+    elif line:
         shape = f"on a straight line (every point within {STRAIGHT:.0%} of it)"
     else:
         shape = f"not quite on a straight line (a point {fit_n.worst:.0%} away from it)"
@@ -145,11 +152,12 @@ def memory_sentences(rows: Sequence[Mapping[str, Any]]) -> list[str]:
         f"a side ({pixels:.1f}× the pixels) took it from {small['saved_bytes'] / MIB:.1f} to "
         f"{large['saved_bytes'] / MIB:.1f} MiB ({memory:.1f}×): {verdict}."
     )
-    return [growth_n, growth_px]
+    return [growth_n, growth_px], {"line": line, "proportional": proportional}
 
 
-def film_sentence(gamma_a: torch.Tensor, gamma_b: torch.Tensor) -> str:
-    """How different two tasks' FiLM scales γ are, measured against γ's spread over channels.
+def film_sentence(gamma_a: torch.Tensor, gamma_b: torch.Tensor) -> tuple[str, bool]:
+    """How different two tasks' FiLM scales γ are, measured against γ's spread over channels,
+    and whether that makes them task-specific (the gap at least `TASK_SPECIFIC` of it).
 
     ``gamma_a`` and ``gamma_b``: every FiLM layer's γ for one task, concatenated (the same
     channels in the same order for both).
@@ -165,14 +173,15 @@ def film_sentence(gamma_a: torch.Tensor, gamma_b: torch.Tensor) -> str:
         f"varies from channel to channel ({spread:.3f})"
     )
     if share >= TASK_SPECIFIC:
-        return f"Simple CNAPs: {numbers}: FiLM adapts the backbone to each task."
+        return f"Simple CNAPs: {numbers}: FiLM adapts the backbone to each task.", True
     return (
         f"Simple CNAPs: {numbers}: in this run FiLM modulates the backbone almost identically "
-        "for the two tasks."
+        "for the two tasks.",
+        False,
     )
 
 
-def recap(
+def tasks_recap(
     *,
     way: int,
     shot: int,
@@ -184,8 +193,8 @@ def recap(
     ceiling: float,
     memory_rows: Sequence[Mapping[str, Any]],
     film_gammas: tuple[torch.Tensor, torch.Tensor] | None = None,
-) -> str:
-    """Notebook 00's summary of its own run, as Markdown bullets.
+) -> Recap:
+    """Notebook 00: the task, what meta-training did, FiLM, and how memory grew.
 
     Args:
         way, shot, n_query, image_size: the task's shape (``n_query`` query images per class).
@@ -197,23 +206,33 @@ def recap(
         memory_rows: `litekit.measure.memory_growth`'s table.
         film_gammas: Simple CNAPs' γ for two tasks after meta-training (`film_sentence`),
             or None.
+
+    Facts: ``accuracy`` (learner name -> ``"rose"``, ``"fell"`` or ``"unclear"``),
+    ``film_task_specific`` (None without ``film_gammas``), ``line`` and ``proportional``
+    (`memory_sentences`).
     """
     if set(before) != set(after) or not before:
         raise bad_argument(
             "after", sorted(after), f"pass the same learners as before: {sorted(before)}."
         )
     n, m = way * shot, way * n_query
-    lines = [
+    sentences = [
         f"You drew a {way}-way {shot}-shot task: N = {n} support images and M = {m} query "
         f"images of {image_size} × {image_size} pixels, from classes the learners never "
         "trained on."
     ]
-    lines += [accuracy_sentence(name, before[name], after[name], steps) for name in before]
+    facts: dict[str, Any] = {"accuracy": {}, "film_task_specific": None}
+    for name in before:
+        sentence, verdict = accuracy_sentence(name, before[name], after[name], steps)
+        sentences.append(sentence)
+        facts["accuracy"][name] = verdict
     if film_gammas is not None:
-        lines.append(film_sentence(*film_gammas))
-    lines.append(
+        sentence, facts["film_task_specific"] = film_sentence(*film_gammas)
+        sentences.append(sentence)
+    sentences.append(
         f"An ideal observer, which tells two classes apart exactly when their visible details "
-        f"differ, would score {_percent(ceiling)} on such tasks at {image_size} px."
+        f"differ, would score {percent(ceiling)} on such tasks at {image_size} px."
     )
-    lines += memory_sentences(memory_rows)
-    return "\n".join(f"- {line}" for line in lines) + "\n"
+    memory, found = memory_sentences(memory_rows)
+    facts.update(found)
+    return Recap(tuple(sentences + memory), facts)
