@@ -21,6 +21,7 @@ from matplotlib.colors import to_hex
 from litekit import Episode, plots
 from litekit.plots import cost, episodes, estimators, growth, images, per_image, training
 from litekit.plots import orbit as orbit_plots
+from litekit.plots import to_plotly as to_plotly_module
 from litekit.plots.chart import Axis, Chart, Panel, Rule, Series
 from litekit.plots.to_matplotlib import LINESTYLES, MARKER_CODES, to_matplotlib
 from litekit.plots.to_plotly import to_plotly
@@ -597,13 +598,12 @@ def test_episode_images_put_each_class_on_its_own_row_in_both_sets():
             tile = support.image[k * step : k * step + side, j * step : j * step + side]
             np.testing.assert_allclose(tile, task.support_images[i].permute(1, 2, 0), rtol=1e-6)
     assert (support.image[0:side, step:] == 1).all()  # class 0 has one shot: white after it
-    assert support.title == "support set: 3-way 1-3 shots, N = 6"
+    assert support.title == "support set: N = 6 (1 to 3 a class)"
     assert query.title == "query set: M = 3 images" and chart.legend == "none"
-    assert (
-        episodes.episode_images_chart(small_episode())
-        .panels[0]
-        .title.endswith("3-way 2-shot, N = 6")
-    )
+    even = episodes.episode_images_chart(small_episode())
+    assert even.panels[0].title == "support set: 3 × 2 = 6 images"
+    drawn = plots.episode_images(small_episode(), backend="plotly")
+    assert drawn.layout.margin.b == to_plotly_module.PICTURES_BOTTOM  # no legend, no axes
 
 
 def test_episode_images_refuse_what_is_not_a_task_or_not_in_0_1():

@@ -203,6 +203,8 @@ def stage(
     for page in docs.rglob("*.md"):
         if not set(page.relative_to(docs).parts) & set(NOT_PAGES):
             wanted[stage_dir / page.relative_to(docs)] = page.read_text()
+    for image in (docs / "_static").glob("*.svg"):  # the diagrams the pages show as figures
+        wanted[stage_dir / "_static" / image.name] = image.read_text()
     index = stage_dir / "tutorials" / "index.md"
     if index in wanted:
         table = tutorials.index_table(list(entries.values()))

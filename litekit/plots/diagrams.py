@@ -6,7 +6,7 @@ N/h, the query images' own path, and the estimate the backward pass computes. `f
 how CNAPs and Simple CNAPs adapt one shared backbone to each task.
 
 Each is a complete SVG document (a ``viewBox``, so it scales to any width; text of at least
-24 units in a 720-unit-wide picture, about 12 px on a 390 px phone screen; a ``<title>`` and
+24 units in a 640-unit-wide picture, about 13 px on a 390 px phone screen; a ``<title>`` and
 a ``<desc>`` for screen readers), the same text at every call. Show one in a notebook with
 ``IPython.display.SVG(lite_step())``; ``python -m litekit.plots.diagrams FOLDER`` writes both
 into FOLDER (the documentation's copies in docs/_static/ are written that way, and a test
@@ -19,7 +19,7 @@ import sys
 from html import escape
 from pathlib import Path
 
-WIDTH = 720
+WIDTH = 640
 FONT = "DejaVu Sans, Helvetica, Arial, sans-serif"
 GRADIENT = "#1b7837"  # paths that carry a gradient (litekit's LITE colour)
 NO_GRADIENT = "#636363"  # values only
@@ -145,73 +145,73 @@ LITE_DESCRIPTION = (
 
 def lite_step() -> str:
     """One LITE training step as an SVG document (see the module docstring)."""
-    left, mid, right = 20, 250, 520
+    left, mid, right = 14, 196, 440  # the columns: images, encoders, embeddings
     body = [_text(WIDTH / 2, 44, [LITE_TITLE], size=30, weight="bold")]
     # 1. the no-grad pass over all N support images
     body += [
-        _tiles(left + 10, 84, 6, 3),
-        _text(left + 82, 210, ["N support", "images"]),
-        _arrow([(190, 130), (mid - 4, 130)], NO_GRADIENT, dashed=True),
-        _box(mid, 76, 230, 116, NO_GRADIENT, dashed=True),
-        _text(mid + 115, 118, ["encoder f_{θ}", "no gradient,", "in chunks"], size=24),
-        _arrow([(mid + 230, 130), (right - 4, 130)], NO_GRADIENT, dashed=True),
-        _rows(right, 84, 6),
-        _text(right + 75, 210, ["N embeddings:", "values"], size=24),
+        _tiles(left, 84, 6, 3),
+        _text(left + 68, 210, ["N support", "images"]),
+        _arrow([(156, 130), (mid - 4, 130)], NO_GRADIENT, dashed=True),
+        _box(mid, 76, 200, 116, NO_GRADIENT, dashed=True),
+        _text(mid + 100, 118, ["encoder f_{θ}", "no gradient,", "in chunks"], size=24),
+        _arrow([(mid + 200, 130), (right - 4, 130)], NO_GRADIENT, dashed=True),
+        _rows(right, 84, 6, width=140),
+        _text(right + 70, 210, ["N embeddings:", "values"], size=24),
     ]
     # 2. the h sampled images again, with gradient
     body += [
-        _tiles(left + 10, 300, 2, 3, border=GRADIENT, first=1),
-        _text(left + 82, 380, ["random h", "of the N"], fill=GRADIENT),
-        _arrow([(140, 320), (mid - 4, 320)], GRADIENT),
-        _box(mid, 280, 230, 84, GRADIENT),
-        _text(mid + 115, 314, ["encoder f_{θ}", "with gradient"], size=24),
-        _arrow([(mid + 230, 320), (right - 4, 320)], GRADIENT),
-        _rows(right, 296, 2, marked=(0, 1)),
-        _text(right + 75, 366, ["h rows:", "gradient × N/h"], size=24, fill=GRADIENT),
+        _tiles(left, 300, 2, 3, border=GRADIENT, first=1),
+        _text(left + 68, 380, ["random h", "of the N"], fill=GRADIENT),
+        _arrow([(110, 320), (mid - 4, 320)], GRADIENT),
+        _box(mid, 280, 200, 84, GRADIENT),
+        _text(mid + 100, 314, ["encoder f_{θ}", "with gradient"], size=24),
+        _arrow([(mid + 200, 320), (right - 4, 320)], GRADIENT),
+        _rows(right, 296, 2, width=140, marked=(0, 1)),
+        _text(right + 70, 366, ["h rows:", "gradient × N/h"], size=24, fill=GRADIENT),
     ]
     # 3. the head: the task's classifier from all N embeddings (values), h of them with gradient
     body += [
         _arrow(
-            [(right + 154, 130), (700, 130), (700, 490), (634, 490)], NO_GRADIENT, dashed=True
+            [(right + 144, 130), (622, 130), (622, 496), (594, 496)], NO_GRADIENT, dashed=True
         ),  # fmt: skip
-        _arrow([(right + 75, 416), (right + 75, 452)], GRADIENT),
-        _box(250, 456, 380, 96, "#222"),
-        _text(440, 494, ["head: the task's classifier", "from all N embeddings"], size=24),
+        _arrow([(right + 70, 416), (right + 70, 452)], GRADIENT),
+        _box(186, 456, 404, 96, "#222"),
+        _text(388, 494, ["head: the task's classifier", "from all N embeddings"], size=24),
     ]
     # 4. the query path
     body += [
-        _tiles(left + 10, 610, 3, 3, border=QUERY, first=3),
-        _text(left + 82, 690, ["M query", "images"], fill=QUERY),
-        _arrow([(170, 630), (mid - 4, 630)], QUERY),
-        _box(mid, 592, 230, 84, QUERY),
-        _text(mid + 115, 626, ["encoder f_{θ}", "with gradient"], size=24),
-        _arrow([(mid + 115, 592), (mid + 115, 556)], QUERY),
+        _tiles(left, 610, 3, 3, border=QUERY, first=3),
+        _text(left + 68, 690, ["M query", "images"], fill=QUERY),
+        _arrow([(156, 630), (mid - 4, 630)], QUERY),
+        _box(mid, 592, 200, 84, QUERY),
+        _text(mid + 100, 626, ["encoder f_{θ}", "with gradient"], size=24),
+        _arrow([(mid + 100, 592), (mid + 100, 556)], QUERY),
     ]
     # 5. the loss and what its backward pass computes
     body += [
-        _arrow([(560, 552), (560, 696)], "#222"),
-        _box(250, 700, 380, 80, "#222", fill="#f7f7f7"),
-        _text(440, 736, ["query loss L,", "then backward"], size=24),
+        _arrow([(520, 552), (520, 696)], "#222"),
+        _box(186, 700, 404, 80, "#222", fill="#f7f7f7"),
+        _text(388, 736, ["query loss L,", "then backward"], size=24),
         _text(
             WIDTH / 2,
             830,
-            ["gradient: g_{Q} + (N/h) × Σ g_{n} over the h", "sampled images; unbiased for dL/dθ"],
+            ["gradient: g_{Q} + (N/h) × Σ g_{n} over", "the h sampled images; unbiased"],
             size=26,
         ),  # fmt: skip
     ]
     # 6. the key
     body += [
-        _arrow([(40, 916), (110, 916)], NO_GRADIENT, dashed=True),
-        _text(124, 924, ["values only, no gradient"], size=24, anchor="start"),
-        _arrow([(40, 960), (110, 960)], GRADIENT),
-        _text(124, 968, ["gradient flows (support)"], size=24, anchor="start"),
-        _arrow([(40, 1004), (110, 1004)], QUERY),
-        _text(124, 1012, ["gradient flows (query)"], size=24, anchor="start"),
+        _arrow([(30, 916), (100, 916)], NO_GRADIENT, dashed=True),
+        _text(114, 924, ["values only, no gradient"], size=24, anchor="start"),
+        _arrow([(30, 960), (100, 960)], GRADIENT),
+        _text(114, 968, ["gradient flows (support)"], size=24, anchor="start"),
+        _arrow([(30, 1004), (100, 1004)], QUERY),
+        _text(114, 1012, ["gradient flows (query)"], size=24, anchor="start"),
     ]
     return _document(1040, LITE_TITLE, LITE_DESCRIPTION, body, "lite-step")
 
 
-FILM_TITLE = "FiLM: one backbone, adapted to each task"
+FILM_TITLE = "FiLM: a backbone adapted to the task"
 FILM_DESCRIPTION = (
     "A set encoder codes each support image; the codes are averaged into one task code z. "
     "A FiLM generator turns z into a scale gamma and a shift beta for every channel of each "
@@ -227,39 +227,39 @@ def film() -> str:
     body = [_text(WIDTH / 2, 44, [FILM_TITLE], size=28, weight="bold")]
     # the task code
     body += [
-        _tiles(30, 84, 6, 3),
-        _text(102, 210, ["N support", "images"]),
-        _arrow([(200, 130), (246, 130)], SET),
-        _box(250, 76, 200, 116, SET),
-        _text(350, 118, ["set encoder", "s_{φ}, each", "image"], size=24),
-        _arrow([(450, 130), (496, 130)], SET),
-        _box(500, 86, 200, 96, SET, fill="#fddbc7"),
-        _text(600, 124, ["task code z:", "mean of N"], size=24),
-        _arrow([(600, 182), (600, 236)], SET),
-        _box(480, 240, 220, 96, SET),
-        _text(590, 278, ["FiLM", "generator"], size=24),
-        _arrow([(590, 336), (590, 390)], SET),
-        _text(590, 418, ["γ, β for each", "channel, per layer"], size=24, fill=SET),
+        _tiles(14, 84, 6, 3),
+        _text(82, 210, ["N support", "images"]),
+        _arrow([(156, 130), (186, 130)], SET),
+        _box(190, 76, 176, 116, SET),
+        _text(278, 118, ["set encoder", "s_{φ}, each", "image"], size=24),
+        _arrow([(366, 130), (396, 130)], SET),
+        _box(400, 86, 200, 96, SET, fill="#fddbc7"),
+        _text(500, 124, ["task code z:", "mean of N"], size=24),
+        _arrow([(500, 182), (500, 236)], SET),
+        _box(390, 240, 220, 96, SET),
+        _text(500, 278, ["FiLM", "generator"], size=24),
+        _arrow([(500, 336), (500, 390)], SET),
+        _text(500, 418, ["γ, β for each", "channel, per layer"], size=24, fill=SET),
     ]
     # the adapted backbone
     body += [
-        _box(20, 490, 680, 220, "#222", fill="#f7f7f7"),
-        _box(40, 520, 130, 80, NO_GRADIENT),
-        _text(105, 568, ["conv"], size=24),
-        _arrow([(170, 560), (196, 560)], "#222"),
-        _box(200, 520, 130, 80, NO_GRADIENT),
-        _text(265, 568, ["norm"], size=24),
-        _arrow([(330, 560), (356, 560)], "#222"),
-        _box(360, 520, 200, 80, SET, fill="#fddbc7"),
-        _text(460, 556, ["FiLM:", "γ_{c}·y + β_{c}"], size=24),
-        _arrow([(560, 560), (586, 560)], "#222"),
-        _box(590, 520, 96, 80, NO_GRADIENT),
-        _text(638, 568, ["ReLU"], size=24),
-        _arrow([(590, 456), (590, 476), (460, 476), (460, 516)], SET),
+        _box(14, 490, 612, 220, "#222", fill="#f7f7f7"),
+        _box(30, 520, 110, 80, NO_GRADIENT),
+        _text(85, 568, ["conv"], size=24),
+        _arrow([(140, 560), (160, 560)], "#222"),
+        _box(164, 520, 110, 80, NO_GRADIENT),
+        _text(219, 568, ["norm"], size=24),
+        _arrow([(274, 560), (294, 560)], "#222"),
+        _box(298, 520, 180, 80, SET, fill="#fddbc7"),
+        _text(388, 556, ["FiLM:", "γ_{c}·y + β_{c}"], size=24),
+        _arrow([(478, 560), (498, 560)], "#222"),
+        _box(502, 520, 104, 80, NO_GRADIENT),
+        _text(554, 568, ["ReLU"], size=24),
+        _arrow([(500, 456), (500, 476), (388, 476), (388, 516)], SET),
         _text(
-            360,
+            320,
             648,
-            ["… in every block (Conv-4: 4 blocks);", "backbone f_{θ}: weights shared by all tasks"],
+            ["… in every block (Conv-4: 4 blocks);", "its weights θ: the same for every task"],
             size=24,
         ),  # fmt: skip
     ]

@@ -44,9 +44,13 @@ def episode_images_chart(episode: Any, *, title: str = "") -> Chart:
     support = mosaic(episode.support_images, episode.support_labels, way, name="support_images")
     query = mosaic(episode.query_images, episode.query_labels, way, name="query_images")
     shots = np.bincount(np.asarray(episode.support_labels.cpu()), minlength=way)
-    shot = f"{shots[0]}-shot" if (shots == shots[0]).all() else f"{shots.min()}-{shots.max()} shots"
+    n = int(shots.sum())
+    if (shots == shots[0]).all():  # way × shot
+        support_title = f"support set: {way} × {shots[0]} = {n} images"
+    else:
+        support_title = f"support set: N = {n} ({shots.min()} to {shots.max()} a class)"
     panels = (
-        Panel(image=support, title=f"support set: {way}-way {shot}, N = {int(shots.sum())}"),
+        Panel(image=support, title=support_title),
         Panel(image=query, title=f"query set: M = {len(episode.query_labels)} images"),
     )
     widest = max(support.shape[1], query.shape[1]) / support.shape[0]  # width over height
@@ -58,8 +62,8 @@ def episode_images(episode: Any, *, title: str = "", backend: str = "matplotlib"
     """A task's support set (left) and query set (right), one row per class.
 
     Row k of both pictures holds the images of episode label k, so a query image belongs to
-    the class of the support images in its row. The panel titles give the way, the shot, N
-    and the number of query images M. Images must have pixel values in [0, 1] (pass a
+    the class of the support images in its row. The panel titles give the way times the
+    shot, N, and the number of query images M. Images must have pixel values in [0, 1] (pass a
     dataset without ``normalization``).
     """
     backend = check_backend(backend)
