@@ -598,10 +598,11 @@ def test_episode_images_put_each_class_on_its_own_row_in_both_sets():
             tile = support.image[k * step : k * step + side, j * step : j * step + side]
             np.testing.assert_allclose(tile, task.support_images[i].permute(1, 2, 0), rtol=1e-6)
     assert (support.image[0:side, step:] == 1).all()  # class 0 has one shot: white after it
-    assert support.title == "support set: N = 6 (1 to 3 a class)"
-    assert query.title == "query set: M = 3 images" and chart.legend == "none"
+    assert (support.title, query.title, chart.legend) == ("support set", "query set", "none")
+    assert chart.title == "a 3-way 1 to 3-shot task: N = 6 support images, M = 3 query images"
     even = episodes.episode_images_chart(small_episode())
-    assert even.panels[0].title == "support set: 3 × 2 = 6 images"
+    assert even.title == "a 3-way 2-shot task: N = 6 support images, M = 3 query images"
+    assert episodes.episode_images_chart(small_episode(), title="mine").title == "mine"
     drawn = plots.episode_images(small_episode(), backend="plotly")
     assert drawn.layout.margin.b == to_plotly_module.PICTURES_BOTTOM  # no legend, no axes
 
@@ -620,10 +621,11 @@ def test_memory_growth_draws_the_points_and_their_straight_line_from_zero():
     line, measured = by_n.series
     assert measured.x == (10, 20, 40) and measured.y == (26.0, 46.0, 86.0)
     assert line.x == (0, 40) and line.y == pytest.approx((6.0, 86.0))
-    assert by_n.x.limits == (0, None) and "48 × 48 px" in by_n.title
+    assert by_n.x.limits == (0, None) and by_n.title == "against N, at 48 × 48 px"
     line, measured = by_pixels.series
     assert measured.x == (1024, 4096) and line.y == pytest.approx((0.0, 4.0))
-    assert by_pixels.title == "against image size (N = 20)"
+    assert by_pixels.title == "against image size, at N = 20"
+    assert growth.memory_growth_chart(growth_rows()).grid() == (2, 1)  # one above the other
     with pytest.raises(ValueError, match="^rows="):
         growth.memory_growth_chart(growth_rows()[:4])
 

@@ -44,15 +44,13 @@ def episode_images_chart(episode: Any, *, title: str = "") -> Chart:
     support = mosaic(episode.support_images, episode.support_labels, way, name="support_images")
     query = mosaic(episode.query_images, episode.query_labels, way, name="query_images")
     shots = np.bincount(np.asarray(episode.support_labels.cpu()), minlength=way)
-    n = int(shots.sum())
-    if (shots == shots[0]).all():  # way × shot
-        support_title = f"support set: {way} × {shots[0]} = {n} images"
-    else:
-        support_title = f"support set: N = {n} ({shots.min()} to {shots.max()} a class)"
-    panels = (
-        Panel(image=support, title=support_title),
-        Panel(image=query, title=f"query set: M = {len(episode.query_labels)} images"),
+    n, m = int(shots.sum()), len(episode.query_labels)
+    shot = (
+        f"{shots[0]}-shot" if (shots == shots[0]).all() else f"{shots.min()} to {shots.max()}-shot"
     )
+    # Short panel titles, which fit side by side on a phone; the numbers go in the title.
+    panels = (Panel(image=support, title="support set"), Panel(image=query, title="query set"))
+    title = title or f"a {way}-way {shot} task: N = {n} support images, M = {m} query images"
     widest = max(support.shape[1], query.shape[1]) / support.shape[0]  # width over height
     height = 0.45 * way + 0.7
     return Chart(panels, title=title, legend="none", panel_size=(height * min(widest, 3), height))
@@ -62,9 +60,9 @@ def episode_images(episode: Any, *, title: str = "", backend: str = "matplotlib"
     """A task's support set (left) and query set (right), one row per class.
 
     Row k of both pictures holds the images of episode label k, so a query image belongs to
-    the class of the support images in its row. The panel titles give the way times the
-    shot, N, and the number of query images M. Images must have pixel values in [0, 1] (pass a
-    dataset without ``normalization``).
+    the class of the support images in its row. ``title`` is the figure's title; by default
+    it gives the way, the shot, N and the number of query images M. Images must have pixel
+    values in [0, 1] (pass a dataset without ``normalization``).
     """
     backend = check_backend(backend)
     return draw(episode_images_chart(episode, title=title), backend)

@@ -43,14 +43,15 @@ def memory_growth_chart(rows: list[dict]) -> Chart:
                 "rows", rows, f"need two or more rows with vary={name!r} (memory_growth's rows)."
             )
     size, n = by_n[0]["image_size"], by_size[0]["n"]
-    return Chart(
+    return Chart(  # one above the other: each panel's titles have the page's width
         (
-            _panel(by_n, "n", "support images N", f"against N ({size} × {size} px)"),
-            _panel(by_size, "pixels", "pixels per image", f"against image size (N = {n})"),
+            _panel(by_n, "n", "support images N", f"against N, at {size} × {size} px"),
+            _panel(by_size, "pixels", "pixels per image", f"against image size, at N = {n}"),
         ),
         title="full back-propagation: memory for the backward pass",
         legend="first",
-        panel_size=(4.6, 3.6),
+        panel_size=(6.0, 3.0),
+        columns=1,
     )
 
 
