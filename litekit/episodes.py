@@ -274,6 +274,45 @@ class EpisodeSampler(Sampler):
         return self.query_per_class
 
 
+def set_variable_constants(
+    sampler: Sampler,
+    *,
+    min_way: int,
+    max_way: int,
+    max_query: int,
+    max_support: int,
+    max_support_per_class: int,
+    min_log_weight: float,
+    max_log_weight: float,
+) -> None:
+    """Check the constants of Meta-Dataset's variable way and shot, and set them on ``sampler``
+    (`VariableEpisodeSampler` and `litekit.md_episodes.MetaDatasetEpisodeSampler` share them).
+
+    Invariants after the call: 2 <= min_way <= max_way <= max_support (every class gets at
+    least one shot), max_query >= 1, max_support_per_class >= 1, and min_log_weight <=
+    max_log_weight (the range of a class's log importance weight).
+    """
+    sampler.min_way = check_int("min_way", min_way, minimum=2, fix=_AT_LEAST_TWO_CLASSES)
+    sampler.max_way = check_int(
+        "max_way", max_way, minimum=sampler.min_way, fix=f"pass max_way >= min_way={min_way}."
+    )
+    sampler.max_query = check_int("max_query", max_query, minimum=1)
+    sampler.max_support = check_int(
+        "max_support",
+        max_support,
+        minimum=sampler.max_way,
+        fix=f"every class needs one shot; pass max_support >= max_way={max_way}.",
+    )
+    sampler.max_support_per_class = check_int(
+        "max_support_per_class", max_support_per_class, minimum=1
+    )
+    if not min_log_weight <= max_log_weight:
+        raise bad_argument(
+            "min_log_weight", min_log_weight, f"must be <= max_log_weight={max_log_weight}."
+        )
+    sampler.min_log_weight, sampler.max_log_weight = float(min_log_weight), float(max_log_weight)
+
+
 class VariableEpisodeSampler(Sampler):
     """Meta-Dataset-style tasks of varying way and shot, including large, imbalanced ones.
 
@@ -313,25 +352,16 @@ class VariableEpisodeSampler(Sampler):
     ) -> None:
         self.episodes = check_int("episodes", episodes, minimum=1)
         self.seed = check_int("seed", seed, minimum=0)
-        self.min_way = check_int("min_way", min_way, minimum=2, fix=_AT_LEAST_TWO_CLASSES)
-        self.max_way = check_int(
-            "max_way", max_way, minimum=self.min_way, fix=f"pass max_way >= min_way={min_way}."
+        set_variable_constants(
+            self,
+            min_way=min_way,
+            max_way=max_way,
+            max_query=max_query,
+            max_support=max_support,
+            max_support_per_class=max_support_per_class,
+            min_log_weight=min_log_weight,
+            max_log_weight=max_log_weight,
         )
-        self.max_query = check_int("max_query", max_query, minimum=1)
-        self.max_support = check_int(
-            "max_support",
-            max_support,
-            minimum=self.max_way,
-            fix=f"every class needs one shot; pass max_support >= max_way={max_way}.",
-        )
-        self.max_support_per_class = check_int(
-            "max_support_per_class", max_support_per_class, minimum=1
-        )
-        if not min_log_weight <= max_log_weight:
-            raise bad_argument(
-                "min_log_weight", min_log_weight, f"must be <= max_log_weight={max_log_weight}."
-            )
-        self.min_log_weight, self.max_log_weight = float(min_log_weight), float(max_log_weight)
         classes, members = _class_table(labels_of(labels))
         _check_class_count(classes)
         sizes = np.array([len(m) for m in members])

@@ -45,12 +45,12 @@ from torch.utils.data import ConcatDataset
 
 from litekit._checks import bad_argument, check_int
 from litekit.episodes import (
-    _AT_LEAST_TWO_CLASSES,
     EpisodeIndices,
     Sampler,
     _build_episode,
     _class_table,
     labels_of,
+    set_variable_constants,
 )
 from litekit.seeding import numpy_generator
 
@@ -131,25 +131,16 @@ class MetaDatasetEpisodeSampler(Sampler):
     ) -> None:
         self.episodes = check_int("episodes", episodes, minimum=1)
         self.seed = check_int("seed", seed, minimum=0)
-        self.min_way = check_int("min_way", min_way, minimum=2, fix=_AT_LEAST_TWO_CLASSES)
-        self.max_way = check_int(
-            "max_way", max_way, minimum=self.min_way, fix=f"pass max_way >= min_way={min_way}."
+        set_variable_constants(
+            self,
+            min_way=min_way,
+            max_way=max_way,
+            max_query=max_query,
+            max_support=max_support,
+            max_support_per_class=max_support_per_class,
+            min_log_weight=min_log_weight,
+            max_log_weight=max_log_weight,
         )
-        self.max_query = check_int("max_query", max_query, minimum=1)
-        self.max_support = check_int(
-            "max_support",
-            max_support,
-            minimum=self.max_way,
-            fix=f"every class needs one shot; pass max_support >= max_way={max_way}.",
-        )
-        self.max_support_per_class = check_int(
-            "max_support_per_class", max_support_per_class, minimum=1
-        )
-        if not min_log_weight <= max_log_weight:
-            raise bad_argument(
-                "min_log_weight", min_log_weight, f"must be <= max_log_weight={max_log_weight}."
-            )
-        self.min_log_weight, self.max_log_weight = float(min_log_weight), float(max_log_weight)
         if superclasses is None and bilevel:
             superclasses = getattr(labels, "superclasses", None)
         self.class_ids, self._members = _class_table(labels_of(labels))
