@@ -376,7 +376,7 @@ def test_benchmarks_recap_of_a_long_run_states_its_result():
         chunk_size=50,
     )  # fmt: skip
     assert recap.facts["orbit_vs_chance"] == "above" and recap.facts["long_enough"]
-    assert "the interval lies above chance: the model tells a user's new objects apart" in recap
+    assert "the interval lies above chance, so the model tells a user's new objects apart" in recap
     assert "51.7% ± 10.1 per video (n = 60 videos)" in recap and "too short" not in recap
     assert recap.facts["per_user_wider"] and "53.7% per user against 51.7% per video" in recap
     assert not recap.facts["best_is_last"] and "of 60, so the scores below are of that" in recap

@@ -104,7 +104,7 @@ def _orbit_sentences(
     chance = check_number("chance", chance, positive=True)
     where = against_chance(fa[0], fa[1], chance)
     verdict = {
-        "above": "the interval lies above chance: the model tells a user's new objects apart.",
+        "above": "the interval lies above chance, so the model tells a user's new objects apart.",
         "below": "the interval lies below chance.",
         "overlap": "the interval reaches chance, so this run does not show the model beating "
         "a guess.",
