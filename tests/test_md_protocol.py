@@ -133,19 +133,28 @@ def test_one_task_memory_is_flat_in_n_with_chunks():
 
 def test_memory_rows_for_the_plot():
     from litekit import plots
+    from litekit.plots import cost
     from litekit.train.one_task import task_memory_rows
 
     learner = ProtoNets(small_backbone())
     images, labels = torch.randn(60, 3, 32, 32), torch.arange(60) % 3
     query = [(torch.randn(6, 3, 32, 32), torch.arange(6) % 3)]
-    rows = task_memory_rows(learner, images, labels, query, [20, 60], chunk_size=10)
+    rows = task_memory_rows(learner, images, labels, query, [20, 60], chunk_size=10, repeats=3)
     assert [(r["kind"], r["n"]) for r in rows] == [("lite", 20), ("full", 20), ("lite", 60),
                                                    ("full", 60)]  # fmt: skip
     lite = {r["n"]: r["mib"] for r in rows if r["kind"] == "lite"}
     full = {r["n"]: r["mib"] for r in rows if r["kind"] == "full"}
     assert full[60] > 2 * full[20] and lite[60] < 1.2 * lite[20] + 0.01
     assert len({r["accuracy"] for r in rows if r["n"] == 60}) == 1  # chunks change nothing
+    # times: the median of the repeats after the memory run (the warm-up), with their range
+    assert all(0 < r["seconds_min"] <= r["seconds"] <= r["seconds_max"] for r in rows)
+    chart = cost.memory_and_time_chart(rows, time_label="seconds to score the task")
+    memory, timed = chart.panels
+    assert timed.y.label == "seconds to score the task" and timed.title == cost.TIME_TITLE
+    assert all(series.y_range is not None for series in timed.series)  # the repeats' range
     assert plots.memory_and_time(rows) is not None
+    with pytest.raises(ValueError, match="^repeats=0"):
+        task_memory_rows(learner, images, labels, query, [20], repeats=0)
 
 
 def test_procedural_task_folder(tmp_path):

@@ -674,6 +674,9 @@ def test_video_strip_marks_the_first_correct_frame():
     assert chart.panels[1].image[2, 2].tolist() == green.tolist()  # a thicker frame
     assert chart.panels[2].image[2, 2].tolist() == [0.5, 0.5, 0.5]
     assert "frame accuracy 0.70" in chart.title and "frames to recognition 0.20" in chart.title
+    assert chart.grid() == (1, 3)  # fewer frames than a row holds
+    eight = orbit_plots.video_strip_chart([torch.rand(3, 8, 8) for _ in range(8)], [0] * 8, 0)
+    assert eight.grid() == (2, 4)  # rows of 4: captions readable in a page's width
 
 
 def test_recognition_timeline_rules_and_vote():
@@ -684,5 +687,7 @@ def test_recognition_timeline_rules_and_vote():
     assert panel.rules[1].at == 2 and not panel.rules[1].horizontal
     assert "frames to recognition 0.40" in panel.rules[1].label
     assert "the vote says x (wrong)" in chart.title
+    low, high = panel.y.limits  # room under class 0 for the note naming the classes
+    assert low <= -0.9 and high == 1.5 and panel.note == "classes: 0 x, 1 y"
     never = orbit_plots.recognition_timeline_chart([0, 0], 1)
     assert len(never.panels[0].rules) == 1  # no first correct frame to mark

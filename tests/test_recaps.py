@@ -275,3 +275,125 @@ def test_transfer_recap_of_a_long_run_states_its_result():
                     {"ProtoNets": 0.042, "SimpleCNAPs": 0.042}, (0.03, 0.04), 120, 30)  # fmt: skip
     assert wide.facts["mean_within_5_points"] and not wide.facts["within_5_points"]
     assert "the mean difference was within 5 points, but its interval reaches further" in wide
+
+
+# --- notebook 07 ------------------------------------------------------------------------------
+
+
+def orbit_aggregates(per_video, per_user, ftr=(0.2, 0.1), va=(0.5, 0.2)):
+    """ORBIT's aggregates as `python -m litekit.evaluate orbit` writes them."""
+    (mean, ci, n), (user_mean, user_ci, users) = per_video, per_user
+    return {
+        "per_video": {"frame_accuracy": {"mean": mean, "ci95": ci, "n": n},
+                      "frames_to_recognition": {"mean": ftr[0], "ci95": ftr[1], "n": n},
+                      "video_accuracy": {"mean": va[0], "ci95": va[1], "n": n}},
+        "per_user": {"frame_accuracy": {"mean": user_mean, "ci95": user_ci, "n": users}},
+    }  # fmt: skip
+
+
+def task_rows(lite_mib, full_mib, lite_s, full_s, sizes=(12, 30)) -> list[dict]:
+    rows = []
+    for i, n in enumerate(sizes):
+        for kind, mib, t in (("lite", lite_mib[i], lite_s[i]), ("full", full_mib[i], full_s[i])):
+            rows.append({"kind": kind, "n": n, "mib": mib, "seconds": t, "seconds_min": 0.9 * t,
+                         "seconds_max": 1.1 * t, "accuracy": 0.5})  # fmt: skip
+    return rows
+
+
+def benchmarks(**changes):
+    """Notebook 07's recap on numbers like its CI run's (2 steps, 5 test videos, 6 query
+    images), with ``changes`` applied."""
+    arguments = dict(
+        steps=2, best_step=2, best_score=0.815,
+        neurips21=orbit_aggregates((0.4778, 0.2937, 5), (0.4877, 0.0684, 2)),
+        chance=0.4, videos_per_user={"P103": 3, "P104": 2},
+        orbit2022={"per_video": {"frame_accuracy": {"mean": 0.432, "ci95": 0.1228, "n": 5}}},
+        frames_2022=50, md_steps=2,
+        md={"shapes": {"mean": 0.5, "ci95": 0.1089, "n": 2},
+            "alphabets": {"mean": 0.2667, "ci95": 0.1307, "n": 2}},
+        md_chance={"shapes": 0.183, "alphabets": 0.2},
+        task={"learner": {"accuracy": 4 / 6, "correct": 4, "total": 6, "n_support": 30},
+              "finetuner": {"accuracy": 2 / 6, "correct": 2, "total": 6, "n_support": 30}},
+        task_chance=1 / 3, finetuner_steps=2,
+        memory_rows=task_rows([0.5, 0.5], [0.8, 1.9], [0.010, 0.011], [0.010, 0.012]),
+        chunk_size=5, memory="the tensors the call creates", min_steps=50, min_videos=30,
+        min_md_steps=20, min_md_tasks=10,
+    )  # fmt: skip
+    arguments.update(changes)
+    return recaps.benchmarks_recap(**arguments)
+
+
+def test_wilson_interval_matches_its_formula_and_stays_in_range():
+    assert recaps.wilson_interval(5, 10) == pytest.approx((0.2366, 0.7634), abs=1e-4)
+    assert recaps.wilson_interval(0, 10) == pytest.approx((0.0, 0.2775), abs=1e-4)
+    low, high = recaps.wilson_interval(10, 10)
+    assert high == 1.0 and low == pytest.approx(0.7225, abs=1e-4)
+    with pytest.raises(ValueError, match="^correct=7"):
+        recaps.wilson_interval(7, 6)
+    with pytest.raises(ValueError, match="^total=0"):
+        recaps.wilson_interval(0, 0)
+
+
+def test_benchmarks_recap_of_the_ci_run_claims_nothing_it_cannot_show():
+    """The CI run of notebook 07: 47.8 ± 29.4% per video against 40% chance after 2 steps,
+    a per-user interval narrower than the per-video one, one source of two above chance,
+    4 and 2 of 6 query images right."""
+    recap = benchmarks()
+    assert recap.facts["orbit_vs_chance"] == "overlap" and not recap.facts["long_enough"]
+    assert "the interval reaches chance, so this run does not show the model beating" in recap
+    assert "too short to show the model beating a guess: 2 training steps and 5 test" in recap
+    assert "tells a user's new objects apart" not in recap
+    assert not recap.facts["per_user_wider"] and "per-user interval was the narrower" in recap
+    assert not recap.facts["equal_weights"] and "from 2 to 3 scored videos" in recap
+    assert recap.facts["protocols"] == "same" and "does not tell the two protocols apart" in recap
+    assert recap.facts["md_above_chance"] == {"shapes": True, "alphabets": False}
+    assert "the interval of shapes lies above chance, not that of alphabets" in recap
+    assert "too short to show every source beating chance: 2 training steps and 2 test" in recap
+    assert not recap.facts["task_apart"] and "so this task does not tell them apart" in recap
+    assert "+33.3 points for the meta-learner" in recap
+    assert recap.facts["lite_flat"] and recap.facts["full_grows"]
+    assert "flat in $N$ in chunks, growing with $N$ in one pass" in recap
+    assert recap.facts["time_at_largest_n"] == "same" and "the ranges overlap" in recap
+    assert "(the last), so `orbit.best.pt` holds the same weights" in recap
+
+
+def test_benchmarks_recap_of_a_long_run_states_its_result():
+    """Numbers like notebook 07's defaults: 60 steps, 60 test videos, 200 query images."""
+    recap = benchmarks(
+        steps=60, best_step=40, best_score=0.485,
+        neurips21=orbit_aggregates((0.5169, 0.1009, 60), (0.5368, 0.1167, 3)),
+        chance=0.25, videos_per_user={"P106": 20, "P107": 15, "P108": 25},
+        orbit2022={"per_video": {"frame_accuracy": {"mean": 0.7, "ci95": 0.05, "n": 60}}},
+        frames_2022=52, md_steps=40,
+        md={"shapes": {"mean": 0.84, "ci95": 0.0339, "n": 20},
+            "alphabets": {"mean": 0.6725, "ci95": 0.0571, "n": 20}},
+        md_chance={"shapes": 0.18, "alphabets": 0.2},
+        task={"learner": {"accuracy": 0.585, "correct": 117, "total": 200, "n_support": 1000},
+              "finetuner": {"accuracy": 0.9, "correct": 180, "total": 200, "n_support": 1000}},
+        task_chance=0.1, finetuner_steps=50,
+        memory_rows=task_rows([109.4, 109.5], [109.4, 1000.1], [0.6, 1.6], [0.7, 3.0],
+                              sizes=(100, 1000)),
+        chunk_size=50,
+    )  # fmt: skip
+    assert recap.facts["orbit_vs_chance"] == "above" and recap.facts["long_enough"]
+    assert "the interval lies above chance, so the model tells a user's new objects apart" in recap
+    assert "51.7% ± 10.1 per video (n = 60 videos)" in recap and "too short" not in recap
+    assert recap.facts["per_user_wider"] and "53.7% per user against 51.7% per video" in recap
+    assert not recap.facts["best_is_last"] and "of 60, so the scores below are of that" in recap
+    assert recap.facts["protocols"] == "higher" and "higher beyond both intervals" in recap
+    assert recap.facts["md_above_chance"] == {"shapes": True, "alphabets": True}
+    assert "every source's interval lies above chance" in recap
+    assert recap.facts["task_apart"] and "the FineTuner ahead by 31.5 points" in recap
+    assert recap.facts["lite_flat"] and recap.facts["full_grows"]
+    assert "flat in $N$ in chunks, growing with $N$ in one pass" in recap
+    assert recap.facts["time_at_largest_n"] == "faster" and "1.9× faster" in recap
+    equal = benchmarks(videos_per_user={"P103": 3, "P104": 3}, best_step=0)
+    assert equal.facts["equal_weights"] and "weigh every video alike" in equal
+    assert "before the first training step" in equal
+    level = benchmarks(memory_rows=task_rows([0.5, 2.0], [0.8, 1.0], [0.01, 0.01], [0.01, 0.01]))
+    assert not level.facts["lite_flat"] and not level.facts["full_grows"]
+    assert "growing with $N$ in chunks, not doubling in one pass" in level
+    with pytest.raises(ValueError, match="^videos_per_user="):
+        benchmarks(videos_per_user={"P103": 3})
+    with pytest.raises(ValueError, match="^md_chance="):
+        benchmarks(md_chance={"shapes": 0.2})

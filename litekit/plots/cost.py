@@ -81,18 +81,14 @@ def _cost_panel(
         )
         for r in full:
             value = r[key] * scale
-            rules.append(
-                Rule(
-                    value,
-                    label=f"full back-prop (h = N): {label}",
-                    colour=COLOURS["full"],
-                    dash="dash",
-                )
-            )
+            # the rule carries no text: a label on the line would run into the next panel's
+            # on a narrow screen; the diamond at h = N names it in the legend instead
+            rules.append(Rule(value, colour=COLOURS["full"], dash="dash"))
             series.append(
                 Series(
                     (r["h"],),
                     (value,),
+                    "full back-prop (h = N)",
                     kind="points",
                     colour=COLOURS["full"],
                     marker="diamond",
@@ -126,6 +122,7 @@ def memory_and_time_chart(
     memory_label: str = "MiB",
     title: str = "",
     names: dict[str, str] | None = None,
+    time_label: str = "seconds per step",
 ) -> Chart:
     """Memory and step time against ``x``, one line per kind; see `memory_and_time`."""
     rows = check_rows(rows, ["kind", x, "mib", "seconds"])
@@ -136,7 +133,7 @@ def memory_and_time_chart(
     timed = value_range(rows, "seconds") is not None
     columns = (
         ("mib", memory_label, "memory"),
-        ("seconds", "seconds per step", TIME_TITLE if timed else "step time"),
+        ("seconds", time_label, TIME_TITLE if timed else "time"),
     )
     for key, unit, name in columns:
         series = tuple(
@@ -163,6 +160,7 @@ def memory_and_time(
     backend: str = "matplotlib",
     title: str = "",
     names: dict[str, str] | None = None,
+    time_label: str = "seconds per step",
 ) -> Any:
     """Memory and step time against ``x``, one line per ``kind`` (full, LITE, ...).
 
@@ -170,11 +168,18 @@ def memory_and_time(
     ``seconds_min`` and ``seconds_max``, the range of the timed repeats, drawn as error
     bars). The kinds
     ``"full"`` and ``"lite"`` get the house colours; ``names`` maps a kind to its legend
-    entry (``{"lite": "LITE, h=10"}``), by default the kind itself.
+    entry (``{"lite": "LITE, h=10"}``), by default the kind itself; ``time_label`` is the
+    time axis's title (what was timed: ``"seconds to score the task"``).
     """
     backend = check_backend(backend)
     chart = memory_and_time_chart(
-        rows, x=x, xlabel=xlabel, memory_label=memory_label, title=title, names=names
+        rows,
+        x=x,
+        xlabel=xlabel,
+        memory_label=memory_label,
+        title=title,
+        names=names,
+        time_label=time_label,
     )
     return draw(chart, backend)
 

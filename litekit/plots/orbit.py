@@ -58,9 +58,11 @@ def video_strip_chart(
     class_names: Sequence[str] | None = None,
     shown: int = 8,
     title: str = "",
+    columns: int | None = 4,
 ) -> Chart:
     """The panels of `video_strip`: ``shown`` frames evenly spaced along the video, with
-    the first correct frame in place of the nearest one (not the first or last)."""
+    the first correct frame in place of the nearest one (not the first or last), in rows
+    of ``columns`` (None: one row)."""
     predictions = np.asarray(predictions)
     if len(frames) != len(predictions) or not len(frames):
         raise bad_argument(
@@ -93,7 +95,9 @@ def video_strip_chart(
             f"object: {names[label]}; frame accuracy {frame_accuracy(predictions, label):.2f}, "
             f"frames to recognition {ftr:.2f}"
         )
-    return Chart(tuple(panels), title=title, legend="none", panel_size=(1.9, 2.2))
+    if columns is not None:
+        columns = check_int("columns", columns, minimum=1)
+    return Chart(tuple(panels), title=title, legend="none", panel_size=(1.9, 2.2), columns=columns)
 
 
 def video_strip(
@@ -104,17 +108,25 @@ def video_strip(
     class_names: Sequence[str] | None = None,
     shown: int = 8,
     title: str = "",
+    columns: int | None = 4,
     backend: str = "matplotlib",
 ) -> Any:
     """Frames of one target video with their predictions; the first correct one marked.
 
     ``frames`` are the scored frames as (C, H, W) images in [0, 1], ``predictions`` the
     predicted class of each, ``label`` the video's object; ``class_names`` name the
-    classes (default: their ids).
+    classes (default: their ids). The frames come in rows of ``columns`` (None: one row),
+    so that their captions stay readable in a page's width.
     """
     backend = check_backend(backend)
     chart = video_strip_chart(
-        frames, predictions, label, class_names=class_names, shown=shown, title=title
+        frames,
+        predictions,
+        label,
+        class_names=class_names,
+        shown=shown,
+        title=title,
+        columns=columns,
     )
     return draw(chart, backend)
 
@@ -160,7 +172,12 @@ def recognition_timeline_chart(
     panel = Panel(
         tuple(series),
         x=Axis("frame"),
-        y=Axis("predicted class", ticks=tuple(float(i) for i in range(len(names)))),
+        # room under class 0 for the note naming the classes, which sits at the bottom
+        y=Axis(
+            "predicted class",
+            ticks=tuple(float(i) for i in range(len(names))),
+            limits=(-max(0.9, 0.15 * len(names)), len(names) - 0.5),
+        ),
         rules=tuple(rules),
         note="classes: " + ", ".join(f"{i} {n}" for i, n in enumerate(names)),
     )

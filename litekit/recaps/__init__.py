@@ -14,9 +14,11 @@ notebook to display, and the facts it was decided on, which the notebook asserts
   `gradients`;
 - `meta_training_recap` (04) and `transfer_recap` (06), in `training`;
 - `memory_time_recap` (05), in `cost`;
+- `benchmarks_recap` (07) and `wilson_interval` (one task's accuracy), in `benchmarks`;
 - `common`: `Recap` and the comparisons they share (times with their ranges, intervals).
 """
 
+from litekit.recaps.benchmarks import benchmarks_recap, wilson_interval
 from litekit.recaps.common import Recap, compare_times, points
 from litekit.recaps.cost import memory_time_recap
 from litekit.recaps.gradients import (
@@ -32,6 +34,7 @@ __all__ = [
     "Recap",
     "compare_times",
     "points",
+    "benchmarks_recap",
     "decomposition_recap",
     "film_sentence",
     "memory_time_recap",
@@ -42,4 +45,5 @@ __all__ = [
     "transfer_recap",
     "unbiasedness_recap",
     "variance_recap",
+    "wilson_interval",
 ]

@@ -21,6 +21,7 @@ count of correct images per class.
 
 from __future__ import annotations
 
+import statistics
 import time
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
@@ -194,27 +195,36 @@ def task_memory_rows(
     *,
     chunk_size: int = 50,
     query_batch: int = 100,
+    repeats: int = 3,
 ) -> list[dict[str, Any]]:
     """Memory and time of scoring the task on its first N support images, for each N in
     ``sizes``: embedded in chunks of ``chunk_size`` (``kind="lite"``, as LITE does) and in
-    one pass (``kind="full"``). Rows ``{"kind", "n", "mib", "seconds", "accuracy"}``, for
-    `litekit.plots.memory_and_time`; ``mib`` from `task_peak_memory`, ``seconds`` from a
-    second, unmeasured run. Every class must have an image among the first N."""
+    one pass (``kind="full"``). Rows ``{"kind", "n", "mib", "seconds", "seconds_min",
+    "seconds_max", "accuracy"}``, for `litekit.plots.memory_and_time`; ``mib`` from
+    `task_peak_memory`, whose run is also the warm-up, then ``seconds`` the median of
+    ``repeats`` more runs and ``seconds_min``/``seconds_max`` their range, so that a busy
+    machine shows as spread. Every class must have an image among the first N."""
+    repeats = check_int("repeats", repeats, minimum=1)
+    sizes = [check_int("sizes", n, minimum=1) for n in sizes]
     rows = []
     for n in sizes:
-        n = check_int("sizes", n, minimum=1)
         images, labels = support_images[:n], support_labels[:n]
         for kind, chunk in (("lite", min(chunk_size, n)), ("full", n)):
             settings = {"chunk_size": chunk, "query_batch": query_batch}
             peak = task_peak_memory(learner, images, labels, query, **settings)
-            result = evaluate_task(learner, images, labels, query, **settings)
+            results = [
+                evaluate_task(learner, images, labels, query, **settings) for _ in range(repeats)
+            ]
+            times = sorted(result.seconds for result in results)
             rows.append(
                 {
                     "kind": kind,
                     "n": n,
                     "mib": peak / 2**20,
-                    "seconds": result.seconds,
-                    "accuracy": result.accuracy,
+                    "seconds": float(statistics.median(times)),
+                    "seconds_min": times[0],
+                    "seconds_max": times[-1],
+                    "accuracy": results[-1].accuracy,
                 }
             )
     return rows
