@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.litekit-installed
 NOTEBOOKS := $(sort $(wildcard notebooks/[0-9][0-9]_*.ipynb))
 
-.PHONY: install demo docs screenshots test lint notebooks lab bench clean
+.PHONY: install demo docs screenshots student test lint notebooks lab bench clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -34,6 +34,11 @@ docs: $(STAMP)
 
 screenshots: $(STAMP)
 	$(BIN)/python docs/sitetools/screenshots.py
+
+# The students' editions in build/student/: every tutorial without its solutions (see
+# docs/sitetools/student.py for the convention that marks them), still runnable.
+student: $(STAMP)
+	$(BIN)/python docs/sitetools/student.py
 
 # The fast site first (warnings are errors): the notebook tests reuse its executed copies and
 # tests/browser/test_docs.py checks the pages. The tests then run on every core, up to 4

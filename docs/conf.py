@@ -34,7 +34,8 @@ extensions = [
 
 # Pages: MyST markdown and executed notebooks, which Sphinx never runs again.
 source_suffix = {".md": "myst-nb", ".ipynb": "myst-nb"}
-exclude_patterns = ["_build", "**.ipynb_checkpoints"]
+# _notebooks/: the tutorials as files to download (docs/sitetools/site.py stages them), not pages.
+exclude_patterns = ["_build", "**.ipynb_checkpoints", "_notebooks"]
 myst_enable_extensions = ["dollarmath", "amsmath", "colon_fence", "deflist"]
 myst_heading_anchors = 3
 nb_execution_mode = "off"

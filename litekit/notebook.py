@@ -11,7 +11,8 @@ show static figures only, so their outputs stay small and comparable.
 
 `show` displays one figure of `litekit.plots` as one output, whichever the mode: the static
 picture (sharp on any screen, with its alt text) and, in an interactive session, the plotly
-figure of the same chart, which JupyterLab and the documentation site draw instead.
+figure of the same chart, which JupyterLab and the documentation site draw instead. It
+shows a diagram of `litekit.plots.diagrams` (SVG text) as one output too.
 """
 
 from __future__ import annotations
@@ -124,11 +125,19 @@ def show(figure: Callable[..., Any] | Any, *args: Any, **kwargs: Any) -> None:
     (`litekit.plots.export.figure_bundle`): JupyterLab draws the plotly figure, a headless
     run keeps the picture, and the documentation site shows the live figure with the
     picture for readers without JavaScript.
+
+    ``figure`` may also be a diagram of `litekit.plots.diagrams` (its SVG text,
+    ``show(diagrams.lite_step())``): one ``image/svg+xml`` output whose alt text is the
+    diagram's title and description (`litekit.plots.export.svg_bundle`).
     """
     from IPython.display import display
 
-    from litekit.plots.export import figure_bundle
+    from litekit.plots.export import figure_bundle, svg_bundle
 
+    if isinstance(figure, str) and figure.lstrip().startswith("<svg") and not (args or kwargs):
+        data, metadata = svg_bundle(figure)
+        display(data, metadata=metadata, raw=True)
+        return
     if callable(figure):
         static = figure(*args, **kwargs)
         interactive = figure(*args, **kwargs, backend="plotly") if _SESSION["interactive"] else None

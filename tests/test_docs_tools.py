@@ -232,6 +232,26 @@ def test_a_figure_is_one_live_figure_with_its_picture_for_readers_without_javasc
     assert f'alt="{outputs.FALLBACK_ALT}"' in plain["data"]["text/html"]
 
 
+def test_a_diagram_is_an_svg_file_with_its_title_and_description_as_alt_text(tmp_path: Path):
+    from litekit.plots import diagrams, export
+
+    files = outputs.FigureFiles(tmp_path / "figures", "../figures/")
+    data, metadata = export.svg_bundle(diagrams.lite_step())
+    shown = nbformat.v4.new_output("display_data", data=data, metadata=metadata)
+    (page,) = outputs.convert_outputs([shown], {}, "cell2", files)
+    fragment = page["data"]["text/html"]
+    (written,) = files.written
+    assert written.suffix == ".svg" and written.read_text() == diagrams.lite_step()
+    assert (
+        f'src="../figures/{written.name}"' in fragment
+        and 'class="litekit-figure-image"' in fragment
+    )
+    assert 'alt="One LITE meta-training step. All N support images' in fragment
+    assert f'width="{diagrams.WIDTH}"' in fragment, "its own width; narrower on a phone"
+    (again,) = outputs.convert_outputs([shown], {}, "cell9", files)
+    assert len(files.written) == 1 and again == page
+
+
 def test_the_page_notebook_drops_widget_state_and_adds_the_header_after_the_title():
     executed_notebook = nbformat.v4.new_notebook()
     executed_notebook.metadata["widgets"] = {outputs.WIDGET_STATE: {"state": PANEL_STATE}}
@@ -311,6 +331,61 @@ def test_the_index_table_and_the_header_come_from_the_data():
     assert tutorials.duration(first["seconds"]).capitalize() in small
     full = tutorials.header(first, {"parameters": {"INTERACTIVE": True}})
     assert "as it ran at its default parameters" in full and full.startswith(":::{admonition}")
+
+
+def test_the_header_says_what_to_know_first_and_links_both_downloads():
+    entries = tutorials.load()
+    for entry in entries:
+        text = tutorials.header(entry, {"parameters": {"INTERACTIVE": True}})
+        assert f"**Before you start.** {entry['prerequisites']}" in text
+        for edition in ("full", "student"):
+            assert f"</{tutorials.download_path(entry['notebook'], edition)}>`" in text
+    broken = [{**entries[0], "prerequisites": " "}, {**entries[0], "session": 0}]
+    for entry, key in zip(broken, ("prerequisites", "session"), strict=True):
+        with pytest.raises(ValueError, match=rf"^{entry['notebook']}.{key}="):
+            tutorials_with(entry)
+
+
+def tutorials_with(entry: dict) -> None:
+    """`tutorials.load` of a data file holding ``entry`` alone, for its own notebook."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as folder:
+        root = Path(folder)
+        write_notebook(root / "notebooks" / f"{entry['notebook']}.ipynb")
+        lines = [f"{key} = {json.dumps(value)}" for key, value in entry.items()]
+        (root / "t.toml").write_text("[[tutorial]]\n" + "\n".join(lines) + "\n")
+        tutorials.load(root / "t.toml", root / "notebooks")
+
+
+def test_the_sessions_table_lists_each_session_with_its_times():
+    entries = tutorials.load()
+    table = tutorials.sessions_table(entries)
+    sessions = sorted({entry["session"] for entry in entries})
+    assert table.count("\n") == len(sessions) + 2
+    for entry in entries:
+        assert f"(tutorials/{entry['notebook']}.ipynb)" in table
+        assert f"{entry['notebook'][:2]}: {tutorials.duration(entry['seconds'])}" in table
+    instructor = (ROOT / "docs" / "instructor.md").read_text()
+    assert instructor.count(tutorials.SESSIONS_MARKER) == 1
+
+
+def test_each_tutorial_is_staged_for_download_as_it_is_and_without_its_solutions(tmp_path):
+    from sitetools import student
+
+    names = [entry["notebook"] for entry in tutorials.load()][:2]
+    files = site.downloads(ROOT / "notebooks", names, tmp_path)
+    assert sorted(p.relative_to(tmp_path).as_posix() for p in files) == sorted(
+        tutorials.download_path(name, edition) for name in names for edition in ("full", "student")
+    )
+    for name in names:
+        full = files[tmp_path / tutorials.download_path(name, "full")]
+        assert full == (ROOT / "notebooks" / f"{name}.ipynb").read_text()
+        edition = nbformat.reads(files[tmp_path / tutorials.download_path(name, "student")], 4)
+        assert edition.metadata["litekit"]["edition"] == "student"
+        assert student.NOTE in "".join(c.source for c in edition.cells)
+    conf = (ROOT / "docs" / "conf.py").read_text()
+    assert f'"{tutorials.DOWNLOADS}"' in conf, "Sphinx must not read them as pages"
 
 
 def test_readme_gives_each_tutorial_its_measured_time():

@@ -162,3 +162,23 @@ def test_contract_names_are_exported():
         "evaluate",
     ):
         assert hasattr(litekit, name), name
+
+
+def test_binder_installs_this_package_with_cpu_only_torch():
+    """repo2docker reads binder/ (and then ignores environment.yml): this package, from the
+    repository's root, with PyTorch's CPU wheels, on a Python that pyproject.toml allows."""
+    lines = (ROOT / "binder" / "requirements.txt").read_text().splitlines()
+    requirements = [line.split("#", 1)[0].strip() for line in lines]
+    assert [r for r in requirements if r] == [
+        "--extra-index-url https://download.pytorch.org/whl/cpu",
+        ".",
+    ]
+    runtime = (ROOT / "binder" / "runtime.txt").read_text().strip()
+    assert re.fullmatch(r"python-3\.\d+", runtime), runtime
+    minimum = PYPROJECT["project"]["requires-python"].removeprefix(">=")
+    version = tuple(int(x) for x in runtime.removeprefix("python-").split("."))
+    assert version >= tuple(int(x) for x in minimum.split("."))
+    assert sorted(p.name for p in (ROOT / "binder").iterdir()) == [
+        "requirements.txt",
+        "runtime.txt",
+    ]

@@ -18,9 +18,10 @@ import pytest
 import torch
 from matplotlib.colors import to_hex
 
-from litekit import plots
-from litekit.plots import cost, estimators, images, per_image, training
+from litekit import Episode, plots
+from litekit.plots import cost, episodes, estimators, growth, images, per_image, training
 from litekit.plots import orbit as orbit_plots
+from litekit.plots import to_plotly as to_plotly_module
 from litekit.plots.chart import Axis, Chart, Panel, Rule, Series
 from litekit.plots.to_matplotlib import LINESTYLES, MARKER_CODES, to_matplotlib
 from litekit.plots.to_plotly import to_plotly
@@ -250,6 +251,27 @@ def history(steps: int = 12, offset: float = 0.0) -> History:
     )  # fmt: skip
 
 
+def growth_rows() -> list[dict]:
+    rows = [
+        {"vary": "n", "n": n, "image_size": 48, "pixels": 48**2, "saved_bytes": 2**20 * (6 + 2 * n)}
+        for n in (40, 10, 20)
+    ]  # out of order
+    return rows + [{"vary": "size", "n": 20, "image_size": s, "pixels": s * s,
+                    "saved_bytes": 2**10 * s * s} for s in (32, 64)]  # fmt: skip
+
+
+def small_episode(shots: tuple[int, ...] = (2, 2, 2)) -> Episode:
+    labels = torch.tensor([k for k, shot in enumerate(shots) for _ in range(shot)])
+    g = torch.Generator().manual_seed(0)
+    return Episode(
+        support_images=torch.rand(len(labels), 3, 6, 6, generator=g),
+        support_labels=labels.flip(0),  # any order: rows are by label
+        query_images=torch.rand(len(shots), 1, 6, 6, generator=g).expand(-1, 3, -1, -1),
+        query_labels=torch.arange(len(shots)),
+        class_ids=torch.arange(len(shots)) + 10,
+    )
+
+
 class Decomposition:
     """What `per_image_gradients` returns, as far as the figure reads it: small and exact."""
 
@@ -292,6 +314,9 @@ FIGURES = {
     "image_strip": (plots.image_strip, images.image_strip_chart,
                     [[torch.rand(3, 8, 8), torch.rand(1, 16, 16)], ["small", "grey"]],
                     {"title": "two images"}),
+    "episode_images": (plots.episode_images, episodes.episode_images_chart, [small_episode()],
+                       {"title": "a task"}),
+    "memory_growth": (plots.memory_growth, growth.memory_growth_chart, [growth_rows()], {}),
     "video_strip": (plots.video_strip, orbit_plots.video_strip_chart,
                     [[torch.rand(3, 16, 16) for _ in range(5)], [1, 0, 2, 0, 0], 0],
                     {"class_names": ["keys", "mug", "cane"], "shown": 3}),
@@ -557,6 +582,52 @@ def test_image_strip_shows_channels_last_and_grey_as_grey():
 def test_bad_images(arguments, argument):
     with pytest.raises(ValueError, match=rf"^{argument}="):
         plots.image_strip(*arguments)
+
+
+def test_episode_images_put_each_class_on_its_own_row_in_both_sets():
+    task = small_episode(shots=(1, 3, 2))
+    chart = episodes.episode_images_chart(task)
+    support, query = chart.panels
+    side, step = 6, 6 + episodes.GAP
+    assert support.image.shape == (3 * step - episodes.GAP, 3 * step - episodes.GAP, 3)
+    assert query.image.shape == (3 * step - episodes.GAP, side, 3)
+    labels = task.support_labels.tolist()
+    for k in range(3):  # row k, in order: the support images labelled k
+        mine = [i for i, label in enumerate(labels) if label == k]
+        for j, i in enumerate(mine):
+            tile = support.image[k * step : k * step + side, j * step : j * step + side]
+            np.testing.assert_allclose(tile, task.support_images[i].permute(1, 2, 0), rtol=1e-6)
+    assert (support.image[0:side, step:] == 1).all()  # class 0 has one shot: white after it
+    assert (support.title, query.title, chart.legend) == ("support set", "query set", "none")
+    assert chart.title == "a 3-way 1 to 3-shot task: N = 6 support images, M = 3 query images"
+    even = episodes.episode_images_chart(small_episode())
+    assert even.title == "a 3-way 2-shot task: N = 6 support images, M = 3 query images"
+    assert episodes.episode_images_chart(small_episode(), title="mine").title == "mine"
+    drawn = plots.episode_images(small_episode(), backend="plotly")
+    assert drawn.layout.margin.b == to_plotly_module.PICTURES_BOTTOM  # no legend, no axes
+
+
+def test_episode_images_refuse_what_is_not_a_task_or_not_in_0_1():
+    with pytest.raises(ValueError, match="^episode='list'"):
+        plots.episode_images([1, 2])
+    task = small_episode()
+    task.support_images = task.support_images * 3
+    with pytest.raises(ValueError, match=r"^support_images\[0\]="):
+        plots.episode_images(task)
+
+
+def test_memory_growth_draws_the_points_and_their_straight_line_from_zero():
+    by_n, by_pixels = growth.memory_growth_chart(growth_rows()).panels
+    line, measured = by_n.series
+    assert measured.x == (10, 20, 40) and measured.y == (26.0, 46.0, 86.0)
+    assert line.x == (0, 40) and line.y == pytest.approx((6.0, 86.0))
+    assert by_n.x.limits == (0, None) and by_n.title == "against N, at 48 × 48 px"
+    line, measured = by_pixels.series
+    assert measured.x == (1024, 4096) and line.y == pytest.approx((0.0, 4.0))
+    assert by_pixels.title == "against image size, at N = 20"
+    assert growth.memory_growth_chart(growth_rows()).grid() == (2, 1)  # one above the other
+    with pytest.raises(ValueError, match="^rows="):
+        growth.memory_growth_chart(growth_rows()[:4])
 
 
 # --- the drawers, on charts written by hand ---------------------------------------------------

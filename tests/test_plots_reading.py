@@ -145,3 +145,22 @@ def test_show_displays_one_output_with_the_plotly_figure_only_when_interactive(m
         notebook.show("a figure")
     with pytest.raises(ValueError, match="^figure="):
         notebook.show(plots.step_cost(cost_rows()), 1)
+
+
+def test_show_displays_a_diagram_as_svg_with_its_title_and_description(monkeypatch):
+    import IPython.display
+
+    from litekit.plots import diagrams
+
+    shown = []
+    monkeypatch.setattr(
+        IPython.display, "display", lambda data, **kw: shown.append((data, kw["metadata"]))
+    )
+    notebook.show(diagrams.film())
+    ((data, metadata),) = shown
+    assert data["image/svg+xml"] == diagrams.film() and "image/png" not in data
+    assert metadata["litekit"]["alt"] == data["text/plain"]
+    assert data["text/plain"].startswith(diagrams.FILM_TITLE + ". A set encoder codes each")
+    assert export.svg_alt('<svg xmlns="http://www.w3.org/2000/svg"/>') == ""
+    with pytest.raises(ValueError, match="^figure="):
+        notebook.show(diagrams.film(), 1)

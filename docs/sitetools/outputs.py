@@ -14,7 +14,10 @@ change on the way:
   and the outputs their ``Output`` areas hold (the panel's figure as it first drew, the same
   figure the notebook's headless branch draws), with a note that the panel is live in
   JupyterLab. Progress bars, which hold no output, are dropped;
-- a plotly figure displayed on its own (plotly's mimetype, JSON) becomes the live figure.
+- a plotly figure displayed on its own (plotly's mimetype, JSON) becomes the live figure;
+- a diagram (`litekit.plots.diagrams`, shown as ``image/svg+xml``) becomes an SVG file of
+  the site, shown as an ``<img>`` with the diagram's title and description as its alt text,
+  at its own width and narrower on a narrow screen.
 
 Everything else (text, tables, Markdown) stays as the run left it. What changes in the
 cells themselves (the header, the parameters box, test markers) is in `cells`.
@@ -55,8 +58,14 @@ class FigureFiles:
 
     def add(self, png_base64: str) -> str:
         """Write the image (unless the same one is there) and return its URL."""
-        data = base64.b64decode(png_base64)
-        path = self.folder / f"{hashlib.sha256(data).hexdigest()[:32]}.png"
+        return self._write(base64.b64decode(png_base64), ".png")
+
+    def add_svg(self, svg: str) -> str:
+        """Write an SVG document (unless the same one is there) and return its URL."""
+        return self._write(svg.encode("utf-8"), ".svg")
+
+    def _write(self, data: bytes, suffix: str) -> str:
+        path = self.folder / f"{hashlib.sha256(data).hexdigest()[:32]}{suffix}"
         if not path.exists():
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_bytes(data)
@@ -74,6 +83,24 @@ def image_tag(output: dict, files: FigureFiles) -> str:
         f'<img src="{files.add(data["image/png"])}" alt="{html.escape(alt, quote=True)}"'
         f'{dimensions} class="litekit-figure-image">'
     )
+
+
+def diagram_output(output: dict, files: FigureFiles) -> dict:
+    """A diagram (SVG) output as HTML: an ``<img>`` of its file, at the size its document
+    gives, with its alt text (`litekit.plots.export.svg_alt`)."""
+    import xml.etree.ElementTree as ET
+
+    svg = output["data"]["image/svg+xml"]
+    svg = "".join(svg) if isinstance(svg, list) else svg
+    root = ET.fromstring(svg)
+    alt = output.get("metadata", {}).get("litekit", {}).get("alt") or FALLBACK_ALT
+    size = "".join(f' {key}="{root.get(key)}"' for key in ("width", "height") if root.get(key))
+    image = (
+        f'<img src="{files.add_svg(svg)}" alt="{html.escape(alt, quote=True)}"{size} '
+        'class="litekit-figure-image">'
+    )
+    fragment = f'<figure class="litekit-figure">{image}</figure>'
+    return nbformat.v4.new_output("display_data", data={"text/html": fragment})
 
 
 def figure_output(output: dict, files: FigureFiles, div_id: str) -> dict:
@@ -198,6 +225,8 @@ def convert_outputs(
         data = output.get("data", {})
         if "image/png" in data and files is not None:
             output = figure_output(output, files, f"{prefix}-{number}")
+        elif "image/svg+xml" in data and files is not None:
+            output = diagram_output(output, files)
         elif PLOTLY in data:
             fragment = plotly_html(data[PLOTLY], f"{prefix}-{number}", FALLBACK_ALT)
             output = nbformat.v4.new_output("display_data", data={"text/html": fragment})

@@ -170,6 +170,27 @@ def write_if_changed(path: Path, text: str) -> None:
     path.write_text(text)
 
 
+def downloads(notebooks: Path, names: list[str], stage_dir: Path = STAGE) -> dict[Path, str]:
+    """The notebooks a tutorial's header offers for download (`tutorials.download_path`):
+    each as committed, and its students' edition without the solutions (`student`). They
+    are staged beside the pages, outside the documents Sphinx reads (docs/conf.py excludes
+    the folder), and the ``{download}`` role copies them into the site."""
+    import nbformat
+
+    from sitetools import student
+
+    files = {}
+    for name in names:
+        source = notebooks / f"{name}.ipynb"
+        text = source.read_text()
+        edition, _ = student.student_edition(nbformat.reads(text, as_version=4), source.name)
+        files[stage_dir / tutorials.download_path(name, "full")] = text
+        files[stage_dir / tutorials.download_path(name, "student")] = (
+            nbformat.writes(edition) + "\n"
+        )
+    return files
+
+
 def stage(
     copies: Iterable[Path], stage_dir: Path = STAGE, docs: Path = DOCS, extra: Path = EXTRA
 ) -> list[Path]:
@@ -182,10 +203,16 @@ def stage(
     for page in docs.rglob("*.md"):
         if not set(page.relative_to(docs).parts) & set(NOT_PAGES):
             wanted[stage_dir / page.relative_to(docs)] = page.read_text()
+    for image in (docs / "_static").glob("*.svg"):  # the diagrams the pages show as figures
+        wanted[stage_dir / "_static" / image.name] = image.read_text()
     index = stage_dir / "tutorials" / "index.md"
     if index in wanted:
         table = tutorials.index_table(list(entries.values()))
         wanted[index] = wanted[index].replace(tutorials.MARKER, table)
+    instructor = stage_dir / "instructor.md"
+    if instructor in wanted:
+        table = tutorials.sessions_table(list(entries.values()))
+        wanted[instructor] = wanted[instructor].replace(tutorials.SESSIONS_MARKER, table)
     for name, text in api_pages(api_modules(docs / API_LIST.name)).items():
         wanted[stage_dir / name] = text
     wanted[stage_dir / DATA_PAGE] = data_page(docs.parent / "data" / "README.md")
@@ -196,13 +223,14 @@ def stage(
         header = tutorials.header(entries[copy.stem], notebook.metadata.get(executed.STAMP))
         page = outputs.page_notebook(notebook, header, files)
         wanted[stage_dir / "tutorials" / copy.name] = nbformat.writes(page) + "\n"
+    wanted.update(downloads(docs.parent / "notebooks", list(entries), stage_dir))
     for path, text in wanted.items():
         write_if_changed(path, text)
     for path in stage_dir.rglob("*"):
         if path.is_file() and path not in wanted:
             path.unlink()
-    for path in (extra / "figures").glob("*.png"):
-        if path not in files.written:
+    for path in (extra / "figures").glob("*"):
+        if path.suffix in (".png", ".svg") and path not in files.written:
             path.unlink()
     return sorted(wanted)
 

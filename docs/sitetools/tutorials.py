@@ -1,11 +1,15 @@
 """The tutorials as the site lists them: the index table and each tutorial's header.
 
 One data file, docs/tutorials/tutorials.toml, holds what the site says about each tutorial
-besides the notebook itself: its measured time at the default parameters and a one-line
-summary. The index table (`index_table`) and the header under each tutorial's title
-(`header`) are made from it, for any number of tutorials, so adding one is a notebook and an
-entry. `COLUMNS` and `HEADER` list what they show; a new key in the data file (say,
-``prerequisites``) becomes a column or a header line by adding it there.
+besides the notebook itself: its measured time at the default parameters, a one-line
+summary and what to know first (its prerequisites). The index table (`index_table`) and the
+header under each tutorial's title (`header`) are made from it, for any number of
+tutorials, so adding one is a notebook and an entry. `COLUMNS` and `HEADER` list what they
+show; a new key in the data file becomes a column or a header line by adding it there.
+
+Each header also links to two downloads the site stages beside the pages (`DOWNLOADS`):
+the notebook itself, and its students' edition without the solutions
+(docs/sitetools/student.py).
 
 The measured time also appears, as the same words (`duration`), in the notebook's opening
 cell and in README.md; tests/test_docs_tools.py checks that the three agree.
@@ -27,7 +31,11 @@ ROOT = Path(__file__).resolve().parents[2]
 DATA = ROOT / "docs" / "tutorials" / "tutorials.toml"
 NOTEBOOKS = ROOT / "notebooks"
 MARKER = "<!-- the tutorials table: docs/sitetools/tutorials.py fills it in -->"
+SESSIONS_MARKER = "<!-- the sessions table: docs/sitetools/tutorials.py fills it in -->"
 MACHINE = "a 2-core CPU"
+#: Where the site stages each tutorial's notebook (``full``) and its students' edition
+#: (``student``) for download, under its source folder; the header links to both.
+DOWNLOADS = "_notebooks"
 
 
 def load(path: Path = DATA, notebooks: Path = NOTEBOOKS) -> list[dict[str, Any]]:
@@ -49,6 +57,15 @@ def load(path: Path = DATA, notebooks: Path = NOTEBOOKS) -> list[dict[str, Any]]
             )
         if not str(entry.get("summary", "")).strip():
             raise bad_argument(f"{entry['notebook']}.summary", "", "say what it teaches.")
+        session = entry.get("session")
+        if isinstance(session, bool) or not isinstance(session, int) or session < 1:
+            raise bad_argument(
+                f"{entry['notebook']}.session", session, "give the class session, from 1."
+            )
+        if not str(entry.get("prerequisites", "")).strip():
+            raise bad_argument(
+                f"{entry['notebook']}.prerequisites", "", "say what a reader should know first."
+            )
     return sorted(entries, key=lambda entry: entry["notebook"])
 
 
@@ -76,9 +93,11 @@ def title(notebook: Path) -> str:
     return notebook.stem
 
 
-def _link(entry: dict[str, Any]) -> str:
+def _link(entry: dict[str, Any], folder: str = "") -> str:
+    """A link to the tutorial's page, from a page in the tutorials' folder or, with
+    ``folder="tutorials/"``, from one at the site's root."""
     name = entry["notebook"]
-    return f"[{title(NOTEBOOKS / f'{name}.ipynb')}]({name}.ipynb)"
+    return f"[{title(NOTEBOOKS / f'{name}.ipynb')}]({folder}{name}.ipynb)"
 
 
 # The index table's columns: (heading, the cell of one entry).
@@ -98,6 +117,44 @@ def index_table(entries: list[dict[str, Any]]) -> str:
     for entry in entries:
         cells = (cell(entry).replace("|", "\\|") for _, cell in COLUMNS)
         rows.append("| " + " | ".join(cells) + " |")
+    return "\n".join(rows) + "\n"
+
+
+def _before_line(entry: dict[str, Any], run: dict[str, Any]) -> str:
+    return entry["prerequisites"]
+
+
+def download_path(name: str, edition: str) -> str:
+    """Where the site stages a tutorial's notebook for download, from the source folder:
+    ``edition`` is ``"full"`` (the notebook) or ``"student"`` (without the solutions)."""
+    return f"{DOWNLOADS}/{edition}/{name}.ipynb"
+
+
+def _download_line(entry: dict[str, Any], run: dict[str, Any]) -> str:
+    name = entry["notebook"]
+    return (
+        f"{{download}}`the notebook <{'/' + download_path(name, 'full')}>` ({name}.ipynb), to run "
+        "in JupyterLab from the repository's `notebooks/` folder, or "
+        f"{{download}}`its students' edition <{'/' + download_path(name, 'student')}>`, "
+        "with the exercises and without their solutions ([running it online](../launch.md))."
+    )
+
+
+def sessions_table(entries: list[dict[str, Any]]) -> str:
+    """The instructor's table: each session's tutorials with their measured times, and the
+    session's total running time (what the machines need, not the teaching)."""
+    rows = [
+        f"| session | tutorials | time at the defaults, on {MACHINE} |",
+        "| --- | --- | --- |",
+    ]
+    for session in sorted({entry["session"] for entry in entries}):
+        members = [entry for entry in entries if entry["session"] == session]
+        names = ", ".join(_link(entry, "tutorials/") for entry in members)
+        times = "; ".join(
+            f"{entry['notebook'][:2]}: {duration(entry['seconds'])}" for entry in members
+        )
+        total = duration(sum(entry["seconds"] for entry in members))
+        rows.append(f"| {session} | {names} | {times} (together {total}) |")
     return "\n".join(rows) + "\n"
 
 
@@ -133,9 +190,11 @@ def _live_line(entry: dict[str, Any], run: dict[str, Any]) -> str:
 
 # The header's lines, under the tutorial's title: (label, text of one entry and its run).
 HEADER: list[tuple[str, Callable[[dict[str, Any], dict[str, Any]], str]]] = [
+    ("Before you start", _before_line),
     ("Time", _time_line),
     ("This run", _run_line),
     ("Live", _live_line),
+    ("Download", _download_line),
 ]
 
 

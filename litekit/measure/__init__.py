@@ -14,6 +14,9 @@ One module per idea:
   caller's learner, in this process;
 - `training_step`: `measure_training_step`, a configured training step (`StepConfig`, in
   any precision and memory layout) with its optimiser, in a fresh process on the CPU;
+- `growth`: `activation_bytes` (what full back-propagation, or LITE, keeps for backward on
+  one task) and `memory_growth` (that against N and against the image size), with
+  `linear_fit`;
 - `floor`: `measure_floor`, the backbone passes no LITE step can avoid (`StepFloor`: the
   no-grad pass, the gradient passes, the no-grad throughput), timed in this process;
 - `planner`: `plan_budget`, the largest LITE set-up that fits a memory budget, by
@@ -24,6 +27,7 @@ The cost to personalise (FLOPs, time, memory of adapting to one task) is `liteki
 """
 
 from litekit.measure.floor import MIN_FLOOR_REPEATS, StepFloor, measure_floor
+from litekit.measure.growth import LinearFit, activation_bytes, linear_fit, memory_growth
 from litekit.measure.peak import PeakReading, cuda_peak
 from litekit.measure.planner import (
     MIN_BUDGET_BYTES,
@@ -56,6 +60,7 @@ __all__ = [
     "MIN_FLOOR_REPEATS",
     "SEARCH_FIELDS",
     "CreatedTensorMemory",
+    "LinearFit",
     "Measurement",
     "NothingFits",
     "PeakReading",
@@ -65,15 +70,18 @@ __all__ = [
     "StepFloor",
     "TaskGradientCost",
     "Timing",
+    "activation_bytes",
     "build_training_step",
     "cost_vs_h",
     "cuda_peak",
     "format_bytes",
+    "linear_fit",
     "load_reference",
     "measure_floor",
     "measure_task_gradient",
     "measure_training_step",
     "median_seconds",
+    "memory_growth",
     "parse_bytes",
     "plan_budget",
     "reference_curve",

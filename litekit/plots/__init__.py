@@ -21,7 +21,10 @@ Inside, each figure is written once: a ``*_chart`` function in a topic module pr
   `accuracy_vs_cost` (accuracy against the cost to personalise, log x);
 - training (`training`): `learning_curves` (one `History` or several runs),
   `accuracy_vs_size` (held-out accuracy against image size with the ideal observer);
-- pictures (`images`): `image_strip` (images side by side with captions);
+- pictures (`images`, `episodes`): `image_strip` (images side by side with captions),
+  `episode_images` (a task's support and query sets, one row per class);
+- memory growth (`growth`): `memory_growth` (full back-propagation's saved activations
+  against N and against pixels per image, with straight-line fits);
 - ORBIT's metrics on a video (`orbit`): `video_strip` (frames with their predictions, the
   first correct one marked), `recognition_timeline` (every frame's prediction, the first
   correct frame, the vote).
@@ -41,7 +44,9 @@ from litekit.plots.cost import (
     reference_memory,
     step_cost,
 )
+from litekit.plots.episodes import episode_images
 from litekit.plots.estimators import cosine_vs_h, running_mean, scaling_bias, variance_vs_h
+from litekit.plots.growth import memory_growth
 from litekit.plots.images import image_strip
 from litekit.plots.orbit import recognition_timeline, video_strip
 from litekit.plots.per_image import contributions, per_image_contributions
@@ -65,9 +70,11 @@ __all__ = [
     "scaling_bias",
     "cosine_vs_h",
     "draw",
+    "episode_images",
     "image_strip",
     "learning_curves",
     "memory_and_time",
+    "memory_growth",
     "per_image_contributions",
     "recognition_timeline",
     "reference_memory",

@@ -12,6 +12,9 @@ the same chart, into one notebook output:
   draws it and the documentation site makes it a live figure, keeping the PNG for readers
   without JavaScript: one figure per plot, not two;
 - ``text/plain`` and ``metadata["litekit"]["alt"]``: the alt text.
+
+A diagram (`litekit.plots.diagrams`, SVG text) is one output too (`svg_bundle`):
+``image/svg+xml``, with its ``<title>`` and ``<desc>`` as the alt text.
 """
 
 from __future__ import annotations
@@ -88,3 +91,22 @@ def figure_bundle(static: Any, interactive: Any = None) -> tuple[dict, dict]:
 
         bundle[PLOTLY] = json.loads(pio.to_json(interactive, validate=False))
     return bundle, metadata
+
+
+def svg_alt(svg: str) -> str:
+    """An SVG document's alt text: its ``<title>``, then its ``<desc>``."""
+    import xml.etree.ElementTree as ET
+
+    root = ET.fromstring(svg)
+    texts = [
+        (element.text or "").strip()
+        for name in ("title", "desc")
+        for element in root.iter("{http://www.w3.org/2000/svg}" + name)
+    ]
+    return ". ".join(text.rstrip(".") for text in texts if text) + "." if any(texts) else ""
+
+
+def svg_bundle(svg: str) -> tuple[dict, dict]:
+    """``(data, metadata)`` of one display output showing an SVG diagram, with its alt text."""
+    alt = svg_alt(svg) or "A diagram"
+    return {"image/svg+xml": svg, "text/plain": alt}, {"litekit": {"alt": alt}}

@@ -8,7 +8,8 @@ that series in every panel. A labelled reference line is annotated where it is f
 What makes the figure readable on a page:
 
 - every subplot gets a fixed height and the legend sits under the plots, so the panels keep
-  the page's width instead of sharing it with a long legend;
+  the page's width instead of sharing it with a long legend (a chart of pictures only keeps
+  no room for either);
 - numbers on the axes are plain or powers of ten (``exponentformat="power"``): plotly's
   default writes SI prefixes (1µ, 1B), which read as units on a ratio or a count;
 - a reference line without a label gets no annotation at all (an annotation with no text
@@ -31,6 +32,7 @@ TITLE_CHARACTERS = 60  # a subplot title wraps at this many characters per full-
 FIGURE_TITLE_CHARACTERS = 75  # and the figure's title (larger letters) at this many
 TOP, BOTTOM = 80, 150  # margins: the title above; the x-axis title and the legend below
 LEGEND_DROP = 70  # pixels from the bottom of the plots to the top of the legend
+PICTURES_BOTTOM = 30  # the bottom margin of a chart of pictures only
 
 
 def to_plotly(chart: Chart) -> Any:
@@ -41,6 +43,8 @@ def to_plotly(chart: Chart) -> Any:
     width = max(20, TITLE_CHARACTERS // columns)
     titles = ["<br>".join(textwrap.wrap(panel.title, width)) for panel in chart.panels]
     height = rows * PANEL_HEIGHT + (rows - 1) * GAP  # the plots, without the margins
+    # pictures alone have no axis titles and no legend under them: no room kept for either
+    bottom = PICTURES_BOTTOM if all(p.image is not None for p in chart.panels) else BOTTOM
     figure = make_subplots(
         rows=rows,
         cols=columns,
@@ -56,9 +60,9 @@ def to_plotly(chart: Chart) -> Any:
         title="<br>".join(textwrap.wrap(chart.title, FIGURE_TITLE_CHARACTERS)) or None,
         barmode=chart.bars,
         showlegend=chart.legend != "none",
-        height=height + TOP + BOTTOM,
+        height=height + TOP + bottom,
         legend={**legend, "y": -LEGEND_DROP / height},  # under the x axis and its title
-        margin={"t": TOP, "b": BOTTOM},
+        margin={"t": TOP, "b": bottom},
     )
     labelled: set[str] = set()
     for index, panel in enumerate(chart.panels):

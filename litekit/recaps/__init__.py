@@ -7,6 +7,9 @@ long one, its recap says so (how many steps or tasks it had, and what to run to 
 instead of stating the long run's result. Each function returns a `Recap`: Markdown for the
 notebook to display, and the facts it was decided on, which the notebook asserts against.
 
+- `tasks_recap` (notebook 00), in `tasks`, with `film_sentence` (how task-specific
+  Simple CNAPs' FiLM scales are) and `paired_change` (a change in accuracy over the same
+  tasks, with Student's t interval);
 - `decomposition_recap` (notebook 01), `unbiasedness_recap` (02), `variance_recap` (03), in
   `gradients`;
 - `meta_training_recap` (04) and `transfer_recap` (06), in `training`;
@@ -24,6 +27,7 @@ from litekit.recaps.gradients import (
     unbiasedness_recap,
     variance_recap,
 )
+from litekit.recaps.tasks import film_sentence, paired_change, tasks_recap
 from litekit.recaps.training import meta_training_recap, transfer_recap
 
 __all__ = [
@@ -32,9 +36,12 @@ __all__ = [
     "points",
     "benchmarks_recap",
     "decomposition_recap",
+    "film_sentence",
     "memory_time_recap",
     "meta_training_recap",
+    "paired_change",
     "step_time_sentence",
+    "tasks_recap",
     "transfer_recap",
     "unbiasedness_recap",
     "variance_recap",

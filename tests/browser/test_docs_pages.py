@@ -1,4 +1,6 @@
-"""Every tutorial page and the maths page, read in Chromium at 1280 px and at 390 px.
+"""Every tutorial page, the maths page, the landing page (with its diagram) and the
+classroom pages (instructor's notes, references, running online), read in Chromium at
+1280 px and at 390 px.
 
 A page fails on: a console error or a failed request (a missing favicon is both); a figure
 with plotly's placeholder "new text"; a plotly subplot title or axis title drawn over
@@ -23,7 +25,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "docs"))
 from sitetools import tutorials  # noqa: E402
 
 WIDTHS = (1280, 390)
-PAGES = ["maths.html"] + [f"tutorials/{e['notebook']}.html" for e in tutorials.load()]
+CLASSROOM = ["index.html", "instructor.html", "references.html", "launch.html"]
+PAGES = ["maths.html", *CLASSROOM] + [f"tutorials/{e['notebook']}.html" for e in tutorials.load()]
 SECONDS = 1000
 
 # In the page: what a reader would trip over, as lists of short descriptions.
