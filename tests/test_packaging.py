@@ -131,6 +131,32 @@ def test_the_wheel_lists_the_extras_and_the_license(tmp_path):
     assert not any(r.startswith(("plotly", "ipywidgets")) and "extra" not in r for r in requires)
 
 
+def test_an_editable_install_is_a_plain_path_entry_without_warnings(tmp_path):
+    """`make install` installs the package editable. With the package folder at the top and
+    no package-dir, setuptools falls back to an import finder and prints a boxed warning
+    about same-named folders shadowing imports, which a student reads as a problem; the
+    root named as the package folder gives a plain .pth line to the sources instead."""
+    source = tmp_path / "source"
+    source.mkdir()
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(ROOT / name, source / name)
+    shutil.copytree(
+        ROOT / "litekit", source / "litekit", ignore=shutil.ignore_patterns("__pycache__")
+    )
+    prefix = tmp_path / "prefix"
+    result = subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--no-deps", "--no-build-isolation",
+         "--no-index", "--prefix", str(prefix), "-v", "-e", str(source)],
+        capture_output=True, text=True, timeout=300, env={**os.environ, "PIP_NO_INPUT": "1"},
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    output = result.stdout + result.stderr
+    for warning in ("BuildBackendWarning", "precedence during imports", "meta path finder"):
+        assert warning not in output, output[-3000:]
+    (pth,) = prefix.rglob("__editable__.litekit-*.pth")
+    assert pth.read_text().strip() == str(source)
+
+
 def test_version_matches_pyproject():
     assert litekit.__version__ == PYPROJECT["project"]["version"]
 
