@@ -10,6 +10,7 @@ import re
 import pytest
 from test_measure_planner import modelled
 
+from litekit.evaluate import cli as evaluate_cli
 from litekit.measure import StepConfig, cli, planner
 from litekit.measure.train_command import train_command, train_options
 from litekit.train import _cli_options
@@ -17,24 +18,40 @@ from litekit.train import cli as train_cli
 
 
 def _parsers() -> dict[str, argparse.ArgumentParser]:
-    return {"train": _cli_options.build_parser(), "measure": cli.build_parser()}
+    parsers = {"train": _cli_options.build_parser(), "measure": cli.build_parser()}
+    (sources,) = [
+        action
+        for action in evaluate_cli.build_parser()._actions
+        if isinstance(action, argparse._SubParsersAction)
+    ]
+    parsers |= {f"evaluate {name}": sub for name, sub in sources.choices.items()}
+    return parsers
 
 
-@pytest.mark.parametrize("which", ["train", "measure"])
+@pytest.mark.parametrize("which", [*_parsers()])
 def test_help_shows_every_default(which):
     """Each option's help gives its default: argparse's ``(default: VALUE)`` or, where the
-    value is None and means something, the meaning in words (never ``default: None``)."""
+    value is None and means something, the meaning in words (never ``default: None``). A
+    required option has none, and says nothing of one."""
     parser = _parsers()[which]
     text = " ".join(parser.format_help().split())
     for action in parser._actions:
         if isinstance(action, argparse._HelpAction) or not action.option_strings:
             continue  # --help, and the command (measure or plan), which has no default
+        if action.required:
+            assert "default" not in parser._get_formatter()._get_help_string(action).lower()
+            continue
+        # argparse prints no help line, and so no default, for an option without help text
+        assert action.help and action.help.strip(), action.option_strings
         formatted = parser._get_formatter()._get_help_string(action)
         assert "default" in formatted.lower(), (action.dest, formatted)
         assert "default: None" not in formatted, (action.dest, formatted)
     if which == "measure":
         assert "--shot SHOT support images per class (default: 10)" in text
         assert "--margin MARGIN fraction kept free (default: 0.1)" in text
+    elif which.startswith("evaluate"):
+        assert "--seed SEED seeds the tasks (default: 0)" in text
+        assert "--learner LEARNER default: the checkpoint's" in text
     else:
         assert "--steps STEPS optimiser steps in all (default: 100)" in text
         assert "(default: 0.001)" in text and "(default: 84)" in text  # --lr, --image-size

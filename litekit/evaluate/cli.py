@@ -36,6 +36,7 @@ from typing import Any
 import torch
 
 from litekit._checks import bad_argument
+from litekit._cli_help import DefaultsHelpFormatter
 from litekit.evaluate import report
 from litekit.evaluate import sources as registry
 from litekit.evaluate.model import build_learner, check_options, read_model
@@ -53,12 +54,15 @@ from litekit.train._cli_options import (
 )
 
 PROGRAM = "python -m litekit.evaluate"
+FROM_CHECKPOINT = "default: the checkpoint's"  # the model options' help
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
     run = parser.add_argument_group("what to score, and where")
     run.add_argument("--checkpoint", required=True, help="a checkpoint of python -m litekit.train")
-    run.add_argument("--out", default=None, help="write the results here, as JSON")
+    run.add_argument(
+        "--out", default=None, help="write the results here, as JSON (default: printed only)"
+    )
     run.add_argument("--seed", type=_integer("--seed", 0), default=0, help="seeds the tasks")
     run.add_argument(
         "--device",
@@ -76,18 +80,29 @@ def _common(parser: argparse.ArgumentParser) -> None:
         help="processes (folders) or threads (orbit) that load images",
     )
     run.add_argument(
-        "--threads", type=_integer("--threads", 1), default=None, help="torch CPU threads"
+        "--threads",
+        type=_integer("--threads", 1),
+        default=None,
+        help="torch CPU threads (default: torch's own choice)",
     )
     run.add_argument("--quiet", action="store_true", help="no progress bar")
     model = parser.add_argument_group(
         "the model (read from the checkpoint; given here, they must agree with it)"
     )
-    model.add_argument("--learner", type=_choice("--learner", LEARNERS), default=None)
-    model.add_argument("--backbone", type=_backbone("--backbone"), default=None)
-    model.add_argument("--width", type=_integer("--width", 1), default=None)
-    model.add_argument("--norm", type=_choice("--norm", NORMS), default=None)
-    model.add_argument("--image-size", type=_integer("--image-size", 1), default=None)
-    model.add_argument("--precision", type=_choice("--precision", PRECISIONS), default=None)
+    model.add_argument(
+        "--learner", type=_choice("--learner", LEARNERS), default=None, help=FROM_CHECKPOINT
+    )
+    model.add_argument(
+        "--backbone", type=_backbone("--backbone"), default=None, help=FROM_CHECKPOINT
+    )
+    model.add_argument("--width", type=_integer("--width", 1), default=None, help=FROM_CHECKPOINT)
+    model.add_argument("--norm", type=_choice("--norm", NORMS), default=None, help=FROM_CHECKPOINT)
+    model.add_argument(
+        "--image-size", type=_integer("--image-size", 1), default=None, help=FROM_CHECKPOINT
+    )
+    model.add_argument(
+        "--precision", type=_choice("--precision", PRECISIONS), default=None, help=FROM_CHECKPOINT
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -105,7 +120,11 @@ def build_parser() -> argparse.ArgumentParser:
     for name in registry.SOURCES:
         module = registry.load(name)
         sub = subparsers.add_parser(
-            name, help=module.HELP, description=module.HELP, exit_on_error=False
+            name,
+            help=module.HELP,
+            description=module.HELP,
+            formatter_class=DefaultsHelpFormatter,
+            exit_on_error=False,
         )
         _common(sub)
         module.add_options(sub.add_argument_group(f"{name}"))

@@ -43,16 +43,23 @@ def add_options(group: Any) -> None:
         "--skip-small-classes", action="store_true",
         help="leave out classes with fewer than shot + query images",
     )  # fmt: skip
-    group.add_argument("--way", type=integer("--way", 2, TWO_CLASSES), default=5)
-    group.add_argument("--shot", type=integer("--shot", 1), default=5)
-    group.add_argument("--query", type=integer("--query", 1), default=15)
+    group.add_argument("--way", type=integer("--way", 2, TWO_CLASSES), default=5,
+                       help="classes per task")  # fmt: skip
+    group.add_argument("--shot", type=integer("--shot", 1), default=5,
+                       help="support images per class")  # fmt: skip
+    group.add_argument("--query", type=integer("--query", 1), default=15,
+                       help="query images per class")  # fmt: skip
     group.add_argument(
         "--variable", action="store_true", help="Meta-Dataset-style tasks of varying way/shot"
     )
-    group.add_argument("--min-way", type=integer("--min-way", 2, TWO_CLASSES), default=5)
-    group.add_argument("--max-way", type=integer("--max-way", 2, TWO_CLASSES), default=50)
-    group.add_argument("--max-query", type=integer("--max-query", 1), default=10)
-    group.add_argument("--max-support", type=integer("--max-support", 1), default=500)
+    group.add_argument("--min-way", type=integer("--min-way", 2, TWO_CLASSES), default=5,
+                       help="with --variable")  # fmt: skip
+    group.add_argument("--max-way", type=integer("--max-way", 2, TWO_CLASSES), default=50,
+                       help="with --variable")  # fmt: skip
+    group.add_argument("--max-query", type=integer("--max-query", 1), default=10,
+                       help="with --variable, per class")  # fmt: skip
+    group.add_argument("--max-support", type=integer("--max-support", 1), default=500,
+                       help="with --variable")  # fmt: skip
     group.add_argument(
         "--episodes", type=integer("--episodes", 1), default=600, help="tasks to score"
     )

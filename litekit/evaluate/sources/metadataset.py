@@ -44,15 +44,20 @@ def add_options(group: Any) -> None:
         "--sources", type=sources_option("--sources"), required=True,
         help="comma-separated source folders under --root, e.g. omniglot,aircraft",
     )  # fmt: skip
-    group.add_argument("--split", type=_choice("--split", SPLITS), default="TEST")
+    group.add_argument("--split", type=_choice("--split", SPLITS), default="TEST",
+                       help="the sources' split to draw tasks from")  # fmt: skip
     group.add_argument(
         "--tasks", type=_integer("--tasks", 1), default=TEST_TASKS_PER_SOURCE,
         help="tasks per source (600 in the LITE paper)",
     )  # fmt: skip
-    group.add_argument("--min-way", type=_integer("--min-way", 2, TWO_CLASSES), default=5)
-    group.add_argument("--max-way", type=_integer("--max-way", 2, TWO_CLASSES), default=50)
-    group.add_argument("--max-query", type=_integer("--max-query", 1), default=10)
-    group.add_argument("--max-support", type=_integer("--max-support", 1), default=500)
+    group.add_argument("--min-way", type=_integer("--min-way", 2, TWO_CLASSES), default=5,
+                       help="fewest classes in a task")  # fmt: skip
+    group.add_argument("--max-way", type=_integer("--max-way", 2, TWO_CLASSES), default=50,
+                       help="most classes in a task")  # fmt: skip
+    group.add_argument("--max-query", type=_integer("--max-query", 1), default=10,
+                       help="most query images per class")  # fmt: skip
+    group.add_argument("--max-support", type=_integer("--max-support", 1), default=500,
+                       help="most support images in a task")  # fmt: skip
     group.add_argument(
         "--verify-images", action="store_true",
         help="decode every image once while the record files are indexed",

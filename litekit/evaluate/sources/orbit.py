@@ -54,7 +54,9 @@ def add_options(group: Any) -> None:
         required=True,
         help="the folder holding ORBIT's train/, validation/ and test/ (see data/README.md)",
     )
-    group.add_argument("--split", type=_choice("--split", SPLITS), default="test")
+    group.add_argument(
+        "--split", type=_choice("--split", SPLITS), default="test", help="the users to score"
+    )
     group.add_argument(
         "--protocol", type=_protocol, default="neurips21", help="neurips21 or orbit2022"
     )
@@ -74,15 +76,18 @@ def add_options(group: Any) -> None:
         "--tasks-per-user",
         type=_integer("--tasks-per-user", 1),
         default=None,
-        help="change the protocol's tasks per user (5 in neurips21, 50 in orbit2022)",
+        help="tasks per user (default: the protocol's, 5 in neurips21 and 50 in orbit2022)",
     )
     group.add_argument(
         "--history",
         type=_integer("--history", 1),
         default=None,
-        help="change the frames averaged per scored frame (8 in neurips21, 1 in orbit2022)",
+        help="frames averaged per scored frame (default: the protocol's, 8 in neurips21 and 1 "
+        "in orbit2022)",
     )
-    group.add_argument("--users", nargs="+", default=None, help="score only these users")
+    group.add_argument(
+        "--users", nargs="+", default=None, help="score only these users (default: every user)"
+    )
 
 
 def split_folder(root: str, split: str) -> Path:

@@ -42,16 +42,18 @@ def add_options(group: Any) -> None:
     group.add_argument("--query", type=_folder("--query"), required=True,
                        help="class folders of the query images (the whole test split)")  # fmt: skip
     group.add_argument("--first", type=_integer("--first", 1), default=None,
-                       help="take the first N support images in file-name order")  # fmt: skip
+                       help="take the first N support images in file-name order "
+                       "(default: all of them)")  # fmt: skip
     group.add_argument("--max-support", type=_integer("--max-support", 1),
                        default=VTAB_SUPPORT_SIZE,
-                       help="refuse a support folder of more images (default 1000)")  # fmt: skip
+                       help="refuse a support folder of more images (default: 1000)")  # fmt: skip
     group.add_argument("--query-batch", type=_integer("--query-batch", 1), default=100,
                        help="query images per batch")  # fmt: skip
     group.add_argument("--finetuner-steps", type=_integer("--finetuner-steps", 1), default=None,
-                       help="also score a FineTuner (linear head) of this many steps")  # fmt: skip
+                       help="also score a FineTuner (linear head) of this many steps "
+                       "(default: none)")  # fmt: skip
     group.add_argument("--finetuner-lr", type=_positive_number("--finetuner-lr", "0.01"),
-                       default=0.01)  # fmt: skip
+                       default=0.01, help="the FineTuner's learning rate")  # fmt: skip
 
 
 @dataclass
