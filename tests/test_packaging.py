@@ -135,7 +135,10 @@ def test_an_editable_install_is_a_plain_path_entry_without_warnings(tmp_path):
     """`make install` installs the package editable. With the package folder at the top and
     no package-dir, setuptools falls back to an import finder and prints a boxed warning
     about same-named folders shadowing imports, which a student reads as a problem; the
-    root named as the package folder gives a plain .pth line to the sources instead."""
+    root named as the package folder gives a plain .pth line to the sources instead.
+
+    The editable wheel is built by setuptools' own PEP 660 hook, as pip calls it, and read;
+    nothing is installed (pip would replace this environment's litekit)."""
     source = tmp_path / "source"
     source.mkdir()
     for name in ("pyproject.toml", "README.md"):
@@ -143,18 +146,19 @@ def test_an_editable_install_is_a_plain_path_entry_without_warnings(tmp_path):
     shutil.copytree(
         ROOT / "litekit", source / "litekit", ignore=shutil.ignore_patterns("__pycache__")
     )
-    prefix = tmp_path / "prefix"
+    build = "import sys; from setuptools import build_meta; build_meta.build_editable(sys.argv[1])"
     result = subprocess.run(
-        [sys.executable, "-m", "pip", "install", "--no-deps", "--no-build-isolation",
-         "--no-index", "--prefix", str(prefix), "-v", "-e", str(source)],
-        capture_output=True, text=True, timeout=300, env={**os.environ, "PIP_NO_INPUT": "1"},
+        [sys.executable, "-c", build, str(tmp_path / "wheel")],
+        cwd=source, capture_output=True, text=True, timeout=300,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr[-3000:]
     output = result.stdout + result.stderr
     for warning in ("BuildBackendWarning", "precedence during imports", "meta path finder"):
         assert warning not in output, output[-3000:]
-    (pth,) = prefix.rglob("__editable__.litekit-*.pth")
-    assert pth.read_text().strip() == str(source)
+    (wheel,) = (tmp_path / "wheel").glob("litekit-*.whl")
+    with zipfile.ZipFile(wheel) as archive:
+        (pth,) = [name for name in archive.namelist() if name.endswith(".pth")]
+        assert archive.read(pth).decode().strip() == str(source)
 
 
 def test_version_matches_pyproject():
