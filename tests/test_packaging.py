@@ -98,16 +98,22 @@ def test_the_library_and_its_command_lines_import_without_the_notebook_extras():
     assert result.returncode == 0, result.stderr[-2000:]
 
 
-def test_the_wheel_lists_the_extras_and_the_license(tmp_path):
-    """Build the wheel offline (no build isolation: setuptools from this environment) from a
-    copy of the sources, and read its metadata; the build must not warn about the license."""
-    source = tmp_path / "source"
+def _copy_of_the_sources(source: Path) -> Path:
+    """What a build reads (pyproject.toml, README.md, litekit/), copied to ``source``, so
+    that a build writes nothing into the repository."""
     source.mkdir()
     for name in ("pyproject.toml", "README.md"):
         shutil.copy(ROOT / name, source / name)
     shutil.copytree(
         ROOT / "litekit", source / "litekit", ignore=shutil.ignore_patterns("__pycache__")
     )
+    return source
+
+
+def test_the_wheel_lists_the_extras_and_the_license(tmp_path):
+    """Build the wheel offline (no build isolation: setuptools from this environment) from a
+    copy of the sources, and read its metadata; the build must not warn about the license."""
+    source = _copy_of_the_sources(tmp_path / "source")
     result = subprocess.run(
         [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation",
          "--no-index", "--wheel-dir", str(tmp_path / "wheel"), "-v", str(source)],
@@ -139,13 +145,7 @@ def test_an_editable_install_is_a_plain_path_entry_without_warnings(tmp_path):
 
     The editable wheel is built by setuptools' own PEP 660 hook, as pip calls it, and read;
     nothing is installed (pip would replace this environment's litekit)."""
-    source = tmp_path / "source"
-    source.mkdir()
-    for name in ("pyproject.toml", "README.md"):
-        shutil.copy(ROOT / name, source / name)
-    shutil.copytree(
-        ROOT / "litekit", source / "litekit", ignore=shutil.ignore_patterns("__pycache__")
-    )
+    source = _copy_of_the_sources(tmp_path / "source")
     build = "import sys; from setuptools import build_meta; build_meta.build_editable(sys.argv[1])"
     result = subprocess.run(
         [sys.executable, "-c", build, str(tmp_path / "wheel")],
