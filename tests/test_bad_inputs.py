@@ -67,6 +67,7 @@ from litekit.measure import StepConfig, measure_floor, plan_budget
 from litekit.measure import cli as measure_cli
 from litekit.orbit import frame_accuracy, protocol_named, write_orbit_tree
 from litekit.paths import check_writable_file
+from litekit.train import _cli_checks as cli_checks
 from litekit.train import _cli_options as cli_options
 from litekit.train import cli, loop
 from litekit.train.metadataset import open_sources
@@ -1012,7 +1013,7 @@ YOUR_IMAGES = [
          CommandLineError, ("--n-support=7: ", "with --way 3 and --shot 2 a task has 6 support "
                             "images, not 7", "pass one of --shot (per class) and --n-support")),
     Case("cli n-query not a multiple of way",
-         lambda t: cli_options.check_options(cli_options.parse_options(["--way", "3",
+         lambda t: cli_checks.check_options(cli_options.parse_options(["--way", "3",
                                                                         "--n-query", "7"])),
          ValueError, ("--n-query=7: ", "pass a multiple of 3, or --query (per class)")),
     Case("measure shot and n-support contradict",

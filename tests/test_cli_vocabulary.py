@@ -13,7 +13,7 @@ from test_measure_planner import modelled
 from litekit.evaluate import cli as evaluate_cli
 from litekit.measure import StepConfig, cli, planner
 from litekit.measure.train_command import train_command, train_options
-from litekit.train import _cli_options
+from litekit.train import _cli_checks, _cli_options
 from litekit.train import cli as train_cli
 
 
@@ -61,7 +61,7 @@ def test_help_shows_every_default(which):
 
 def _resolved(options: list[str]) -> argparse.Namespace:
     args = _cli_options.parse_options(["--device", "cpu", *options])
-    _cli_options.check_options(args)
+    _cli_checks.check_options(args)
     return args
 
 

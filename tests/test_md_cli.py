@@ -19,7 +19,8 @@ from md_writer import write_task_folder, write_tiny_metadataset
 from litekit import checkpoint as checkpoints
 from litekit.evaluate import cli as evaluate_cli
 from litekit.train import cli as train_cli
-from litekit.train._cli_options import check_options, parse_options
+from litekit.train._cli_checks import check_options
+from litekit.train._cli_options import parse_options
 
 TINY = ["--backbone", "conv4", "--width", "4", "--image-size", "32", "--device", "cpu", "--quiet"]
 

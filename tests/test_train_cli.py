@@ -19,7 +19,7 @@ from PIL import Image
 
 from litekit import checkpoint as checkpoints
 from litekit import paths
-from litekit.train import _cli_options, cli, loop
+from litekit.train import _cli_checks, _cli_options, cli, loop
 
 # A tiny run: 3 tasks per step split over 2 processes (2 + 1), LITE h=2 of N=6 with query
 # batches, validation every step, SGD so that float32 differences stay at rounding level.
@@ -299,16 +299,16 @@ def test_more_processes_than_gpus_on_a_machine_stop_before_training(
 def test_one_process_per_gpu_is_accepted(one_gpu, monkeypatch):
     monkeypatch.setenv("LOCAL_RANK", "0")
     monkeypatch.setenv("LOCAL_WORLD_SIZE", "1")
-    assert _cli_options.resolve_device(None) == torch.device("cuda", 0)
+    assert _cli_checks.resolve_device(None) == torch.device("cuda", 0)
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
     monkeypatch.setenv("LOCAL_RANK", "1")
     monkeypatch.setenv("LOCAL_WORLD_SIZE", "2")
-    assert _cli_options.resolve_device("cuda") == torch.device("cuda", 1)
+    assert _cli_checks.resolve_device("cuda") == torch.device("cuda", 1)
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
     monkeypatch.setenv("LOCAL_RANK", "0")
     monkeypatch.setenv("LOCAL_WORLD_SIZE", "1")
     with pytest.raises(ValueError, match=r"^--device='cuda:1': 1 GPU\(s\) are visible"):
-        _cli_options.resolve_device("cuda:1")
+        _cli_checks.resolve_device("cuda:1")
 
 
 def test_fewer_tasks_per_step_than_processes_stop_before_joining(monkeypatch, capsys, no_training):

@@ -16,7 +16,7 @@ from torch import nn
 from litekit import checkpoint as checkpoints
 from litekit.data import IMAGENET_NORMALIZATION
 from litekit.learners import backbone_from_name, pretrained
-from litekit.train import _cli_options, cli, loop
+from litekit.train import _cli_checks, _cli_options, cli, loop
 
 TINY = [
     "--backbone", "conv4", "--width", "4", "--image-size", "32", "--way", "3", "--shot", "2",
@@ -213,7 +213,7 @@ def test_a_checkpoint_from_before_these_options_resumes_with_their_defaults(
            if k not in ("precision", "channels_last", "weights")}  # fmt: skip
     monkeypatch.setattr(checkpoints, "read", lambda path: {**saved, "metadata": {"options": old}})
     args = _cli_options.parse_options([*TINY, "--validation-tasks", "0"])
-    _cli_options.check_options(args)
+    _cli_checks.check_options(args)
     options = cli._record(args)
     cli._check_checkpoint(made[0], True, options)  # accepted
     with pytest.raises(ValueError, match=r"^--precision='bf16': the checkpoint"):

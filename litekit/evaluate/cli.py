@@ -37,21 +37,15 @@ import torch
 
 from litekit._checks import bad_argument
 from litekit._cli_help import DefaultsHelpFormatter
+from litekit._cli_types import _backbone, _choice, _device, _integer, _Parser
 from litekit.evaluate import report
 from litekit.evaluate import sources as registry
 from litekit.evaluate.model import build_learner, check_options, read_model
 from litekit.learners.build import LEARNERS, NORMS
 from litekit.orbit.personalise import Compute
 from litekit.precision import PRECISIONS, check_precision_on
-from litekit.train._cli_options import (
-    README_SECTION,
-    _backbone,
-    _choice,
-    _device,
-    _integer,
-    _Parser,
-    resolve_device,
-)
+from litekit.train._cli_checks import resolve_device
+from litekit.train._cli_options import README_SECTION
 
 PROGRAM = "python -m litekit.evaluate"
 FROM_CHECKPOINT = "default: the checkpoint's"  # the model options' help

@@ -43,8 +43,9 @@ file where a folder should be), a checkpoint made with other options (or by ``fi
 Python), a damaged checkpoint (checksum), and an ``--out`` file that is not a summary of
 this tool. Under torchrun every process reports the same error.
 
-Modules: `litekit.train._cli_options` reads and checks the options, `litekit.train._cli_build`
-builds what `fit` needs; this one checks the files, trains and writes the summary.
+Modules: `litekit.train._cli_options` reads the options and `litekit.train._cli_checks` checks
+them together, `litekit.train._cli_build` builds what `fit` needs; this one checks the files,
+trains and writes the summary.
 """
 
 from __future__ import annotations
@@ -60,6 +61,7 @@ import torch
 
 from litekit import checkpoint as checkpoints
 from litekit._checks import bad_argument
+from litekit._cli_types import option_name
 from litekit.data.augment import Augment
 from litekit.data.folders import bad_path
 from litekit.distributed import (
@@ -74,15 +76,9 @@ from litekit.learners.record import make_record
 from litekit.paths import check_writable_file
 from litekit.train import best, loop
 from litekit.train._cli_build import build
+from litekit.train._cli_checks import check_options, check_precision_for, resolve_device
 from litekit.train._cli_metadataset import input_normalization
-from litekit.train._cli_options import (
-    PROGRAM,
-    check_options,
-    check_precision_for,
-    option_name,
-    parse_options,
-    resolve_device,
-)
+from litekit.train._cli_options import PROGRAM, parse_options
 from litekit.train._cli_plan import resolve_memory_budget
 from litekit.train.schedule import Schedule
 

@@ -17,13 +17,13 @@ import argparse
 from dataclasses import dataclass
 from typing import Any
 
+from litekit._cli_types import TWO_CLASSES, _folder, _integer
 from litekit.data import ImageFolderDataset
 from litekit.episodes import EpisodeSampler, VariableEpisodeSampler, episode_loader, labels_of
 from litekit.evaluate.model import Model
 from litekit.evaluate.sources import Run, Scored
 from litekit.lite import Lite
 from litekit.train._cli_build import _check_folder_tasks
-from litekit.train._cli_options import TWO_CLASSES, _folder, _integer
 from litekit.train.evaluation import confidence_interval, evaluate
 
 HELP = "episodes from a class-per-folder dataset (--data)"

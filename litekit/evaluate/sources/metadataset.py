@@ -20,6 +20,7 @@ import argparse
 from dataclasses import dataclass
 from typing import Any
 
+from litekit._cli_types import TWO_CLASSES, _choice, _folder, _integer
 from litekit.data.md_spec import SPLITS
 from litekit.data.metadataset import MetaDatasetSource
 from litekit.episodes import episode_loader
@@ -27,7 +28,6 @@ from litekit.evaluate.model import Model
 from litekit.evaluate.sources import Run, Scored
 from litekit.lite import Lite
 from litekit.md_episodes import TEST_TASKS_PER_SOURCE, MetaDatasetEpisodeSampler
-from litekit.train._cli_options import TWO_CLASSES, _choice, _folder, _integer
 from litekit.train.evaluation import confidence_interval, evaluate
 from litekit.train.metadataset import model_normalization, open_sources, sources_option
 

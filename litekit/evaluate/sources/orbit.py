@@ -27,6 +27,7 @@ import dataclasses
 from pathlib import Path
 from typing import Any
 
+from litekit._cli_types import _choice, _folder, _integer, _invalid
 from litekit.data import OrbitFrames
 from litekit.data.folders import bad_path
 from litekit.evaluate.model import Model
@@ -34,7 +35,6 @@ from litekit.evaluate.sources import Run, Scored
 from litekit.orbit.protocols import SETTINGS, protocol_named
 from litekit.orbit.scoring import evaluate_orbit
 from litekit.orbit.tasks import OrbitTestTasks
-from litekit.train._cli_options import _choice, _folder, _integer, _invalid
 
 HELP = "ORBIT's per-user video tasks (--root, --protocol neurips21|orbit2022)"
 SPLITS = ("test", "validation", "train")

@@ -25,11 +25,11 @@ from typing import Any
 
 import torch
 
+from litekit._cli_types import _folder, _integer, _positive_number
 from litekit.data.task_folder import VTAB_SUPPORT_SIZE, TaskFolder, check_support_classes
 from litekit.evaluate.model import Model
 from litekit.evaluate.sources import Run, Scored
 from litekit.learners.finetuner import FineTuner
-from litekit.train._cli_options import _folder, _integer, _positive_number
 from litekit.train.metadataset import model_normalization
 from litekit.train.one_task import evaluate_task, load_support
 
