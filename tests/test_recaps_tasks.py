@@ -206,10 +206,10 @@ def test_memory_sentences_read_the_rows():
 def test_film_sentence_weighs_the_gap_between_tasks_against_the_spread_over_channels():
     a = torch.tensor([1.0, 2.0, 3.0, 4.0])  # spread (sample std) 1.29
     alike, specific = film_sentence(a, a + 0.01)
-    assert "differ by 0.01 on average, 0.8% of how much" in alike
+    assert "differ by 0.010 on average, 0.8% of how much" in alike
     assert "almost identically" in alike and "adapts" not in alike and not specific
     apart, specific = film_sentence(a, a.flip(0))
-    assert "differ by 2 on average, 154.9%" in apart and "adapts the backbone" in apart
+    assert "differ by 2.0 on average, 154.9%" in apart and "adapts the backbone" in apart
     assert specific
     with pytest.raises(ValueError, match="^gamma_b="):
         film_sentence(a, a[:3])

@@ -259,7 +259,7 @@ def variance_recap(
     sentences.append(
         "The memory kept for backward was the share $(h+M)/(N+M)$ of full back-propagation's: "
         f"{shares[0]:.2f} at $h = {lite[0]['h']}$ up to {shares[-1]:.2f} at $h = {lite[-1]['h']}$, "
-        f"within {off:.2f} of the formula."
+        f"within {off:.1g} of the formula."
     )
     sentence, verdict = step_time_sentence(cost, image_size)
     sentences.append(sentence)

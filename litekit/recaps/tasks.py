@@ -169,8 +169,8 @@ def film_sentence(gamma_a: torch.Tensor, gamma_b: torch.Tensor) -> tuple[str, bo
     spread = float(a.std())
     share = gap / spread if spread > 0 else float("inf")
     numbers = (
-        f"the two tasks' scales γ differ by {gap:.2g} on average, {share:.1%} of how much γ "
-        f"varies from channel to channel ({spread:.2g})"
+        f"the two tasks' scales γ differ by {gap:#.2g} on average, {share:.1%} of how much γ "
+        f"varies from channel to channel ({spread:#.2g})"
     )
     if share >= TASK_SPECIFIC:
         return f"Simple CNAPs: {numbers}: FiLM adapts the backbone to each task.", True

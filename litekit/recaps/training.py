@@ -228,8 +228,8 @@ def transfer_recap(
     median, low, high = time_ratio
     sentences.append(
         f"The headline: {named[finetuner]} cost {ratio:.0f}× the FLOPs of {dearest} to personalise "
-        f"(the notebook checks more than 10×) and took {median:.0f}× as long per task "
-        f"({low:.0f}× to {high:.0f}× over the timed repeats); the head-only fine-tuner cost "
+        f"(the notebook checks more than 10×) and took {median:.3g}× as long per task "
+        f"({low:.3g}× to {high:.3g}× over the timed repeats); the head-only fine-tuner cost "
         f"{probe:.2f}× the FLOPs of {meta_learners[0]}."
     )
     facts = {"within_ceiling": not below, "paired_tighter": tighter, "within_5_points": within,
