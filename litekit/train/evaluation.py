@@ -43,6 +43,12 @@ class Evaluation:
         )
 
 
+# What `confidence_interval` computes, in words, for the notes of an evaluation's results
+INTERVAL_NOTE = (
+    "95% interval: 1.96 * s / sqrt(n), s the sample standard deviation (ddof=1), n = tasks"
+)
+
+
 def confidence_interval(values: Sequence[float]) -> tuple[float, float]:
     """Mean and 95% half-width 1.96 · s / √n (s with n - 1 in the denominator)."""
     n = len(values)

@@ -24,10 +24,9 @@ from litekit.evaluate.model import Model
 from litekit.evaluate.sources import Run, Scored
 from litekit.lite import Lite
 from litekit.train._cli_build import _check_folder_tasks
-from litekit.train.evaluation import confidence_interval, evaluate
+from litekit.train.evaluation import INTERVAL_NOTE, confidence_interval, evaluate
 
 HELP = "episodes from a class-per-folder dataset (--data)"
-INTERVAL = "95% interval: 1.96 * s / sqrt(n), s the sample standard deviation (ddof=1), n = tasks"
 
 
 def add_options(group: Any) -> None:
@@ -118,5 +117,5 @@ def score(prepared: Prepared, learner: Any, run: Run) -> Scored:
     row = {"metric": "accuracy", "mean ± 95% interval": f"{100 * mean:.2f} ± {100 * ci95:.2f}"}
     row["tasks"] = str(len(records))
     return Scored(
-        aggregates, [row], {"tasks": len(records), "notes": [INTERVAL]}, {"tasks": records}
+        aggregates, [row], {"tasks": len(records), "notes": [INTERVAL_NOTE]}, {"tasks": records}
     )

@@ -28,11 +28,10 @@ from litekit.evaluate.model import Model
 from litekit.evaluate.sources import Run, Scored
 from litekit.lite import Lite
 from litekit.md_episodes import TEST_TASKS_PER_SOURCE, MetaDatasetEpisodeSampler
-from litekit.train.evaluation import confidence_interval, evaluate
+from litekit.train.evaluation import INTERVAL_NOTE, confidence_interval, evaluate
 from litekit.train.metadataset import model_normalization, open_sources, sources_option
 
 HELP = "Meta-Dataset's test tasks per source (--root, --sources)"
-INTERVAL = "95% interval: 1.96 * s / sqrt(n), s the sample standard deviation (ddof=1), n = tasks"
 
 
 def add_options(group: Any) -> None:
@@ -111,6 +110,6 @@ def score(prepared: Prepared, learner: Any, run: Run) -> Scored:
     summary = {
         "sources": [s.describe() for s in prepared.sources],
         "tasks_per_source": len(records) // max(len(prepared.sources), 1),
-        "notes": [INTERVAL],
+        "notes": [INTERVAL_NOTE],
     }
     return Scored(aggregates, rows, summary, {"tasks": records})
